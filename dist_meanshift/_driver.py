@@ -1,0 +1,499 @@
+"""Dask orchestration of mean shift: the only module that builds task graphs.
+
+An iteration is a map-reduce: one task per (center partition x data chunk)
+computes partial kernel-weighted sums for the centers that still move, a tree
+reduction adds them up on the cluster, and only the small arrays (sums and
+weights per center) come back to the client, where the new centers, the
+convergence test and the merge of coinciding centers are computed in numpy.
+
+With an active ``distributed.Client`` the work goes to its cluster; with none it
+runs on dask's in-process thread pool, without starting any cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import dask
+import dask.array as da
+import numpy as np
+import psutil
+
+from . import _blocks
+
+logger = logging.getLogger(__name__)
+
+# Center-point pairs a task should at least evaluate (~50-100 ms here) so that
+# Dask's per-task cost of a few milliseconds stays small.
+_TARGET_PAIRS_PER_TASK = 20_000_000
+# Upper bound of an automatic chunk of in-memory input.
+_MAX_CHUNK_BYTES = 64 * 2**20
+# Chunks smaller than this are not worth a task of their own.
+_MIN_CHUNK_ROWS = 4096
+# The dataset is kept in cluster memory when it takes at most this fraction of
+# the memory available to the workers (or to this process, without a cluster).
+_PERSIST_FRACTION = 0.5
+# Fan-in of the tree reduction of partial sums.
+_SPLIT_EVERY = 8
+
+
+@dataclass(frozen=True)
+class IterationState:
+    """The state of a mean shift fit after one iteration.
+
+    Attributes
+    ----------
+    iteration : int
+        Number of shift steps done so far (1 after the first).
+    centers : ndarray of shape (n_centers, n_features)
+        Current distinct center positions, moving and stopped.
+    n_centers : int
+        Number of distinct centers.
+    n_active : int
+        Number of centers that still move.
+    max_shift : float
+        Largest distance a center moved in this iteration.
+    """
+
+    iteration: int
+    centers: np.ndarray
+    n_centers: int
+    n_active: int
+    max_shift: float
+    _labeller: Callable = field(repr=False, compare=False)
+
+    @property
+    def labels(self):
+        """Index of the nearest current center for every data row.
+
+        Computed on access: a pass over the data. numpy in, numpy out; dask or
+        zarr in, a lazy dask array out.
+        """
+        return self._labeller(self.centers)
+
+
+@dataclass
+class MeanShiftResult:
+    """Outcome of a mean shift run, before labelling.
+
+    Attributes
+    ----------
+    cluster_centers : ndarray of shape (n_clusters, n_features)
+        Modes, ordered by decreasing intensity.
+    intensity : ndarray of shape (n_clusters,)
+        Kernel weight around each mode at its last shift.
+    n_iter : int
+        Largest number of completed iterations of any seed (scikit-learn's
+        ``n_iter_``: the shift that found convergence is not counted).
+    trace : list of dict
+        Per-iteration figures: ``iteration``, ``n_centers``, ``n_active``,
+        ``max_shift``.
+    """
+
+    cluster_centers: np.ndarray
+    intensity: np.ndarray
+    n_iter: int
+    trace: list = field(default_factory=list)
+
+
+def current_client():
+    """The active ``distributed.Client``, or None when there is none."""
+    try:
+        from distributed import default_client
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def to_dask_array(X, chunk_rows=None):
+    """Turn an in-memory array into a row-chunked dask array.
+
+    With an active client the chunks are scattered to the workers once, so the
+    data never travels inside a task graph.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    chunk_rows : int, default=None
+        Rows per chunk; by default enough chunks to keep every thread busy,
+        each at most 64 MiB.
+
+    Returns
+    -------
+    dask.array.Array
+    """
+    client = current_client()
+    rows = chunk_rows or _auto_chunk_rows(X.shape, X.dtype.itemsize, client)
+    if client is None:
+        return da.from_array(X, chunks=(rows, -1))
+    starts = range(0, X.shape[0], rows)
+    parts = [X[s : s + rows] for s in starts]
+    futures = client.scatter(parts, hash=False)
+    return da.concatenate(
+        [
+            da.from_delayed(f, shape=p.shape, dtype=X.dtype)
+            for f, p in zip(futures, parts, strict=True)
+        ]
+    )
+
+
+def prepare(X, persist="auto"):
+    """Keep a lazily read dataset (dask or zarr) in memory when it fits.
+
+    Persisted chunks are recomputed from their source if a worker dies.
+
+    Parameters
+    ----------
+    X : dask.array.Array
+    persist : {"auto", True, False}
+
+    Returns
+    -------
+    dask.array.Array
+    """
+    if persist is False:
+        return X
+    budget = _memory_budget(current_client())
+    if persist is True or X.nbytes <= _PERSIST_FRACTION * budget:
+        logger.info("persisting %.1f MB of data in memory", X.nbytes / 1e6)
+        return X.persist()
+    logger.info(
+        "data (%.1f MB) exceeds half the memory (%.1f MB): streaming it each pass",
+        X.nbytes / 1e6,
+        budget / 1e6,
+    )
+    return X
+
+
+def count_non_finite(X):
+    """Number of non-finite values and the (row, column) of the first one.
+
+    Parameters
+    ----------
+    X : dask.array.Array
+
+    Returns
+    -------
+    count : int
+    first : tuple of int or None
+    """
+    bad = ~da.isfinite(X)
+    count, first_row = dask.compute(bad.sum(), bad.any(axis=1).argmax())
+    if count == 0:
+        return 0, None
+    row = X[int(first_row)].compute()
+    return int(count), (int(first_row), int(np.flatnonzero(~np.isfinite(row))[0]))
+
+
+def sample_rows(X, n_samples, random_state):
+    """Rows drawn as scikit-learn's ``estimate_bandwidth`` draws them.
+
+    ``random_state.permutation(n)[:n_samples]``, read in one pass over the
+    chunks in row order.
+
+    Parameters
+    ----------
+    X : dask.array.Array
+    n_samples : int
+    random_state : numpy.random.RandomState
+
+    Returns
+    -------
+    ndarray of shape (min(n_samples, n), n_features)
+    """
+    idx = np.sort(random_state.permutation(X.shape[0])[:n_samples])
+    return np.asarray(X[idx].compute())
+
+
+def bin_seeds(X, bin_size):
+    """Occupied grid cells of the whole dataset and their counts.
+
+    Parameters
+    ----------
+    X : dask.array.Array
+    bin_size : float
+
+    Returns
+    -------
+    cells : ndarray of shape (n_cells, n_features)
+    counts : ndarray of shape (n_cells,)
+    """
+    parts = [
+        dask.delayed(_blocks.bin_counts, pure=False)(b, bin_size)
+        for b in X.to_delayed().ravel()
+    ]
+    (result,) = dask.compute(_tree(parts, _blocks.combine_bin_counts))
+    return result
+
+
+def label(X, centers, bandwidth=None):
+    """Lazy nearest-center labels of every row.
+
+    Parameters
+    ----------
+    X : dask.array.Array
+    centers : ndarray of shape (n_centers, n_features)
+    bandwidth : float, default=None
+        Give it to label rows beyond the bandwidth of every center with -1.
+
+    Returns
+    -------
+    dask.array.Array of shape (n_samples,), int64
+    """
+    return X.map_blocks(
+        _blocks.assign_labels,
+        np.asarray(centers),
+        bandwidth,
+        dtype=np.int64,
+        drop_axis=1,
+    )
+
+
+def iter_mean_shift(
+    X,
+    seeds,
+    *,
+    bandwidth,
+    kernel="gaussian",
+    max_iter=300,
+    tol=1e-3,
+    merge_tol=0.1,
+    labeller=None,
+    result=None,
+) -> Iterator[IterationState]:
+    """Run mean shift iterations on Dask, yielding the state after each.
+
+    Every seed climbs to the kernel-weighted mean of the data around it until it
+    moves by at most ``tol * bandwidth`` (or ``max_iter`` iterations are done).
+    Seeds whose positions are bitwise equal follow the same path from then on
+    and are shifted once. Seeds with no data within reach are dropped.
+
+    With the Gaussian kernel, stopped centers within ``merge_tol * bandwidth``
+    of each other are merged into their (seed-count weighted) mean after every
+    iteration. With the flat kernel, the final centers are post-processed as
+    scikit-learn does (near duplicates within the bandwidth suppressed).
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features)
+        Validated float data chunked by rows only.
+    seeds : ndarray of shape (n_seeds, n_features)
+    bandwidth : float
+    kernel : {"gaussian", "flat"}
+    max_iter : int
+    tol : float
+    merge_tol : float
+    labeller : callable, optional
+        Turns centers into labels for :attr:`IterationState.labels`.
+    result : MeanShiftResult, optional
+        Filled in when the generator is exhausted.
+
+    Yields
+    ------
+    IterationState
+    """
+    dtype = X.dtype
+    blocks = list(X.to_delayed().ravel())
+    n_rows = X.shape[0]
+    stop_thresh = tol * bandwidth
+    pos = np.asarray(seeds, dtype=np.float64)
+    mult = np.ones(len(pos))
+    active = np.ones(len(pos), dtype=bool)
+    intensity = np.zeros(len(pos))
+    pos, mult, active, intensity = _collapse_identical(pos, mult, active, intensity)
+    trace = []
+    t = 0
+    for t in range(max_iter + 1):
+        moving = np.flatnonzero(active)
+        sums, weights = _shift_sums(blocks, pos[moving], n_rows, bandwidth, kernel)
+        reached = weights > 0
+        new = sums[reached] / weights[reached, None]
+        # Round to the data's precision so a float32 fit follows the same path
+        # as a float32 computation would.
+        new = new.astype(dtype).astype(np.float64)
+        shifted = moving[reached]
+        shift = np.linalg.norm(new - pos[shifted], axis=1)
+        pos[shifted] = new
+        intensity[shifted] = weights[reached]
+        stopping = shifted[(shift <= stop_thresh) | (t == max_iter)]
+        active[stopping] = False
+        keep = np.ones(len(pos), dtype=bool)
+        keep[moving[~reached]] = False
+        pos, mult, active, intensity = (
+            pos[keep],
+            mult[keep],
+            active[keep],
+            intensity[keep],
+        )
+        if kernel == "gaussian":
+            pos, mult, active, intensity = _merge_stopped(
+                pos, mult, active, intensity, merge_tol * bandwidth, dtype
+            )
+        pos, mult, active, intensity = _collapse_identical(pos, mult, active, intensity)
+        max_shift = float(shift.max()) if len(shift) else 0.0
+        figures = {
+            "iteration": t + 1,
+            "n_centers": len(pos),
+            "n_active": int(active.sum()),
+            "max_shift": max_shift,
+        }
+        trace.append(figures)
+        logger.info(
+            "iteration %d: %d centers, %d moving, largest shift %.3g",
+            t + 1,
+            figures["n_centers"],
+            figures["n_active"],
+            max_shift,
+        )
+        yield IterationState(
+            iteration=t + 1,
+            centers=pos.astype(dtype),
+            n_centers=len(pos),
+            n_active=figures["n_active"],
+            max_shift=max_shift,
+            _labeller=labeller or (lambda c: None),
+        )
+        if not active.any():
+            break
+    if result is None:
+        return
+    if len(pos) == 0:
+        raise ValueError(
+            f"No point was within bandwidth={bandwidth:f} of any seed. Try a "
+            "different seeding strategy or increase the bandwidth."
+        )
+    if kernel == "flat":
+        centers, strength = _sklearn_postprocess(pos, intensity, bandwidth)
+    else:
+        order = _blocks.order_by_intensity(pos, intensity)
+        centers, strength = pos[order], intensity[order]
+    result.cluster_centers = centers.astype(dtype)
+    result.intensity = strength
+    result.n_iter = t
+    result.trace = trace
+
+
+def _shift_sums(blocks, centers, n_rows, bandwidth, kernel):
+    """Kernel sums of all data for ``centers``, computed on the cluster."""
+    client = current_client()
+    n_parts = _n_partitions(len(centers), n_rows, len(blocks), _n_threads(client))
+    parts = np.array_split(centers, n_parts)
+    if client is not None:
+        # Centers go to the workers as data, never embedded in the graph; a new
+        # key each time (hash=False) avoids dask/distributed#8576.
+        parts = client.scatter(parts, hash=False)
+    fn = dask.delayed(_blocks.shift_partial_sums, pure=False)
+    reduced = [
+        _tree(
+            [fn(part, block, bandwidth, kernel) for block in blocks],
+            _blocks.add_partials,
+        )
+        for part in parts
+    ]
+    results = dask.compute(*reduced)
+    return (
+        np.concatenate([r[0] for r in results]),
+        np.concatenate([r[1] for r in results]),
+    )
+
+
+def _tree(items, combine):
+    add = dask.delayed(combine, pure=False)
+    while len(items) > 1:
+        items = [
+            add(*items[i : i + _SPLIT_EVERY])
+            for i in range(0, len(items), _SPLIT_EVERY)
+        ]
+    return items[0]
+
+
+def _collapse_identical(pos, mult, active, intensity):
+    """Shift bitwise-equal moving centers once, counting all their seeds."""
+    moving = np.flatnonzero(active)
+    if len(moving) < 2:
+        return pos, mult, active, intensity
+    unique, inverse = np.unique(pos[moving], axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    if len(unique) == len(moving):
+        return pos, mult, active, intensity
+    stopped = ~active
+    m = np.bincount(inverse, weights=mult[moving])
+    inten = np.zeros(len(unique))
+    np.maximum.at(inten, inverse, intensity[moving])
+    return (
+        np.concatenate([pos[stopped], unique]),
+        np.concatenate([mult[stopped], m]),
+        np.concatenate([np.zeros(stopped.sum(), bool), np.ones(len(unique), bool)]),
+        np.concatenate([intensity[stopped], inten]),
+    )
+
+
+def _merge_stopped(pos, mult, active, intensity, radius, dtype):
+    """Merge stopped centers that coincide within ``radius`` (Gaussian kernel)."""
+    stopped = np.flatnonzero(~active)
+    if len(stopped) < 2:
+        return pos, mult, active, intensity
+    component, merged, m = _blocks.merge_close_centers(
+        pos[stopped], mult[stopped], radius
+    )
+    if len(merged) == len(stopped):
+        return pos, mult, active, intensity
+    inten = np.zeros(len(merged))
+    np.maximum.at(inten, component, intensity[stopped])
+    merged = merged.astype(dtype).astype(np.float64)
+    return (
+        np.concatenate([merged, pos[active]]),
+        np.concatenate([m, mult[active]]),
+        np.concatenate([np.zeros(len(merged), bool), np.ones(active.sum(), bool)]),
+        np.concatenate([inten, intensity[active]]),
+    )
+
+
+def _sklearn_postprocess(pos, intensity, bandwidth):
+    """Order by intensity and suppress near duplicates, as scikit-learn does."""
+    # Bitwise-equal final centers are one dictionary key in scikit-learn.
+    unique, inverse = np.unique(pos, axis=0, return_inverse=True)
+    inten = np.zeros(len(unique))
+    np.maximum.at(inten, inverse.ravel(), intensity)
+    order = _blocks.order_by_intensity(unique, inten)
+    ordered, inten = unique[order], inten[order]
+    keep = _blocks.suppress_near_duplicates(ordered, bandwidth)
+    return ordered[keep], inten[keep]
+
+
+def _n_partitions(n_centers, n_rows, n_blocks, n_threads):
+    """Center partitions: enough tasks for every thread, none too small."""
+    if n_centers == 0:
+        return 1
+    by_size = max(1, (n_centers * n_rows) // _TARGET_PAIRS_PER_TASK)
+    wanted = min(2 * n_threads, by_size)
+    return int(max(1, min(n_centers, math.ceil(wanted / n_blocks))))
+
+
+def _auto_chunk_rows(shape, itemsize, client):
+    n_rows, n_features = shape
+    per_thread = math.ceil(n_rows / (2 * _n_threads(client)))
+    max_rows = max(1, _MAX_CHUNK_BYTES // max(1, n_features * itemsize))
+    return int(max(1, min(max_rows, max(_MIN_CHUNK_ROWS, per_thread))))
+
+
+def _n_threads(client):
+    if client is None:
+        return os.cpu_count() or 1
+    return sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()) or 1
+
+
+def _memory_budget(client):
+    if client is not None:
+        workers = client.scheduler_info()["workers"].values()
+        total = sum(w.get("memory_limit") or 0 for w in workers)
+        if total:
+            return total
+    return psutil.virtual_memory().available

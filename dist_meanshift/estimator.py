@@ -1,0 +1,421 @@
+"""The scikit-learn face of dist-meanshift: a thin estimator and functions.
+
+The algorithm lives in ``_driver`` (Dask orchestration) and ``_blocks`` (numpy
+maths); this module validates, chooses the bandwidth and seeds, and stores the
+fitted attributes.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.cluster import estimate_bandwidth as _sklearn_estimate_bandwidth
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from . import _driver
+from ._validation import check_finite, check_input, check_params, check_seeds
+
+logger = logging.getLogger(__name__)
+
+#: Rows sampled by :func:`estimate_bandwidth` when ``n_samples`` is None. The
+#: estimate is quadratic in the sample, so larger data is subsampled uniformly;
+#: data with at most this many rows is used whole, as scikit-learn does.
+BANDWIDTH_SAMPLE_SIZE = 10_000
+
+
+def estimate_bandwidth(X, *, quantile=0.3, n_samples=None, random_state=0):
+    """Estimate the bandwidth to use with the mean-shift algorithm.
+
+    The mean over sampled points of the distance to their
+    ``int(quantile * n)``-th nearest neighbour, as scikit-learn's
+    ``estimate_bandwidth``. Rows are drawn uniformly in one pass over the chunks
+    with ``random_state.permutation(n_rows)[:n_samples]``, so the same
+    ``n_samples`` and ``random_state`` give scikit-learn's value.
+
+    Parameters
+    ----------
+    X : array-like, dask array, zarr array or path of shape (n_samples, n_features)
+        Input points.
+    quantile : float, default=0.3
+        Should be in [0, 1]; 0.5 means the median of pairwise distances is used.
+    n_samples : int, default=None
+        Number of rows to use. If None, all rows up to
+        ``BANDWIDTH_SAMPLE_SIZE`` (10,000) and a uniform sample of that many
+        beyond it.
+    random_state : int or RandomState, default=0
+        Seeds the row sample.
+
+    Returns
+    -------
+    bandwidth : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dist_meanshift import estimate_bandwidth
+    >>> X = np.array([[1, 1], [2, 1], [1, 0], [4, 7], [3, 5], [3, 6]])
+    >>> round(estimate_bandwidth(X, quantile=0.5), 2)
+    1.61
+    """
+    if not (isinstance(quantile, Real) and 0 <= quantile <= 1):
+        raise ValueError(
+            "The 'quantile' parameter of estimate_bandwidth must be a float in the "
+            f"range [0, 1]. Got {quantile!r} instead."
+        )
+    if n_samples is not None and not (
+        isinstance(n_samples, Integral)
+        and not isinstance(n_samples, bool)
+        and n_samples >= 1
+    ):
+        raise ValueError(
+            "The 'n_samples' parameter of estimate_bandwidth must be an int in the "
+            f"range [1, inf) or None. Got {n_samples!r} instead."
+        )
+    data = X if hasattr(X, "kind") else check_input(X)
+    return _estimate_bandwidth(data, quantile, n_samples, random_state)
+
+
+def get_bin_seeds(X, bin_size, min_bin_freq=1):
+    """Find seeds for mean shift by binning the data onto a grid.
+
+    As scikit-learn's ``get_bin_seeds``: points are binned onto a grid of
+    spacing ``bin_size`` (cell ``round(x / bin_size)``), cells with at least
+    ``min_bin_freq`` points become seeds at ``cell * bin_size`` (float32, as
+    scikit-learn). If every point falls in its own cell, the points are
+    returned instead, with a warning. Seeds are in lexicographic cell order.
+
+    Parameters
+    ----------
+    X : array-like, dask array, zarr array or path of shape (n_samples, n_features)
+        Input points, the same points that will be used in mean shift.
+    bin_size : float
+        Grid spacing; usually the bandwidth. 0 returns the points.
+    min_bin_freq : int, default=1
+        Only cells with at least this many points become seeds.
+
+    Returns
+    -------
+    bin_seeds : ndarray of shape (n_seeds, n_features)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dist_meanshift import get_bin_seeds
+    >>> X = np.array([[1.0, 1.0], [1.2, 0.9], [5.0, 5.0]])
+    >>> get_bin_seeds(X, 1.0)
+    array([[1., 1.],
+           [5., 5.]], dtype=float32)
+    """
+    if not (isinstance(bin_size, Real) and 0 <= bin_size < np.inf):
+        raise ValueError(
+            "The 'bin_size' parameter of get_bin_seeds must be a float in the range "
+            f"[0, inf). Got {bin_size!r} instead."
+        )
+    data = X if hasattr(X, "kind") else check_input(X)
+    return _bin_seeds(data, bin_size, min_bin_freq)
+
+
+def mean_shift(X, *, bandwidth=None, **params):
+    """Perform mean shift clustering of data.
+
+    Parameters
+    ----------
+    X : array-like, dask array, zarr array or path of shape (n_samples, n_features)
+        Input data.
+    bandwidth : float, default=None
+        Kernel bandwidth; estimated with :func:`estimate_bandwidth` if None.
+    **params
+        Any other keyword parameter of :class:`MeanShift`.
+
+    Returns
+    -------
+    cluster_centers : ndarray of shape (n_clusters, n_features)
+    labels : ndarray or dask array of shape (n_samples,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dist_meanshift import mean_shift
+    >>> X = np.array([[1, 1], [2, 1], [1, 0], [4, 7], [3, 5], [3, 6]])
+    >>> centers, labels = mean_shift(X, bandwidth=2, kernel="flat")
+    >>> labels
+    array([1, 1, 1, 0, 0, 0])
+    """
+    model = MeanShift(bandwidth=bandwidth, **params).fit(X)
+    return model.cluster_centers_, model.labels_
+
+
+class MeanShift(ClusterMixin, BaseEstimator):
+    """Mean shift clustering on Dask, with a Gaussian or a flat kernel.
+
+    Every seed climbs to the kernel-weighted mean of the data around it until it
+    moves by at most ``tol * bandwidth``; seeds that meet are merged; each point
+    gets the label of its nearest mode. The data may be a numpy array, a dask
+    array or a zarr array (or path), and each iteration runs as Dask tasks: on
+    the active ``distributed.Client`` if there is one, on threads otherwise.
+
+    Parameters
+    ----------
+    bandwidth : float, default=None
+        Kernel bandwidth ``h``. If None, it is estimated with
+        :func:`estimate_bandwidth`.
+    kernel : {"gaussian", "flat"}, default="gaussian"
+        ``"gaussian"``: every point weighs ``exp(-||x - c||^2 / (2 h^2))``, that
+        is ``exp(-gamma ||x - c||^2)`` with ``gamma = 1 / (2 h^2)``; stopped
+        centers within ``merge_tol * h`` of each other are merged into their
+        mean; clusters are ordered by decreasing kernel density at the mode.
+        ``"flat"``: points within ``h`` (inclusive) weigh 1, others 0; results
+        reproduce scikit-learn's ``MeanShift``, including its suppression of
+        centers within ``h`` of a stronger one and its ordering by intensity.
+    seeds : array-like of shape (n_seeds, n_features), default=None
+        Initial kernel locations. If None, every point (or every bin when
+        ``bin_seeding``) is a seed.
+    bin_seeding : bool, default=False
+        Seed from the occupied cells of a grid of spacing ``bandwidth`` (see
+        :func:`get_bin_seeds`). Ignored if ``seeds`` is given.
+    min_bin_freq : int, default=1
+        With ``bin_seeding``, only cells with at least this many points seed.
+    cluster_all : bool, default=True
+        If False, points farther than ``bandwidth`` from every center are
+        labelled -1.
+    max_iter : int, default=300
+        Iterations after the first shift of each seed before it is stopped
+        (scikit-learn's meaning: ``max_iter + 1`` shifts at most).
+    tol : float, default=1e-3
+        A center whose shift is at most ``tol * bandwidth`` has converged
+        (scikit-learn's fixed ``1e-3``).
+    merge_tol : float, default=0.1
+        Gaussian kernel: stopped centers closer than ``merge_tol * bandwidth``
+        (connected components, so independent of order) become one.
+    chunk_rows : int, default=None
+        Rows per data chunk. None keeps the chunks of dask and zarr input and
+        chunks in-memory input to keep every thread busy.
+    persist : {"auto", True, False}, default="auto"
+        Keep dask or zarr input in (cluster) memory across iterations: "auto"
+        does when it takes at most half the memory; otherwise chunks are read
+        from their source on every pass.
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+        Coordinates of cluster centers, in the data's float precision.
+    labels_ : ndarray or dask array of shape (n_samples,)
+        Labels of each point: numpy for in-memory input, a dask array for dask
+        or zarr input.
+    n_iter_ : int
+        Maximum number of iterations performed on each seed.
+    n_features_in_ : int
+        Number of features seen during fit.
+    bandwidth_ : float
+        The bandwidth used (given or estimated).
+    intensity_ : ndarray of shape (n_clusters,)
+        Points within the bandwidth (flat) or kernel density (gaussian) at each
+        center's last shift.
+    trace_ : list of dict
+        Per-iteration figures: iteration, n_centers, n_active, max_shift.
+
+    See Also
+    --------
+    sklearn.cluster.MeanShift : The single-machine flat-kernel reference.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dist_meanshift import MeanShift
+    >>> X = np.array([[1, 1], [2, 1], [1, 0], [4, 7], [3, 5], [3, 6]])
+    >>> clustering = MeanShift(bandwidth=2, kernel="flat").fit(X)
+    >>> clustering.labels_
+    array([1, 1, 1, 0, 0, 0])
+    >>> clustering.predict([[0, 0], [5, 5]])
+    array([1, 0])
+    """
+
+    def __init__(
+        self,
+        bandwidth=None,
+        *,
+        kernel="gaussian",
+        seeds=None,
+        bin_seeding=False,
+        min_bin_freq=1,
+        cluster_all=True,
+        max_iter=300,
+        tol=1e-3,
+        merge_tol=0.1,
+        chunk_rows=None,
+        persist="auto",
+    ):
+        self.bandwidth = bandwidth
+        self.kernel = kernel
+        self.seeds = seeds
+        self.bin_seeding = bin_seeding
+        self.min_bin_freq = min_bin_freq
+        self.cluster_all = cluster_all
+        self.max_iter = max_iter
+        self.tol = tol
+        self.merge_tol = merge_tol
+        self.chunk_rows = chunk_rows
+        self.persist = persist
+
+    def fit(self, X, y=None):
+        """Perform clustering.
+
+        Parameters
+        ----------
+        X : array-like, dask array, zarr array or path of shape (n_samples, n_features)
+            Samples to cluster.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            Fitted instance.
+        """
+        for _ in self.fit_iter(X):
+            pass
+        return self
+
+    def fit_iter(self, X, y=None):
+        """Fit step by step, yielding the state after every iteration.
+
+        The fitted attributes are set once the generator is exhausted; a caller
+        may stop early and keep the last state.
+
+        Parameters
+        ----------
+        X : array-like, dask array, zarr array or path of shape (n_samples, n_features)
+            Samples to cluster.
+        y : Ignored
+
+        Yields
+        ------
+        state : IterationState
+            ``iteration``, ``centers``, ``n_centers``, ``n_active``,
+            ``max_shift`` and ``labels`` (computed on access).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from dist_meanshift import MeanShift
+        >>> X = np.array([[1, 1], [2, 1], [1, 0], [4, 7], [3, 5], [3, 6]])
+        >>> [s.n_active for s in MeanShift(2, kernel="flat").fit_iter(X)]
+        [6, 3, 0]
+        """
+        check_params(self)
+        data = check_input(X, estimator=self, reset=True, chunk_rows=self.chunk_rows)
+        if data.kind != "numpy":
+            data.array = _driver.prepare(data.array, self.persist)
+            check_finite(*_driver.count_non_finite(data.array))
+        bandwidth = self.bandwidth
+        if bandwidth is None:
+            bandwidth = np.float64(_estimate_bandwidth(data, 0.3, None, 0))
+            logger.info("estimated bandwidth %.6g", bandwidth)
+            if bandwidth == 0:
+                logger.warning(
+                    "the estimated bandwidth is 0 (many duplicate points): every "
+                    "distinct point becomes a cluster; set 'bandwidth' explicitly"
+                )
+        seeds = self._initial_seeds(data, bandwidth)
+        bandwidth = float(bandwidth)
+        result = _driver.MeanShiftResult(np.empty(0), np.empty(0), 0)
+        yield from _driver.iter_mean_shift(
+            data.array,
+            seeds,
+            bandwidth=bandwidth,
+            kernel=self.kernel,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            merge_tol=self.merge_tol,
+            labeller=lambda centers: data.to_output(_driver.label(data.array, centers)),
+            result=result,
+        )
+        self.cluster_centers_ = result.cluster_centers
+        self.intensity_ = result.intensity
+        self.n_iter_ = result.n_iter
+        self.trace_ = result.trace
+        self.bandwidth_ = bandwidth
+        reach = None if self.cluster_all else bandwidth
+        self.labels_ = data.to_output(
+            _driver.label(data.array, self.cluster_centers_, reach)
+        )
+
+    def predict(self, X):
+        """Predict the closest cluster each sample in X belongs to.
+
+        Parameters
+        ----------
+        X : array-like, dask array, zarr array or path of shape (n_samples, n_features)
+            New data to predict.
+
+        Returns
+        -------
+        labels : ndarray or dask array of shape (n_samples,)
+            Index of the nearest cluster center: numpy for in-memory input, a
+            dask array for dask or zarr input.
+        """
+        check_is_fitted(self)
+        data = check_input(X, estimator=self, reset=False)
+        if data.kind != "numpy":
+            check_finite(*_driver.count_non_finite(data.array))
+        return data.to_output(_driver.label(data.array, self.cluster_centers_))
+
+    def _initial_seeds(self, data, bandwidth):
+        if self.seeds is not None:
+            return check_seeds(self.seeds, data.shape[1])
+        if self.bin_seeding:
+            return _bin_seeds(data, bandwidth, self.min_bin_freq)
+        return _all_points(data)
+
+
+def _all_points(data):
+    return data.numpy if data.numpy is not None else data.array.compute()
+
+
+def _estimate_bandwidth(data, quantile, n_samples, random_state):
+    n_rows = data.shape[0]
+    if data.numpy is not None and (
+        n_samples is not None or n_rows <= BANDWIDTH_SAMPLE_SIZE
+    ):
+        return float(
+            _sklearn_estimate_bandwidth(
+                data.numpy,
+                quantile=quantile,
+                n_samples=n_samples,
+                random_state=random_state,
+            )
+        )
+    if n_samples is None and n_rows <= BANDWIDTH_SAMPLE_SIZE:
+        rows = data.array.compute()
+    else:
+        size = n_samples or BANDWIDTH_SAMPLE_SIZE
+        rows = _driver.sample_rows(data.array, size, check_random_state(random_state))
+    return float(_sklearn_estimate_bandwidth(rows, quantile=quantile))
+
+
+def _bin_seeds(data, bin_size, min_bin_freq):
+    if bin_size == 0:
+        return _all_points(data)
+    cells, counts = _driver.bin_seeds(data.array, bin_size)
+    seeds = cells[counts >= min_bin_freq].astype(np.float32)
+    if len(seeds) == 0:
+        raise ValueError(
+            f"Bin seeding with 'min_bin_freq'={min_bin_freq} left no seed: no grid "
+            f"cell of size {bin_size:g} holds that many points. Lower min_bin_freq "
+            "or use a larger bandwidth."
+        )
+    if len(seeds) == data.shape[0]:
+        warnings.warn(
+            f"Binning data failed with provided bin_size={bin_size:f}, using data "
+            "points as seeds.",
+            stacklevel=3,
+        )
+        return _all_points(data)
+    # float32 cells times the bin size keep scikit-learn's precision: float32
+    # for a Python float, float64 for a numpy float64 (an estimated bandwidth).
+    return seeds * bin_size

@@ -1,0 +1,75 @@
+"""A plain-numpy transcription of the founding mean shift algorithm.
+
+Dense, slow and obvious on purpose: the reference the Gaussian engine is tested
+against. Every seed climbs to the RBF-weighted mean of all points
+(``exp(-||x - c||^2 / (2 h^2))``) until it moves by at most ``tol * h``;
+stopped centers within ``merge_tol * h`` of each other (transitively) are merged
+into their seed-weighted mean after every iteration; iteration ends when no
+center moves; each point gets the label of its nearest center, centers ordered
+by decreasing kernel density at their last shift.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def founding_mean_shift(
+    X, bandwidth, *, seeds=None, max_iter=300, tol=1e-3, merge_tol=0.1
+):
+    X = np.asarray(X, dtype=np.float64)
+    centers = [np.array(s, dtype=np.float64) for s in (X if seeds is None else seeds)]
+    count = [1.0] * len(centers)
+    density = [0.0] * len(centers)
+    moving = [True] * len(centers)
+    for t in range(max_iter + 1):
+        for i, c in enumerate(centers):
+            if not moving[i]:
+                continue
+            w = np.exp(-((X - c) ** 2).sum(axis=1) / (2 * bandwidth**2))
+            new = (w[:, None] * X).sum(axis=0) / w.sum()
+            moving[i] = np.linalg.norm(new - c) > tol * bandwidth and t < max_iter
+            centers[i], density[i] = new, w.sum()
+        centers, count, density, moving = _merge_stopped(
+            centers, count, density, moving, merge_tol * bandwidth
+        )
+        if not any(moving):
+            break
+    order = sorted(
+        range(len(centers)), key=lambda i: (density[i], tuple(centers[i])), reverse=True
+    )
+    modes = np.array([centers[i] for i in order])
+    labels = np.argmin(((X[:, None, :] - modes[None]) ** 2).sum(axis=2), axis=1)
+    return modes, labels
+
+
+def _merge_stopped(centers, count, density, moving, radius):
+    stopped = [i for i in range(len(centers)) if not moving[i]]
+    group = {i: i for i in stopped}
+
+    def root(i):
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    for a in stopped:
+        for b in stopped:
+            if a < b and np.linalg.norm(centers[a] - centers[b]) <= radius:
+                group[root(b)] = root(a)
+    out = ([], [], [], [])
+    members = {}
+    for i in stopped:
+        members.setdefault(root(i), []).append(i)
+    for idx in members.values():
+        n = sum(count[i] for i in idx)
+        out[0].append(sum(centers[i] * count[i] for i in idx) / n)
+        out[1].append(n)
+        out[2].append(max(density[i] for i in idx))
+        out[3].append(False)
+    for i in range(len(centers)):
+        if moving[i]:
+            for lst, val in zip(
+                out, (centers[i], count[i], density[i], True), strict=True
+            ):
+                lst.append(val)
+    return out
