@@ -78,7 +78,8 @@ def shift_partial_sums(centers, X, bandwidth, kernel, sample_weight=None):
         Kernel bandwidth ``h``.
     kernel : {"gaussian", "flat"}
         ``"flat"`` weighs rows with ``||x - c|| <= h`` by 1 and others by 0;
-        ``"gaussian"`` weighs every row by ``exp(-||x - c||^2 / (2 h^2))``.
+        ``"gaussian"`` weighs every row by ``exp(-||x - c||^2 / (2 h^2))``; at
+        ``h = 0`` both are the limit kernel that weighs only rows equal to ``c``.
     sample_weight : ndarray of shape (n_samples,), default=None
         Per-row weights multiplying the kernel weights.
 
@@ -106,7 +107,7 @@ def shift_partial_sums(centers, X, bandwidth, kernel, sample_weight=None):
     for start in range(0, X.shape[0], step):
         xb = np.asarray(X[start : start + step], dtype=np.float64)
         d2 = squared_distances(centers, xb)
-        if kernel == "flat":
+        if kernel == "flat" or bandwidth == 0:
             w = (d2 <= bandwidth * bandwidth).astype(np.float64)
         else:
             d2 *= -0.5 / (bandwidth * bandwidth)

@@ -303,7 +303,7 @@ def iter_mean_shift(
     blocks = list(X.to_delayed().ravel())
     n_rows = X.shape[0]
     stop_thresh = tol * bandwidth
-    pos = np.asarray(seeds, dtype=np.float64)
+    pos = np.array(seeds, dtype=np.float64)  # a copy: seeds may be the input data
     mult = np.ones(len(pos))
     active = np.ones(len(pos), dtype=bool)
     intensity = np.zeros(len(pos))

@@ -196,9 +196,12 @@ def _open_zarr_array(path, name):
             "Give the path of a zarr array."
         ) from exc
     if not isinstance(node, zarr.Array):
+        inside = [os.path.join(str(path), k) for k, _ in node.arrays()] or [
+            os.path.join(str(path), "ARRAY")
+        ]
         raise ValueError(
-            f"Input {name} path {str(path)!r} is a zarr group, not an array. "
-            "Give the path of the array inside it, e.g. 'data.zarr/X'."
+            f"Input {name} path {str(path)!r} is a zarr group, not an array. Give "
+            f"the path of an array inside it: {', '.join(map(repr, inside))}."
         )
     return node
 

@@ -60,7 +60,7 @@ def estimate_bandwidth(X, *, quantile=0.3, n_samples=None, random_state=0):
     >>> from dist_meanshift import estimate_bandwidth
     >>> X = np.array([[1, 1], [2, 1], [1, 0], [4, 7], [3, 5], [3, 6]])
     >>> round(estimate_bandwidth(X, quantile=0.5), 2)
-    1.61
+    1.62
     """
     if not (isinstance(quantile, Real) and 0 <= quantile <= 1):
         raise ValueError(
@@ -297,7 +297,8 @@ class MeanShift(ClusterMixin, BaseEstimator):
         ------
         state : IterationState
             ``iteration``, ``centers``, ``n_centers``, ``n_active``,
-            ``max_shift`` and ``labels`` (computed on access).
+            ``max_shift`` and ``labels`` (computed on access). Seeds at bitwise
+            equal positions count as one center.
 
         Examples
         --------
@@ -305,7 +306,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         >>> from dist_meanshift import MeanShift
         >>> X = np.array([[1, 1], [2, 1], [1, 0], [4, 7], [3, 5], [3, 6]])
         >>> [s.n_active for s in MeanShift(2, kernel="flat").fit_iter(X)]
-        [6, 3, 0]
+        [4, 1, 0]
         """
         check_params(self)
         data = check_input(X, estimator=self, reset=True, chunk_rows=self.chunk_rows)

@@ -1,0 +1,116 @@
+"""The numpy block functions: the maths of one block."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import BLOBS, SIX
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from dist_meanshift._blocks import (
+    add_partials,
+    assign_labels,
+    bin_counts,
+    combine_bin_counts,
+    merge_close_centers,
+    nearest_center,
+    order_by_intensity,
+    shift_partial_sums,
+    suppress_near_duplicates,
+)
+
+coords = st.floats(-50, 50, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    X=arrays(np.float64, st.tuples(st.integers(1, 40), st.just(3)), elements=coords),
+    cut=st.integers(0, 40),
+    kernel=st.sampled_from(["flat", "gaussian"]),
+)
+def test_partial_sums_over_any_split_add_up_to_the_whole(X, cut, kernel):
+    centers = X[: min(5, len(X))] + 0.5
+    whole = shift_partial_sums(centers, X, 7.0, kernel)
+    parts = add_partials(
+        shift_partial_sums(centers, X[:cut], 7.0, kernel),
+        shift_partial_sums(centers, X[cut:], 7.0, kernel),
+    )
+    np.testing.assert_allclose(parts[0], whole[0], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(parts[1], whole[1], rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    X=arrays(np.float64, st.tuples(st.integers(1, 30), st.just(2)), elements=coords),
+    centers=arrays(
+        np.float64, st.tuples(st.integers(1, 6), st.just(2)), elements=coords
+    ),
+)
+def test_labels_never_point_outside_the_centers(X, centers):
+    labels = assign_labels(X, centers)
+    assert ((labels >= 0) & (labels < len(centers))).all()
+    limited = assign_labels(X, centers, bandwidth=1.0)
+    assert ((limited >= -1) & (limited < len(centers))).all()
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    centers=arrays(
+        np.float64, st.tuples(st.integers(1, 25), st.just(2)), elements=st.floats(-5, 5)
+    ),
+    seed=st.integers(0, 2**16),
+)
+def test_merging_is_order_independent(centers, seed):
+    mult = np.arange(1, len(centers) + 1, dtype=float)
+    perm = np.random.default_rng(seed).permutation(len(centers))
+    _, a, ma = merge_close_centers(centers, mult, 1.0)
+    _, b, mb = merge_close_centers(centers[perm], mult[perm], 1.0)
+    # Means of the same members in another order differ by rounding only.
+    key_a = np.lexsort(np.round(a, 6).T[::-1])
+    key_b = np.lexsort(np.round(b, 6).T[::-1])
+    np.testing.assert_allclose(a[key_a], b[key_b], atol=1e-9)
+    np.testing.assert_allclose(ma[key_a], mb[key_b])
+    assert ma.sum() == pytest.approx(mult.sum())
+
+
+def test_flat_sums_count_points_within_bandwidth_inclusive():
+    sums, weights = shift_partial_sums(np.array([[0.0, 0.0]]), SIX, np.sqrt(2), "flat")
+    # Within sqrt(2) of the origin: (1, 1) at exactly sqrt(2), and (1, 0).
+    assert weights.tolist() == [2.0]
+    np.testing.assert_allclose(sums, [[2.0, 1.0]])
+
+
+def test_gaussian_weights_are_the_rbf_kernel():
+    X = np.array([[1.0, 0.0], [0.0, 2.0]])
+    sums, weights = shift_partial_sums(np.zeros((1, 2)), X, 2.0, "gaussian")
+    w = np.exp(-np.array([1.0, 4.0]) / (2 * 2.0**2))
+    np.testing.assert_allclose(weights, [w.sum()])
+    np.testing.assert_allclose(sums, [w @ X])
+
+
+def test_nearest_center_ties_go_to_the_lowest_index():
+    labels, d2 = nearest_center(np.array([[0.0, 0.0]]), np.array([[1.0, 0], [-1.0, 0]]))
+    assert labels.tolist() == [0] and d2.tolist() == [1.0]
+
+
+def test_bin_counts_combine_across_blocks():
+    whole = bin_counts(BLOBS, 1.0)
+    parts = combine_bin_counts(
+        bin_counts(BLOBS[:100], 1.0), bin_counts(BLOBS[100:], 1.0)
+    )
+    np.testing.assert_array_equal(parts[0], whole[0])
+    np.testing.assert_array_equal(parts[1], whole[1])
+    assert whole[1].sum() == len(BLOBS)
+
+
+def test_order_by_intensity_breaks_ties_by_coordinates_descending():
+    centers = np.array([[0.0, 1.0], [2.0, 0.0], [0.0, 3.0]])
+    order = order_by_intensity(centers, np.array([5.0, 5.0, 9.0]))
+    assert order.tolist() == [2, 1, 0]
+
+
+def test_suppression_keeps_the_strongest_of_near_duplicates():
+    centers = np.array([[0.0, 0.0], [0.5, 0.0], [1.2, 0.0], [5.0, 0.0]])
+    assert suppress_near_duplicates(centers, 1.0).tolist() == [True, False, True, True]

@@ -1,0 +1,75 @@
+"""MeanShift is a scikit-learn estimator in full; fit_iter yields the fit's states."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import BLOBS, SIX
+from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import check_estimator
+
+from dist_meanshift import IterationState, MeanShift
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "flat"])
+def test_sklearn_check_estimator(kernel):
+    results = check_estimator(MeanShift(kernel=kernel), on_skip=None)
+    skipped = {r["check_name"] for r in results if r["status"] == "skipped"}
+    # Only the array-API check is skipped (it needs SCIPY_ARRAY_API set).
+    assert skipped <= {"check_array_api_input"}
+
+
+def test_get_set_params_and_clone():
+    model = MeanShift(2.0, kernel="flat", max_iter=5)
+    params = model.get_params()
+    assert params["bandwidth"] == 2.0 and params["kernel"] == "flat"
+    assert params["max_iter"] == 5
+    copy = clone(model).set_params(max_iter=7)
+    assert copy.max_iter == 7 and model.max_iter == 5
+    assert not hasattr(copy, "labels_")
+
+
+def test_in_a_pipeline():
+    pipe = make_pipeline(StandardScaler(), MeanShift(0.5, kernel="flat"))
+    labels = pipe.fit_predict(BLOBS)
+    scaled = StandardScaler().fit_transform(BLOBS)
+    np.testing.assert_array_equal(
+        labels, MeanShift(0.5, kernel="flat").fit(scaled).labels_
+    )
+    np.testing.assert_array_equal(pipe.predict(BLOBS[:10]), labels[:10])
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "flat"])
+def test_fit_iter_yields_every_iteration_then_sets_attributes(kernel):
+    model = MeanShift(1.0, kernel=kernel)
+    states = list(model.fit_iter(BLOBS))
+    assert all(isinstance(s, IterationState) for s in states)
+    assert [s.iteration for s in states] == list(range(1, len(states) + 1))
+    assert states[-1].n_active == 0
+    assert all(s.n_centers == len(s.centers) for s in states)
+    assert model.n_iter_ == len(states) - 1
+    assert [t["n_active"] for t in model.trace_] == [s.n_active for s in states]
+    reference = MeanShift(1.0, kernel=kernel).fit(BLOBS)
+    np.testing.assert_array_equal(model.labels_, reference.labels_)
+    # The labels of a state label every point by its nearest current center.
+    labels = states[0].labels
+    assert labels.shape == (len(BLOBS),)
+    assert labels.max() < states[0].n_centers
+
+
+def test_fit_iter_can_stop_early():
+    model = MeanShift(1.0)
+    for state in model.fit_iter(BLOBS):
+        if state.iteration == 2:
+            break
+    assert state.n_active > 0
+    assert not hasattr(model, "labels_")
+
+
+def test_fit_predict_equals_fit_labels():
+    model = MeanShift(2.0, kernel="flat")
+    np.testing.assert_array_equal(model.fit_predict(SIX), model.fit(SIX).labels_)
+    assert model.n_features_in_ == 2
+    assert model.bandwidth_ == 2.0

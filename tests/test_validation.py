@@ -1,0 +1,133 @@
+"""Every validation error names the problem and the remedy."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+from conftest import SIX
+
+from dist_meanshift import MeanShift, estimate_bandwidth, get_bin_seeds
+
+
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        (
+            {"bandwidth": -1.0},
+            (
+                r"'bandwidth' parameter of MeanShift must be a float in"
+                r" the range \(0, inf\) or None\. Got -1\.0 instead"
+            ),
+        ),
+        ({"bandwidth": 0}, r"'bandwidth'.*Got 0 instead"),
+        ({"bandwidth": float("nan")}, r"'bandwidth'.*Got nan instead"),
+        ({"bandwidth": float("inf")}, r"'bandwidth'.*Got inf instead"),
+        ({"bandwidth": "wide"}, r"'bandwidth'.*Got 'wide' instead"),
+        (
+            {"kernel": "epanechnikov"},
+            (
+                r"'kernel' parameter of MeanShift must be a str "
+                r"among \{'flat', 'gaussian'\}\. Got 'epanechnikov'"
+            ),
+        ),
+        ({"bin_seeding": "yes"}, r"'bin_seeding'.*'bool'\. Got 'yes'"),
+        ({"cluster_all": 1}, r"'cluster_all'.*'bool'\. Got 1"),
+        ({"min_bin_freq": 0}, r"'min_bin_freq'.*\[1, inf\)\. Got 0"),
+        ({"max_iter": -1}, r"'max_iter'.*\[0, inf\)\. Got -1"),
+        ({"max_iter": 2.5}, r"'max_iter'.*Got 2\.5"),
+        ({"tol": -1e-3}, r"'tol'.*Got -0\.001"),
+        ({"merge_tol": float("nan")}, r"'merge_tol'.*Got nan"),
+        ({"chunk_rows": 0}, r"'chunk_rows'.*Got 0"),
+        (
+            {"persist": "sometimes"},
+            r"'persist'.*'auto', True or False\. Got 'sometimes'",
+        ),
+    ],
+)
+def test_bad_parameters_are_refused_by_name(params, match):
+    with pytest.raises(ValueError, match=match):
+        MeanShift(**params).fit(SIX)
+
+
+@pytest.mark.parametrize(
+    "X,match",
+    [
+        (np.arange(5.0), r"Expected 2D array"),
+        (np.zeros((0, 2)), r"0 sample\(s\)"),
+        (np.zeros((3, 0)), r"0 feature\(s\)"),
+        (np.array([["a", "b"], ["c", "d"]]), r"dtype <U1; mean shift needs numeric"),
+        (np.array([[True, False], [False, True]]), r"dtype bool; mean shift needs"),
+        (
+            np.array([[1.0, np.nan], [2.0, np.inf], [np.nan, 0]]),
+            r"contains 3 NaN or infinite value\(s\), the first at row 0, column 1",
+        ),
+    ],
+    ids=["1d", "no-rows", "no-columns", "strings", "bool", "nan"],
+)
+def test_bad_numpy_input_is_refused(X, match):
+    with pytest.raises(ValueError, match=match):
+        MeanShift(1.0).fit(X)
+
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: da.zeros(5), r"Expected a 2-D array for X.*Reshape it"),
+        (lambda: da.zeros((2, 2, 2)), r"got 3-D with shape \(2, 2, 2\)"),
+        (lambda: da.zeros((0, 3)), r"shape \(0, 3\); mean shift needs at least 1"),
+        (lambda: da.zeros((4, 2), dtype=bool), r"dtype bool"),
+        (
+            lambda: da.from_array(np.array([[1.0, 2.0], [3.0, np.inf]])),
+            r"contains 1 NaN or infinite value\(s\), the first at row 1, column 1",
+        ),
+    ],
+    ids=["1d", "3d", "no-rows", "bool", "inf"],
+)
+def test_bad_dask_input_is_refused(make, match):
+    with pytest.raises(ValueError, match=match):
+        MeanShift(1.0).fit(make())
+
+
+def test_bad_zarr_paths_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"does not exist\. Check the path"):
+        MeanShift(1.0).fit(str(tmp_path / "missing.zarr"))
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(ValueError, match=r"not a readable zarr array"):
+        MeanShift(1.0).fit(str(tmp_path / "plain"))
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_array("X", shape=(6, 2), dtype="f8")[:] = SIX
+    with pytest.raises(ValueError, match=r"is a zarr group, not an array.*g\.zarr/X"):
+        MeanShift(1.0).fit(str(tmp_path / "g.zarr"))
+    strings = zarr.create_array(str(tmp_path / "s.zarr"), shape=(2, 2), dtype=str)
+    with pytest.raises(ValueError, match=r"needs numeric coordinates"):
+        MeanShift(1.0).fit(strings)
+
+
+def test_seeds_of_the_wrong_width_are_refused():
+    with pytest.raises(
+        ValueError, match=r"'seeds' parameter has 3 columns but X has 2"
+    ):
+        MeanShift(1.0, seeds=np.zeros((2, 3))).fit(SIX)
+
+
+def test_predict_with_the_wrong_width_is_refused():
+    model = MeanShift(1.0).fit(SIX)
+    with pytest.raises(
+        ValueError, match=r"X has 3 features, but MeanShift is expecting 2"
+    ):
+        model.predict(np.zeros((2, 3)))
+    with pytest.raises(
+        ValueError, match=r"X has 3 features, but MeanShift is expecting 2"
+    ):
+        model.predict(da.zeros((2, 3)))
+
+
+def test_function_parameters_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"'quantile'.*\[0, 1\]\. Got 1\.5"):
+        estimate_bandwidth(SIX, quantile=1.5)
+    with pytest.raises(ValueError, match=r"'n_samples'.*Got 0"):
+        estimate_bandwidth(SIX, n_samples=0)
+    with pytest.raises(ValueError, match=r"'bin_size'.*Got -1"):
+        get_bin_seeds(SIX, -1)
