@@ -189,7 +189,8 @@ def _open_zarr_array(path, name):
             f"Input {name} path {str(path)!r} does not exist. Check the path."
         )
     try:
-        node = zarr.open(path, mode="r")
+        # Absolute, so that workers with another working directory read it too.
+        node = zarr.open(os.path.abspath(path), mode="r")
     except Exception as exc:
         raise ValueError(
             f"Input {name} path {str(path)!r} is not a readable zarr array ({exc}). "

@@ -1,7 +1,7 @@
-"""The ``dist-meanshift`` command: jobs as a pipeline stage.
+"""The ``dist-meanshift`` command: mean shift as a pipeline stage.
 
 Exit codes: 0 done; 2 bad usage or bad input (one line on stderr, no
-traceback); 1 a failure while running (one line, details in the log).
+traceback); 1 a failure while running (one line, details with ``-v``).
 """
 
 from __future__ import annotations
@@ -15,120 +15,393 @@ import time
 import click
 
 from . import __version__
-from .jobs import JobError, load_job
+from .jobs import SCHEMA, JobError, load_job
 
 logger = logging.getLogger("dist_meanshift")
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
+#: Seconds to wait for a remote scheduler before refusing it.
+CONNECT_TIMEOUT = 10
 
-@click.group()
+
+class BadInput(click.ClickException):
+    """Bad usage or input: one line on stderr, exit code 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def show(self, file=None):
+        click.echo(f"dist-meanshift: error: {self.format_message()}", err=True)
+
+
+class RunFailed(BadInput):
+    """A failure while running: one line on stderr, exit code 1."""
+
+    exit_code = EXIT_FAILED
+
+
+class _Command(click.Group):
+    """Turns any unexpected error into one line and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise RunFailed("interrupted") from None
+        except Exception as exc:
+            logger.debug("command failed", exc_info=True)
+            raise RunFailed(
+                f"{type(exc).__name__}: {exc} (rerun with -v for the full log)"
+            ) from exc
+
+
+@click.group(cls=_Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dist-meanshift")
-def main():
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.pass_context
+def main(ctx, verbose, quiet):
     """Mean shift clustering at any scale, on Dask."""
+    ctx.obj = {"quiet": quiet, "verbose": verbose}
+    _setup_logging(verbose)
+
+
+_cluster_options = [
+    click.option("--scheduler", help="Address of a running Dask scheduler."),
+    click.option("--report", help="Write a Dask performance report (HTML) here."),
+    click.option("--plot", help="Write a PNG picture of the result here."),
+]
+
+
+def _with(options):
+    def decorate(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
 
 
 @main.command()
 @click.argument("job_file", type=click.Path(dir_okay=False))
-@click.option("--scheduler", help="Address of a running Dask scheduler (tcp://...).")
-@click.option("--out", "out", help="Output zarr path (overrides output.path).")
+@click.option("--out", help="Output zarr path (overrides output.path).")
 @click.option("--overwrite", is_flag=True, default=None, help="Replace the output.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
-def run(job_file, scheduler, out, overwrite, quiet, verbose):
+@_with(_cluster_options)
+@click.pass_context
+def run(ctx, job_file, out, overwrite, scheduler, report, plot):
     """Run the job described by JOB_FILE (TOML)."""
-    _setup_logging(quiet, verbose)
-    try:
-        job = load_job(job_file)
-        if scheduler:
-            job["cluster"]["scheduler"] = scheduler
-        if out:
-            job["output"]["path"] = out
-        if overwrite is not None:
-            job["output"]["overwrite"] = overwrite
-        summary = _run_job(job, echo=(lambda *_: None) if quiet else click.echo)
-    except (JobError, ValueError, FileExistsError) as exc:
-        _fail(EXIT_BAD_INPUT, exc)
-    except Exception as exc:
-        logger.debug("run failed", exc_info=True)
-        _fail(EXIT_FAILED, f"{exc} (rerun with -v for the full log)")
-    if not quiet:
-        click.echo(summary)
+    job = _guard(load_job, job_file)
+    _override(job, "output", path=out, overwrite=overwrite, report=report, plot=plot)
+    _override(job, "cluster", scheduler=scheduler)
+    _execute(ctx, job)
 
 
-def _run_job(job, echo):
-    from .estimator import MeanShift, estimate_bandwidth
-    from .io import make_blobs_zarr, write_result
+@main.command()
+@click.argument("input_path", metavar="INPUT")
+@click.option("--out", required=True, help="Output zarr path.")
+@click.option("--array", help="Array name when INPUT is a zarr group.")
+@click.option("--bandwidth", type=float, help="Kernel bandwidth (default: estimated).")
+@click.option("--quantile", type=float, help="Quantile for bandwidth estimation.")
+@click.option("--kernel", type=click.Choice(["gaussian", "flat"]))
+@click.option("--bin-seeding", is_flag=True, default=None, help="Seed from grid bins.")
+@click.option("--min-bin-freq", type=int, help="Points a bin needs to seed.")
+@click.option("--max-iter", type=int, help="Iterations per seed at most.")
+@click.option("--no-cluster-all", is_flag=True, help="Label far points -1.")
+@click.option("--n-workers", type=int, help="Workers of the local cluster.")
+@click.option("--threads-per-worker", type=int, help="Threads per local worker.")
+@click.option("--memory-limit", help="Memory per local worker, e.g. 2GiB.")
+@click.option("--overwrite", is_flag=True, default=None, help="Replace the output.")
+@_with(_cluster_options)
+@click.pass_context
+def fit(ctx, input_path, out, array, no_cluster_all, **options):
+    """Cluster INPUT (zarr array or group, or .npy) and write the result to --out."""
+    job = {section: {} for section in SCHEMA}
+    job["input"]["path"] = input_path
+    _override(job, "input", array=array)
+    _override(job, "output", path=out, **_pop(options, "overwrite", "report", "plot"))
+    cluster_keys = ("scheduler", "n_workers", "threads_per_worker", "memory_limit")
+    _override(job, "cluster", **_pop(options, *cluster_keys))
+    _override(job, "model", cluster_all=False if no_cluster_all else None, **options)
+    _execute(ctx, job)
 
-    inp, model_params = job["input"], dict(job["model"])
-    out_path = job["output"].get("path") or f"{inp['path'].rstrip('/')}.result.zarr"
-    if os.path.exists(out_path) and not job["output"].get("overwrite", False):
-        raise FileExistsError(
-            f"Output {out_path!r} already exists. Pass --overwrite (or "
-            "output.overwrite = true) to replace it, or choose another path."
-        )
-    if not os.path.exists(inp["path"]):
-        if not job["input.make_blobs"]:
-            raise ValueError(
-                f"Input {inp['path']!r} does not exist. Check the path, or add an "
-                "[input.make_blobs] section to make a demo dataset there."
-            )
-        echo(f"making a demo dataset at {inp['path']}")
-        make_blobs_zarr(inp["path"], **job["input.make_blobs"])
-    source = os.path.join(inp["path"], inp["array"]) if "array" in inp else inp["path"]
-    quantile = model_params.pop("quantile", 0.3)
-    started = time.perf_counter()
-    with _cluster(job["cluster"]) as client:
-        if client.dashboard_link and job["cluster"].get("scheduler") is None:
-            echo(f"dashboard: {client.dashboard_link}")
-        if model_params.get("bandwidth") is None:
-            model_params["bandwidth"] = estimate_bandwidth(source, quantile=quantile)
-        model = MeanShift(**model_params)
-        for state in model.fit_iter(source):
-            echo(
-                f"iteration {state.iteration:>3}: {state.n_active:>7} moving "
-                f"centers, largest shift {state.max_shift:.3g}"
-            )
+
+@main.command()
+@click.argument("model_path", metavar="MODEL")
+@click.argument("input_path", metavar="INPUT")
+@click.option("--out", required=True, help="Output zarr path.")
+@click.option("--array", help="Array name when INPUT is a zarr group.")
+@click.option("--overwrite", is_flag=True, help="Replace the output.")
+@click.option("--scheduler", help="Address of a running Dask scheduler.")
+@click.pass_context
+def predict(ctx, model_path, input_path, out, array, overwrite, scheduler):
+    """Label INPUT with the clusters of a fitted result MODEL."""
+    from .estimator import MeanShift
+    from .io import check_output_path, open_input, read_result, write_result
+
+    group = _guard(read_result, model_path)
+    data = _guard(open_input, input_path, array)
+    _guard(check_output_path, out, overwrite, (input_path, model_path))
+    centers = group["cluster_centers"][:]
+    model = MeanShift()
+    model.cluster_centers_ = centers
+    model.n_features_in_ = centers.shape[1]
+    with _connect({"scheduler": scheduler} if scheduler else {}):
+        labels = _guard(model.predict, data)
         attrs = {
-            "input": {
-                "path": os.path.abspath(source),
-                "shape": list(model.labels_.shape),
-            },
-            "params": model.get_params(),
-            "bandwidth": model.bandwidth_,
-            "n_iter": model.n_iter_,
-            "trace": model.trace_,
-            "seconds": time.perf_counter() - started,
+            "model": os.path.abspath(model_path),
+            "input": {"path": os.path.abspath(input_path), "shape": list(data.shape)},
             "version": __version__,
         }
+        sizes = _guard(
+            write_result,
+            out,
+            labels=labels,
+            centers=centers,
+            attrs=attrs,
+            overwrite=overwrite,
+        )
+    _echo(ctx, f"labelled {sum(sizes)} points into {len(sizes)} clusters")
+    _echo(ctx, f"result: {os.path.abspath(out)}")
+
+
+@main.command("make-blobs")
+@click.argument("output")
+@click.option("--n-samples", type=click.IntRange(1), required=True)
+@click.option("--n-features", type=click.IntRange(1), required=True)
+@click.option("--centers", type=click.IntRange(1), required=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--chunk-rows", type=click.IntRange(1), default=100_000, show_default=True
+)
+@click.option("--overwrite", is_flag=True, help="Replace the output.")
+@click.pass_context
+def make_blobs(ctx, output, overwrite, **options):
+    """Write a demo blobs dataset (X, y, centers) to a zarr group, chunk by chunk."""
+    from .io import check_output_path, make_blobs_zarr
+
+    _guard(check_output_path, output, overwrite)
+    make_blobs_zarr(output, **options)
+    _echo(ctx, f"wrote {options['n_samples']} x {options['n_features']} to {output}/X")
+
+
+@main.command()
+@click.argument("path")
+def inspect(path):
+    """Print what a dataset or a result holds."""
+    from .io import describe
+
+    if not os.path.exists(path):
+        raise BadInput(f"{path!r} does not exist. Check the path.")
+    for line in _guard(describe, path):
+        click.echo(line)
+
+
+def _execute(ctx, job):
+    quiet = ctx.obj["quiet"]
+    echo = (lambda *_: None) if quiet else click.echo
+    progress = not quiet and sys.stdout.isatty()
+    echo(_guard(run_job, job, echo=echo, progress=progress))
+
+
+def run_job(job, *, echo=print, progress=False):
+    """Run a checked job: make or open the input, fit, write, picture, summary.
+
+    Parameters
+    ----------
+    job : dict
+        As returned by :func:`dist_meanshift.jobs.load_job`.
+    echo : callable, default=print
+        Where the lines a person reads go.
+    progress : bool, default=False
+        Show a progress bar over iterations.
+
+    Returns
+    -------
+    str
+        The summary table.
+    """
+    from .estimator import MeanShift, estimate_bandwidth
+    from .io import check_output_path, open_input, write_result
+
+    inp, out, params = job["input"], job["output"], dict(job["model"])
+    out_path = out.get("path") or f"{inp['path'].rstrip('/')}.result.zarr"
+    check_output_path(out_path, out.get("overwrite", False), (inp["path"],))
+    image_shape = _prepare_input(job, echo)
+    data = open_input(inp["path"], inp.get("array"))
+    quantile = params.pop("quantile", 0.3)
+    timings = {}
+    started = time.perf_counter()
+    with _connect(job["cluster"]) as client, _report(out.get("report")):
+        if client.dashboard_link and not job["cluster"].get("scheduler"):
+            echo(f"dashboard: {client.dashboard_link}")
+        if params.get("bandwidth") is None:
+            params["bandwidth"] = estimate_bandwidth(data, quantile=quantile)
+            timings["estimate_bandwidth"] = time.perf_counter() - started
+        model = MeanShift(**params)
+        _fit_with_progress(model, data, progress)
+        timings["fit"] = time.perf_counter() - started - sum(timings.values())
+        attrs = _result_attrs(inp, data, model, timings)
         sizes = write_result(
             out_path,
             labels=model.labels_,
             centers=model.cluster_centers_,
             attrs=attrs,
-            overwrite=job["output"].get("overwrite", False),
+            overwrite=out.get("overwrite", False),
         )
-    elapsed = time.perf_counter() - started
+        timings["write"] = time.perf_counter() - started - sum(timings.values())
+        pictures = _pictures(job, data, model, image_shape, echo)
+    return _summary(model, sizes, time.perf_counter() - started, out_path, pictures)
+
+
+def _prepare_input(job, echo):
+    """Make the demo or image dataset the job asks for, if it is not there yet."""
+    inp = job["input"]
+    if os.path.exists(inp["path"]):
+        if "image" in inp:
+            import zarr
+
+            return tuple(zarr.open_array(inp["path"], mode="r").attrs["image_shape"])
+        return None
+    if "image" in inp:
+        from .io import write_array
+        from .plot import load_image
+
+        pixels = load_image(inp["image"])
+        echo(f"writing the pixels of {inp['image']} to {inp['path']}")
+        write_array(inp["path"], pixels.reshape(-1, 3), {"image_shape": pixels.shape})
+        return pixels.shape
+    if job["input.make_blobs"]:
+        from .io import make_blobs_zarr
+
+        echo(f"making a demo dataset at {inp['path']}")
+        make_blobs_zarr(inp["path"], **job["input.make_blobs"])
+        return None
+    raise ValueError(
+        f"Input {inp['path']!r} does not exist. Check the path, or add an "
+        "[input.make_blobs] section to make a demo dataset there."
+    )
+
+
+def _fit_with_progress(model, data, progress):
+    states = model.fit_iter(data)
+    if not progress:
+        for _ in states:
+            pass
+        return
+
+    def show(state):
+        if state is None:
+            return ""
+        return f"{state.n_active} moving, largest shift {state.max_shift:.3g}"
+
+    with click.progressbar(
+        length=model.max_iter + 1, label="mean shift", item_show_func=show
+    ) as bar:
+        for state in states:
+            bar.update(1, state)
+
+
+def _result_attrs(inp, data, model, timings):
+    import dask
+    import distributed
+    import numpy
+    import sklearn
+    import zarr
+
+    return {
+        "input": {
+            "path": os.path.abspath(inp["path"]),
+            "array": inp.get("array"),
+            "shape": list(data.shape),
+        },
+        "params": {k: v for k, v in model.get_params().items() if k != "seeds"},
+        "bandwidth": model.bandwidth_,
+        "n_iter": model.n_iter_,
+        "trace": model.trace_,
+        "timings": timings,
+        "versions": {
+            "dist_meanshift": __version__,
+            "dask": dask.__version__,
+            "distributed": distributed.__version__,
+            "zarr": zarr.__version__,
+            "numpy": numpy.__version__,
+            "scikit-learn": sklearn.__version__,
+            "python": sys.version.split()[0],
+        },
+    }
+
+
+def _pictures(job, data, model, image_shape, echo):
+    out = job["output"]
+    made = []
+    wanted = [out.get("plot")] + ([out.get("image")] if image_shape else [])
+    if not any(wanted):
+        return made
+    try:
+        from . import plot
+    except ImportError:  # pragma: no cover - plot extra missing
+        echo("no picture: install the plot extra (pip install 'dist-meanshift[plot]')")
+        return made
+    try:
+        if out.get("plot"):
+            dims = tuple(out.get("plot_dims", (0, 1)))
+            plot.plot_result(
+                out["plot"],
+                data,
+                model.labels_,
+                model.cluster_centers_,
+                model.trace_,
+                dims=dims,
+            )
+            made.append(out["plot"])
+        if image_shape and out.get("image"):
+            labels = model.labels_
+            labels = labels.compute() if hasattr(labels, "compute") else labels
+            segmented = model.cluster_centers_[labels].reshape(image_shape)
+            plot.save_image(out["image"], segmented)
+            made.append(out["image"])
+    except ImportError:
+        echo("no picture: install the plot extra (pip install 'dist-meanshift[plot]')")
+    return made
+
+
+def _summary(model, sizes, seconds, out_path, pictures):
     headline = (
-        f"{len(sizes)} clusters in {model.n_iter_ + 1} iterations, {elapsed:.1f} s "
-        f"(bandwidth {model.bandwidth_:.4g})"
+        f"{len(sizes)} clusters, {model.n_iter_ + 1} iterations, {seconds:.1f} s, "
+        f"bandwidth {model.bandwidth_:.4g}"
     )
     lines = [
         headline,
-        "cluster      size",
-        *(f"{i:>7} {n:>9}" for i, n in enumerate(sizes)),
-        f"result: {os.path.abspath(out_path)}",
+        f"{'cluster':>7} {'size':>10} {'share':>7}",
     ]
+    total = max(1, int(sum(sizes)))
+    lines += [f"{i:>7} {n:>10} {n / total:>7.1%}" for i, n in enumerate(sizes)]
+    lines.append(f"result: {os.path.abspath(out_path)}")
+    lines += [f"picture: {os.path.abspath(p)}" for p in pictures]
     return "\n".join(lines)
 
 
 @contextlib.contextmanager
-def _cluster(spec):
+def _connect(spec):
+    """A client of the scheduler at spec["scheduler"], or of a new local cluster."""
     from distributed import Client, LocalCluster
 
-    if spec.get("scheduler"):
-        with Client(spec["scheduler"], timeout="20s") as client:
+    address = spec.get("scheduler")
+    if address:
+        security = _security(spec, address)
+        timeout = spec.get("timeout", CONNECT_TIMEOUT)
+        try:
+            client = Client(address, timeout=f"{timeout}s", security=security)
+        except (OSError, TimeoutError) as exc:
+            raise ValueError(
+                f"Cannot reach the Dask scheduler at {address} within {timeout} s "
+                f"({type(exc).__name__}). Check the address and that the scheduler "
+                "runs (and, for tls://, the certificates)."
+            ) from exc
+        with client:
             yield client
         return
     with (
@@ -136,7 +409,7 @@ def _cluster(spec):
             n_workers=spec.get("n_workers", 2),
             threads_per_worker=spec.get("threads_per_worker", 1),
             memory_limit=spec.get("memory_limit", "auto"),
-            processes=False,
+            processes=spec.get("processes", False),
             dashboard_address=":0",
         ) as cluster,
         Client(cluster) as client,
@@ -144,20 +417,80 @@ def _cluster(spec):
         yield client
 
 
-def _setup_logging(quiet, verbose):
-    # Progress goes to stdout through click; library logs only with -v.
-    level = logging.DEBUG if verbose else logging.WARNING
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False
-    # The distributed scheduler and workers are chatty at INFO.
-    logging.getLogger("distributed").setLevel(
-        logging.DEBUG if verbose else logging.WARNING
+def _security(spec, address):
+    tls = {k: spec[k] for k in ("tls_ca_file", "tls_cert", "tls_key") if k in spec}
+    if not address.startswith("tls://"):
+        if tls:
+            raise ValueError(
+                f"TLS certificates are given but the scheduler address {address} is "
+                "not tls://. Use a tls:// address, or drop the tls_* keys."
+            )
+        return None
+    missing = {"tls_ca_file", "tls_cert", "tls_key"} - set(tls)
+    if missing:
+        raise ValueError(
+            f"A tls:// scheduler needs tls_ca_file, tls_cert and tls_key; missing "
+            f"{', '.join(sorted(missing))}. Add them to [cluster] in the job file."
+        )
+    for key, path in tls.items():
+        if not os.path.isfile(path):
+            raise ValueError(f"cluster.{key} {path!r} does not exist. Check the path.")
+    from distributed.security import Security
+
+    return Security(
+        tls_ca_file=tls["tls_ca_file"],
+        tls_client_cert=tls["tls_cert"],
+        tls_client_key=tls["tls_key"],
+        require_encryption=True,
     )
 
 
-def _fail(code, message):
-    click.echo(f"dist-meanshift: error: {message}", err=True)
-    sys.exit(code)
+@contextlib.contextmanager
+def _report(path):
+    if not path:
+        yield
+        return
+    from distributed import performance_report
+
+    try:
+        import bokeh  # noqa: F401 - the report is drawn with it
+    except ImportError:
+        raise ValueError(
+            "--report needs bokeh. Install the plot extra: pip install "
+            "'dist-meanshift[plot]'."
+        ) from None
+    with performance_report(filename=path):
+        yield
+
+
+def _guard(fn, *args, **kwargs):
+    """Call fn, turning bad-input errors into a one-line exit 2."""
+    try:
+        return fn(*args, **kwargs)
+    except (JobError, ValueError, FileExistsError) as exc:
+        logger.debug("bad input", exc_info=True)
+        raise BadInput(str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
+
+
+def _override(job, section, **values):
+    job[section].update({k: v for k, v in values.items() if v is not None})
+
+
+def _pop(options, *keys):
+    return {k: options.pop(k) for k in keys}
+
+
+def _echo(ctx, line):
+    if not ctx.obj["quiet"]:
+        click.echo(line)
+
+
+def _setup_logging(verbose):
+    level = logging.DEBUG if verbose else logging.WARNING
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+    # The distributed scheduler and workers are chatty at INFO.
+    logging.getLogger("distributed").setLevel(level)

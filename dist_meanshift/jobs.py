@@ -7,7 +7,7 @@ import tomllib
 
 # section -> key -> allowed types. A job file may hold only these.
 SCHEMA = {
-    "input": {"path": (str,), "array": (str,)},
+    "input": {"path": (str,), "array": (str,), "image": (str,)},
     "input.make_blobs": {
         "n_samples": (int,),
         "n_features": (int,),
@@ -32,8 +32,20 @@ SCHEMA = {
         "n_workers": (int,),
         "threads_per_worker": (int,),
         "memory_limit": (str, int),
+        "processes": (bool,),
+        "timeout": (int, float),
+        "tls_ca_file": (str,),
+        "tls_cert": (str,),
+        "tls_key": (str,),
     },
-    "output": {"path": (str,), "overwrite": (bool,)},
+    "output": {
+        "path": (str,),
+        "overwrite": (bool,),
+        "plot": (str,),
+        "plot_dims": (list,),
+        "image": (str,),
+        "report": (str,),
+    },
 }
 
 

@@ -34,6 +34,7 @@ def test_quickstart_job_runs_and_its_result_equals_the_in_memory_fit(tmp_path):
     done = cli("run", job, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "result:" in done.stdout and "6 clusters" in done.stdout
+    assert (tmp_path / "results/quickstart/result.png").stat().st_size > 10_000
     result = zarr.open_group(str(tmp_path / "results/quickstart/result.zarr"), mode="r")
     assert result.attrs["complete"] is True
     labels = result["labels"][:]
@@ -89,3 +90,145 @@ def test_bad_job_files_exit_2_with_one_line(tmp_path, text, message):
     assert len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr
     assert not list(tmp_path.glob("*.result.zarr"))
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory):
+    where = tmp_path_factory.mktemp("blobs")
+    done = cli(
+        "make-blobs",
+        "blobs.zarr",
+        "--n-samples",
+        3000,
+        "--n-features",
+        2,
+        "--centers",
+        3,
+        "--seed",
+        1,
+        "--chunk-rows",
+        700,
+        cwd=where,
+    )
+    assert done.returncode == 0, done.stderr
+    X = zarr.open_array(str(where / "blobs.zarr/X"), mode="r")[:]
+    return where / "blobs.zarr", X
+
+
+def test_make_blobs_writes_chunked_data_and_true_labels(blobs):
+    path, _ = blobs
+    group = zarr.open_group(str(path), mode="r")
+    assert group["X"].shape == (3000, 2) and group["X"].chunks == (700, 2)
+    assert group["X"].dtype == np.float32
+    assert set(np.unique(group["y"][:])) == {0, 1, 2}
+    assert group.attrs["complete"] is True
+
+
+def test_fit_predict_and_inspect(blobs, tmp_path):
+    path, X = blobs
+    done = cli(
+        "fit",
+        path,
+        "--array",
+        "X",
+        "--out",
+        "fit.zarr",
+        "--bandwidth",
+        2.0,
+        "--kernel",
+        "flat",
+        "--bin-seeding",
+        "--max-iter",
+        50,
+        "--no-cluster-all",
+        "--report",
+        "report.html",
+        "--plot",
+        "fit.png",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    result = zarr.open_group(str(tmp_path / "fit.zarr"), mode="r")
+    ref = MeanShift(
+        2.0, kernel="flat", bin_seeding=True, max_iter=50, cluster_all=False
+    ).fit(X)
+    np.testing.assert_array_equal(result["labels"][:], ref.labels_)
+    assert result["labels"].chunks == (700,)
+    assert result.attrs["params"]["cluster_all"] is False
+    assert result.attrs["input"]["shape"] == [3000, 2]
+    assert {"dask", "zarr", "numpy"} <= set(result.attrs["versions"])
+    assert len(result.attrs["trace"]) == result.attrs["n_iter"] + 1
+    assert (tmp_path / "report.html").stat().st_size > 1000
+    assert (tmp_path / "fit.png").stat().st_size > 1000
+
+    np.save(tmp_path / "new.npy", X[:100].astype(np.float64))
+    done = cli("predict", "fit.zarr", "new.npy", "--out", "pred.zarr", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    pred = zarr.open_group(str(tmp_path / "pred.zarr"), mode="r")["labels"][:]
+    np.testing.assert_array_equal(pred, ref.predict(X[:100]))
+
+    shown = cli("inspect", "fit.zarr", cwd=tmp_path)
+    assert shown.returncode == 0
+    assert "result: complete, 3 clusters" in shown.stdout
+    data = cli("inspect", path, cwd=tmp_path)
+    assert "X: shape (3000, 2), dtype float32" in data.stdout
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["fit", "missing.zarr", "--out", "o.zarr"], "Input 'missing.zarr' does not"),
+        (["fit", "BLOBS", "--out", "o.zarr"], "Name the one to cluster with --array"),
+        (["fit", "BLOBS", "--array", "Z", "--out", "o.zarr"], "has no array 'Z'"),
+        (
+            ["fit", "BLOBS", "--array", "X", "--out", "BLOBS/inside.zarr"],
+            "lies inside it",
+        ),
+        (
+            ["fit", "BLOBS", "--array", "X", "--out", "o.zarr", "--bandwidth", "-1"],
+            "'bandwidth' parameter of MeanShift must be",
+        ),
+        (
+            ["predict", "BLOBS", "BLOBS", "--array", "X", "--out", "p.zarr"],
+            "is not a complete dist-meanshift result",
+        ),
+        (["inspect", "nowhere"], "'nowhere' does not exist"),
+        (["fit", "BLOBS", "--kernel", "cosine", "--out", "o.zarr"], "cosine"),
+    ],
+    ids=[
+        "missing",
+        "group",
+        "no-array",
+        "inside",
+        "bandwidth",
+        "model",
+        "inspect",
+        "kernel",
+    ],
+)
+def test_bad_command_lines_exit_2_with_one_line(blobs, tmp_path, args, message):
+    path, _ = blobs
+    done = cli(
+        *(str(path) if a == "BLOBS" else a.replace("BLOBS", str(path)) for a in args),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stdout
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "o.zarr").exists()
+
+
+@pytest.mark.timeout(300)
+def test_image_job_segments_the_photograph(tmp_path):
+    from PIL import Image
+
+    job = tmp_path / "image.toml"
+    shutil.copy(ROOT / "jobs" / "image.toml", job)
+    done = cli("run", job, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with Image.open(tmp_path / "results/image/segmented.png") as img:
+        assert img.size == (640, 427)
+        colours = np.unique(np.asarray(img).reshape(-1, 3), axis=0)
+    result = zarr.open_group(str(tmp_path / "results/image/result.zarr"), mode="r")
+    # Every pixel is painted with one of the cluster colours.
+    assert len(colours) == result["cluster_centers"].shape[0]
