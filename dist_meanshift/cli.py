@@ -42,7 +42,22 @@ class RunFailed(BadInput):
 
 
 class _Command(click.Group):
-    """Turns any unexpected error into one line and exit code 1."""
+    """One line on stderr for every error: usage (2), input (2), failure (1)."""
+
+    def main(self, *args, **kwargs):
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            click.echo(f"dist-meanshift: error: {exc.format_message()}{hint}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("dist-meanshift: error: aborted", err=True)
+            sys.exit(EXIT_FAILED)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx):
         try:
@@ -235,7 +250,7 @@ def run_job(job, *, echo=print, progress=False):
     timings = {}
     started = time.perf_counter()
     with _connect(job["cluster"]) as client, _report(out.get("report")):
-        if client.dashboard_link and not job["cluster"].get("scheduler"):
+        if client.dashboard_link:
             echo(f"dashboard: {client.dashboard_link}")
         if params.get("bandwidth") is None:
             params["bandwidth"] = estimate_bandwidth(data, quantile=quantile)
@@ -298,10 +313,14 @@ def _fit_with_progress(model, data, progress):
         return f"{state.n_active} moving, largest shift {state.max_shift:.3g}"
 
     with click.progressbar(
-        length=model.max_iter + 1, label="mean shift", item_show_func=show
+        length=model.max_iter + 1,
+        label="mean shift",
+        item_show_func=show,
+        show_eta=False,  # most fits converge long before max_iter
     ) as bar:
         for state in states:
             bar.update(1, state)
+        bar.update(bar.length - bar.pos)
 
 
 def _result_attrs(inp, data, model, timings):

@@ -232,3 +232,29 @@ def test_image_job_segments_the_photograph(tmp_path):
     result = zarr.open_group(str(tmp_path / "results/image/result.zarr"), mode="r")
     # Every pixel is painted with one of the cluster colours.
     assert len(colours) == result["cluster_centers"].shape[0]
+
+
+def test_progress_bar_on_a_terminal_quiet_and_verbose(blobs, tmp_path):
+    path, _ = blobs
+    fit = f"fit {path} --array X --bandwidth 2.0 --kernel flat --out"
+    on_tty = subprocess.run(
+        [
+            "script",
+            "-qec",
+            f"{sys.executable} -m dist_meanshift {fit} tty.zarr",
+            "/dev/null",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert on_tty.returncode == 0, on_tty.stdout
+    assert "mean shift" in on_tty.stdout and "moving, largest shift" in on_tty.stdout
+    piped = cli(*fit.split(), "piped.zarr", cwd=tmp_path)
+    assert "mean shift  [" not in piped.stdout and "result:" in piped.stdout
+    quiet = cli("-q", *fit.split(), "quiet.zarr", cwd=tmp_path)
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
+    verbose = cli("-v", *fit.split(), "verbose.zarr", cwd=tmp_path)
+    assert "DEBUG" in verbose.stderr or "INFO dist_meanshift" in verbose.stderr

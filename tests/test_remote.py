@@ -46,9 +46,7 @@ def test_remote_job_runs_on_the_workers_and_equals_the_in_memory_fit(tmp_path):
         before = _executed(client)
         job = tmp_path / "remote.toml"
         job.write_text(
-            (ROOT / "jobs" / "remote.toml")
-            .read_text()
-            .replace("results/remote/", "")
+            (ROOT / "jobs" / "remote.toml").read_text().replace("results/remote/", "")
         )
         done = cli("run", job, "--scheduler", address, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
