@@ -19,6 +19,7 @@ __all__ = [
     "assign_labels",
     "bin_counts",
     "combine_bin_counts",
+    "kernel_reach",
     "merge_close_centers",
     "nearest_center",
     "order_by_intensity",
@@ -29,10 +30,12 @@ __all__ = [
 
 KERNELS = ("gaussian", "flat")
 
-# Rows x centers elements materialised at once inside a block function: 2**20
-# float64 values (8 MiB) per temporary keeps a task's memory small and flat
-# whatever the chunk size.
-_BLOCK_ELEMENTS = 1 << 20
+# Rows x centers elements materialised at once inside a block function: 2**17
+# values (1 MiB in float64) per temporary stay near the CPU caches and keep a
+# task's memory small whatever the chunk size.
+_BLOCK_ELEMENTS = 1 << 17
+# Lowest exponent given to exp() per working precision (see _dense_sums).
+_EXP_FLOOR = {np.float32: -80.0, np.float64: -700.0}
 
 
 def squared_distances(centers, X):
@@ -61,12 +64,39 @@ def squared_distances(centers, X):
     return d2
 
 
-def shift_partial_sums(centers, X, bandwidth, kernel, sample_weight=None):
+def kernel_reach(bandwidth, kernel, truncate=None):
+    """Distance beyond which a kernel gives no weight, or None if unbounded.
+
+    Parameters
+    ----------
+    bandwidth : float
+    kernel : {"gaussian", "flat"}
+    truncate : float, default=None
+        Gaussian only: ignore points farther than ``truncate * bandwidth``
+        (relative weight below ``exp(-truncate**2 / 2)``); None is exact.
+
+    Returns
+    -------
+    float or None
+    """
+    if kernel == "flat" or bandwidth == 0:
+        return bandwidth
+    return None if truncate is None else truncate * bandwidth
+
+
+def shift_partial_sums(
+    centers, X, bandwidth, kernel, sample_weight=None, truncate=None
+):
     """Kernel-weighted coordinate sums and weights of one data block.
 
     The mean shift of a center ``c`` is ``sum_i w_i(c) x_i / sum_i w_i(c)``;
     this returns the numerator and denominator restricted to the rows of ``X``,
     so that sums over any split of the data add up to the sums over all of it.
+
+    When the kernel has a finite reach (the flat kernel, or a truncated
+    Gaussian), rows and centers are sorted into grid cells as wide as the reach
+    and each group of centers meets only the rows of its own and neighbouring
+    cells: the cost follows the pairs within reach, not all pairs.
 
     Parameters
     ----------
@@ -82,6 +112,8 @@ def shift_partial_sums(centers, X, bandwidth, kernel, sample_weight=None):
         ``h = 0`` both are the limit kernel that weighs only rows equal to ``c``.
     sample_weight : ndarray of shape (n_samples,), default=None
         Per-row weights multiplying the kernel weights.
+    truncate : float, default=None
+        Gaussian only: rows farther than ``truncate * h`` weigh 0.
 
     Returns
     -------
@@ -98,24 +130,28 @@ def shift_partial_sums(centers, X, bandwidth, kernel, sample_weight=None):
     >>> sums / weights[:, None]
     array([[0.5, 0. ]])
     """
+    centers = np.asarray(centers, dtype=np.float64)
     n_centers, n_features = centers.shape
     sums = np.zeros((n_centers, n_features))
     weights = np.zeros(n_centers)
     if n_centers == 0 or X.shape[0] == 0:
         return sums, weights
-    step = max(1, _BLOCK_ELEMENTS // n_centers)
-    for start in range(0, X.shape[0], step):
-        xb = np.asarray(X[start : start + step], dtype=np.float64)
-        d2 = squared_distances(centers, xb)
-        if kernel == "flat" or bandwidth == 0:
-            w = (d2 <= bandwidth * bandwidth).astype(np.float64)
-        else:
-            d2 *= -0.5 / (bandwidth * bandwidth)
-            w = np.exp(d2, out=d2)
-        if sample_weight is not None:
-            w *= sample_weight[start : start + step]
-        sums += w @ xb
-        weights += w.sum(axis=1)
+    reach = kernel_reach(bandwidth, kernel, truncate)
+    if reach is None or reach == 0:
+        return _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight)
+    order, groups = _grid_groups(centers, X, reach)
+    # Rows sorted by cell: the rows around a group of centers are a few slices.
+    X = np.asarray(X)[order]
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight)[order]
+    for members, runs in groups:
+        for start, stop in runs:
+            sw = None if sample_weight is None else sample_weight[start:stop]
+            s, w = _dense_sums(
+                centers[members], X[start:stop], bandwidth, kernel, reach, sw
+            )
+            sums[members] += s
+            weights[members] += w
     return sums, weights
 
 
@@ -323,3 +359,120 @@ def _sum_by_row(rows, weights):
     unique, inverse = np.unique(rows, axis=0, return_inverse=True)
     counts = np.bincount(inverse.ravel(), weights=weights, minlength=len(unique))
     return unique, counts.astype(np.float64)
+
+
+def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
+    """Kernel sums of every center against every row, in blocks.
+
+    Distances use ``|c|^2 + |x|^2 - 2 c.x`` around a local origin (fast, one
+    matrix product); for the flat kernel the few pairs whose distance lies within
+    rounding of the bandwidth are recomputed exactly, so that a point at exactly
+    the bandwidth counts as inside. A float32 block is computed in float32 for
+    the Gaussian kernel; sums are accumulated in float64.
+    """
+    k, n_features = centers.shape
+    flat = kernel == "flat" or bandwidth == 0
+    work = np.float32 if (X.dtype == np.float32 and not flat) else np.float64
+    origin = centers.mean(axis=0)
+    c0 = (centers - origin).astype(work)
+    cc = np.einsum("ij,ij->i", c0, c0)
+    h2 = bandwidth * bandwidth
+    sums = np.zeros((k, n_features))
+    weights = np.zeros(k)
+    step = max(1, _BLOCK_ELEMENTS // k)
+    for start in range(0, X.shape[0], step):
+        xb = np.asarray(X[start : start + step])
+        x0 = xb.astype(work) - origin.astype(work)
+        xx = np.einsum("ij,ij->i", x0, x0)
+        d2 = c0 @ x0.T
+        d2 *= -2
+        d2 += cc[:, None]
+        d2 += xx[None, :]
+        np.maximum(d2, 0, out=d2)
+        if flat:
+            w = _flat_weights(d2, h2, centers, xb, cc.max() + xx.max())
+            if sample_weight is not None:
+                w *= sample_weight[start : start + step]
+            sums += w @ xb.astype(np.float64)
+            weights += w.sum(axis=1)
+            continue
+        # Beyond the floor of exp() a weight counts as 0 even when exact.
+        cut = np.sqrt(-2 * _EXP_FLOOR[work]) * bandwidth
+        cut = cut if reach is None else min(reach, cut)
+        far = d2 > cut * cut
+        d2 *= -0.5 / h2
+        # Weights that would underflow into subnormals (exp(-87) in float32) slow
+        # every later operation tenfold; floor them at a normal number that is
+        # nothing beside the center's own weight.
+        np.maximum(d2, _EXP_FLOOR[work], out=d2)
+        w = np.exp(d2, out=d2)
+        w[far] = 0
+        if sample_weight is not None:
+            w *= sample_weight[start : start + step].astype(work)
+        ws = w.sum(axis=1).astype(np.float64)
+        sums += (w @ x0).astype(np.float64) + ws[:, None] * origin
+        weights += ws
+    return sums, weights
+
+
+def _flat_weights(d2, h2, centers, xb, scale):
+    """0/1 weights ``d <= h``, exact at the boundary."""
+    w = (d2 <= h2).astype(np.float64)
+    # The expanded form is off by a few ulps of the squared norms: settle the
+    # pairs that close to the boundary with the exact difference form.
+    band = 1e-12 * (scale + h2)
+    ci, xi = np.nonzero(np.abs(d2 - h2) <= band)
+    if len(ci):
+        diff = centers[ci] - xb[xi].astype(np.float64)
+        w[ci, xi] = np.einsum("ij,ij->i", diff, diff) <= h2
+    return w
+
+
+def _grid_groups(centers, X, reach):
+    """Rows sorted by grid cell, and for each cell of centers the row runs around it.
+
+    Cells are ``reach`` wide, so every row within ``reach`` of a center lies in
+    the center's cell or one of its neighbours (Chebyshev distance 1).
+
+    Returns
+    -------
+    order : ndarray of shape (n_samples,)
+        The permutation sorting the rows by cell.
+    groups : list of (members, runs)
+        Center indices of one cell, and ``(start, stop)`` slices of the sorted
+        rows in the neighbouring cells (adjacent slices joined).
+    """
+    x_cells = np.floor(np.asarray(X, dtype=np.float64) / reach).astype(np.int64)
+    lo = x_cells.min(axis=0)
+    span = x_cells.max(axis=0) - lo + 1
+    if np.prod(span.astype(np.float64)) < 2.0**62:
+        strides = np.cumprod(np.concatenate([span[1:], [1]])[::-1])[::-1]
+        keys = (x_cells - lo) @ strides
+    else:  # a huge, sparse grid: number the occupied cells instead
+        keys = np.unique(x_cells, axis=0, return_inverse=True)[1].ravel()
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    bounds = np.r_[starts, len(keys)]
+    x_coords = x_cells[order[starts]].astype(np.float64)
+    c_cells = np.floor(centers / reach).astype(np.int64)
+    c_keys, c_inverse = np.unique(c_cells, axis=0, return_inverse=True)
+    c_inverse = c_inverse.ravel()
+    c_order = np.argsort(c_inverse, kind="stable")
+    c_bounds = np.searchsorted(c_inverse[c_order], np.arange(len(c_keys) + 1))
+    tree = cKDTree(x_coords)
+    neighbours = tree.query_ball_point(c_keys.astype(np.float64), r=1.0, p=np.inf)
+    groups = []
+    for g, cells in enumerate(neighbours):
+        if not cells:
+            continue
+        cells = np.sort(cells)
+        runs = []
+        for j in cells:
+            start, stop = int(bounds[j]), int(bounds[j + 1])
+            if runs and runs[-1][1] == start:
+                runs[-1][1] = stop
+            else:
+                runs.append([start, stop])
+        groups.append((c_order[c_bounds[g] : c_bounds[g + 1]], runs))
+    return order, groups

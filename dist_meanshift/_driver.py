@@ -212,13 +212,15 @@ def sample_rows(X, n_samples, random_state):
     return np.asarray(X[idx].compute())
 
 
-def bin_seeds(X, bin_size):
+def bin_seeds(X, bin_size, sample_weight=None):
     """Occupied grid cells of the whole dataset and their counts.
 
     Parameters
     ----------
     X : dask.array.Array
     bin_size : float
+    sample_weight : dask.array.Array, optional
+        Counts are sums of weights.
 
     Returns
     -------
@@ -226,8 +228,8 @@ def bin_seeds(X, bin_size):
     counts : ndarray of shape (n_cells,)
     """
     parts = [
-        dask.delayed(_blocks.bin_counts, pure=False)(b, bin_size)
-        for b in X.to_delayed().ravel()
+        dask.delayed(_blocks.bin_counts, pure=False)(x, bin_size, w)
+        for x, w in _row_blocks(X, sample_weight)
     ]
     (result,) = dask.compute(_tree(parts, _blocks.combine_bin_counts))
     return result
@@ -265,6 +267,8 @@ def iter_mean_shift(
     max_iter=300,
     tol=1e-3,
     merge_tol=0.1,
+    truncate=None,
+    sample_weight=None,
     labeller=None,
     result=None,
 ) -> Iterator[IterationState]:
@@ -290,6 +294,10 @@ def iter_mean_shift(
     max_iter : int
     tol : float
     merge_tol : float
+    truncate : float or None
+        Gaussian kernel: ignore points beyond ``truncate * bandwidth``.
+    sample_weight : dask.array.Array of shape (n_samples,), optional
+        Row weights, chunked like the rows of ``X``.
     labeller : callable, optional
         Turns centers into labels for :attr:`IterationState.labels`.
     result : MeanShiftResult, optional
@@ -300,7 +308,8 @@ def iter_mean_shift(
     IterationState
     """
     dtype = X.dtype
-    blocks = list(X.to_delayed().ravel())
+    blocks = _row_blocks(X, sample_weight)
+    kernel_args = {"bandwidth": bandwidth, "kernel": kernel, "truncate": truncate}
     n_rows = X.shape[0]
     stop_thresh = tol * bandwidth
     pos = np.array(seeds, dtype=np.float64)  # a copy: seeds may be the input data
@@ -312,7 +321,7 @@ def iter_mean_shift(
     t = 0
     for t in range(max_iter + 1):
         moving = np.flatnonzero(active)
-        sums, weights = _shift_sums(blocks, pos[moving], n_rows, bandwidth, kernel)
+        sums, weights = _shift_sums(blocks, pos[moving], n_rows, kernel_args)
         reached = weights > 0
         new = sums[reached] / weights[reached, None]
         # Round to the data's precision so a float32 fit follows the same path
@@ -380,7 +389,7 @@ def iter_mean_shift(
     result.trace = trace
 
 
-def _shift_sums(blocks, centers, n_rows, bandwidth, kernel):
+def _shift_sums(blocks, centers, n_rows, kernel_args):
     """Kernel sums of all data for ``centers``, computed on the cluster."""
     client = current_client()
     n_parts = _n_partitions(len(centers), n_rows, len(blocks), _n_threads(client))
@@ -392,7 +401,7 @@ def _shift_sums(blocks, centers, n_rows, bandwidth, kernel):
     fn = dask.delayed(_blocks.shift_partial_sums, pure=False)
     reduced = [
         _tree(
-            [fn(part, block, bandwidth, kernel) for block in blocks],
+            [fn(part, x, sample_weight=w, **kernel_args) for x, w in blocks],
             _blocks.add_partials,
         )
         for part in parts
@@ -402,6 +411,15 @@ def _shift_sums(blocks, centers, n_rows, bandwidth, kernel):
         np.concatenate([r[0] for r in results]),
         np.concatenate([r[1] for r in results]),
     )
+
+
+def _row_blocks(X, sample_weight):
+    """Pairs of (data chunk, weight chunk or None), as delayed objects."""
+    xs = list(X.to_delayed().ravel())
+    if sample_weight is None:
+        return [(x, None) for x in xs]
+    ws = list(sample_weight.rechunk((X.chunks[0],)).to_delayed().ravel())
+    return list(zip(xs, ws, strict=True))
 
 
 def _tree(items, combine):

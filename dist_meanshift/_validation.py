@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from numbers import Integral, Real
 
+import dask
 import dask.array as da
 import numpy as np
 import zarr
@@ -118,6 +119,66 @@ def check_finite(count, first, *, name="X"):
             f"row {first[0]}, column {first[1]}. Remove or impute them before "
             "clustering."
         )
+
+
+@dataclass
+class SampleWeight:
+    """Validated row weights, as a dask array chunked like the data's rows."""
+
+    array: da.Array
+    numpy: np.ndarray | None
+
+    def to_numpy(self):
+        if self.numpy is None:
+            self.numpy = np.asarray(self.array.compute())
+        return self.numpy
+
+
+def check_sample_weight(sample_weight, data):
+    """Validate row weights: one finite, non-negative value per row, not all 0.
+
+    Parameters
+    ----------
+    sample_weight : array-like, dask array or None
+    data : InputData
+
+    Returns
+    -------
+    SampleWeight or None
+    """
+    if sample_weight is None:
+        return None
+    n_rows = data.shape[0]
+    if isinstance(sample_weight, da.Array):
+        if sample_weight.ndim != 1 or sample_weight.shape[0] != n_rows:
+            raise ValueError(
+                f"sample_weight has shape {sample_weight.shape} but X has {n_rows} "
+                f"rows. Give one weight per row, shape ({n_rows},)."
+            )
+        w = sample_weight.astype(np.float64).rechunk((data.array.chunks[0],))
+        values, wnp = w, None
+        lo, total, finite = dask.compute(w.min(), w.sum(), da.isfinite(w).all())
+    else:
+        wnp = np.asarray(sample_weight)
+        if wnp.dtype.kind not in "iuf" or wnp.ndim != 1 or wnp.shape[0] != n_rows:
+            raise ValueError(
+                f"sample_weight has shape {wnp.shape} and dtype {wnp.dtype} but X has "
+                f"{n_rows} rows. Give one number per row, shape ({n_rows},)."
+            )
+        wnp = wnp.astype(np.float64)
+        lo, total, finite = wnp.min(), wnp.sum(), np.isfinite(wnp).all()
+        values = da.from_array(wnp, chunks=(data.array.chunks[0],))
+    if not finite or lo < 0:
+        raise ValueError(
+            "sample_weight must be finite and non-negative. Got minimum "
+            f"{lo}, sum {total}. Fix or drop the offending weights."
+        )
+    if total <= 0:
+        raise ValueError(
+            "sample_weight are all zero: no row would count. Give some rows a "
+            "positive weight."
+        )
+    return SampleWeight(values, wnp)
 
 
 def check_seeds(seeds, n_features):

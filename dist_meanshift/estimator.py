@@ -18,7 +18,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import _driver
-from ._validation import check_finite, check_input, check_params, check_seeds
+from ._validation import (
+    check_finite,
+    check_input,
+    check_params,
+    check_sample_weight,
+    check_seeds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +34,9 @@ logger = logging.getLogger(__name__)
 BANDWIDTH_SAMPLE_SIZE = 10_000
 
 
-def estimate_bandwidth(X, *, quantile=0.3, n_samples=None, random_state=0):
+def estimate_bandwidth(
+    X, *, quantile=0.3, n_samples=None, random_state=0, sample_weight=None
+):
     """Estimate the bandwidth to use with the mean-shift algorithm.
 
     The mean over sampled points of the distance to their
@@ -49,6 +57,10 @@ def estimate_bandwidth(X, *, quantile=0.3, n_samples=None, random_state=0):
         beyond it.
     random_state : int or RandomState, default=0
         Seeds the row sample.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights: the estimate equals that of the data with every row
+        repeated as often as its (integer) weight; rows are sampled with
+        probability proportional to their weight.
 
     Returns
     -------
@@ -76,8 +88,9 @@ def estimate_bandwidth(X, *, quantile=0.3, n_samples=None, random_state=0):
             "The 'n_samples' parameter of estimate_bandwidth must be an int in the "
             f"range [1, inf) or None. Got {n_samples!r} instead."
         )
-    data = X if hasattr(X, "kind") else check_input(X)
-    return _estimate_bandwidth(data, quantile, n_samples, random_state)
+    data = check_input(X)
+    weights = check_sample_weight(sample_weight, data)
+    return _estimate_bandwidth(data, quantile, n_samples, random_state, weights)
 
 
 def get_bin_seeds(X, bin_size, min_bin_freq=1):
@@ -192,6 +205,13 @@ class MeanShift(ClusterMixin, BaseEstimator):
     merge_tol : float, default=0.1
         Gaussian kernel: stopped centers closer than ``merge_tol * bandwidth``
         (connected components, so independent of order) become one.
+    truncate : float or None, default=6.0
+        Gaussian kernel: points farther than ``truncate * bandwidth`` from a
+        center are ignored (their relative weight is below
+        ``exp(-truncate**2 / 2)``, 1.5e-8 at 6). A mode then moves by at most
+        that relative weight times the ignored points' share of the kernel mass
+        times their distance, far below ``tol`` in practice. Far points then cost
+        nothing: centers meet only rows of nearby grid cells. None is exact.
     chunk_rows : int, default=None
         Rows per data chunk. None keeps the chunks of dask and zarr input and
         chunks in-memory input to keep every thread busy.
@@ -247,6 +267,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         max_iter=300,
         tol=1e-3,
         merge_tol=0.1,
+        truncate=6.0,
         chunk_rows=None,
         persist="auto",
     ):
@@ -259,10 +280,11 @@ class MeanShift(ClusterMixin, BaseEstimator):
         self.max_iter = max_iter
         self.tol = tol
         self.merge_tol = merge_tol
+        self.truncate = truncate
         self.chunk_rows = chunk_rows
         self.persist = persist
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Perform clustering.
 
         Parameters
@@ -271,17 +293,21 @@ class MeanShift(ClusterMixin, BaseEstimator):
             Samples to cluster.
         y : Ignored
             Not used, present for API consistency by convention.
+        sample_weight : array-like or dask array of shape (n_samples,), default=None
+            Non-negative row weights: a row of weight 2 counts as two rows in the
+            kernel sums, the bin counts and the bandwidth estimate; rows of weight
+            0 neither pull centers nor seed them (they are still labelled).
 
         Returns
         -------
         self : object
             Fitted instance.
         """
-        for _ in self.fit_iter(X):
+        for _ in self.fit_iter(X, sample_weight=sample_weight):
             pass
         return self
 
-    def fit_iter(self, X, y=None):
+    def fit_iter(self, X, y=None, sample_weight=None):
         """Fit step by step, yielding the state after every iteration.
 
         The fitted attributes are set once the generator is exhausted; a caller
@@ -292,6 +318,8 @@ class MeanShift(ClusterMixin, BaseEstimator):
         X : array-like, dask array, zarr array or path of shape (n_samples, n_features)
             Samples to cluster.
         y : Ignored
+        sample_weight : array-like or dask array of shape (n_samples,), default=None
+            As in :meth:`fit`.
 
         Yields
         ------
@@ -313,16 +341,17 @@ class MeanShift(ClusterMixin, BaseEstimator):
         if data.kind != "numpy":
             data.array = _driver.prepare(data.array, self.persist)
             check_finite(*_driver.count_non_finite(data.array))
+        weights = check_sample_weight(sample_weight, data)
         bandwidth = self.bandwidth
         if bandwidth is None:
-            bandwidth = np.float64(_estimate_bandwidth(data, 0.3, None, 0))
+            bandwidth = np.float64(_estimate_bandwidth(data, 0.3, None, 0, weights))
             logger.info("estimated bandwidth %.6g", bandwidth)
             if bandwidth == 0:
                 logger.warning(
                     "the estimated bandwidth is 0 (many duplicate points): every "
                     "distinct point becomes a cluster; set 'bandwidth' explicitly"
                 )
-        seeds = self._initial_seeds(data, bandwidth)
+        seeds = self._initial_seeds(data, bandwidth, weights)
         bandwidth = float(bandwidth)
         result = _driver.MeanShiftResult(np.empty(0), np.empty(0), 0)
         yield from _driver.iter_mean_shift(
@@ -333,6 +362,8 @@ class MeanShift(ClusterMixin, BaseEstimator):
             max_iter=self.max_iter,
             tol=self.tol,
             merge_tol=self.merge_tol,
+            truncate=self.truncate,
+            sample_weight=None if weights is None else weights.array,
             labeller=lambda centers: data.to_output(_driver.label(data.array, centers)),
             result=result,
         )
@@ -366,23 +397,26 @@ class MeanShift(ClusterMixin, BaseEstimator):
             check_finite(*_driver.count_non_finite(data.array))
         return data.to_output(_driver.label(data.array, self.cluster_centers_))
 
-    def _initial_seeds(self, data, bandwidth):
+    def _initial_seeds(self, data, bandwidth, weights):
         if self.seeds is not None:
             return check_seeds(self.seeds, data.shape[1])
         if self.bin_seeding:
-            return _bin_seeds(data, bandwidth, self.min_bin_freq)
-        return _all_points(data)
+            return _bin_seeds(data, bandwidth, self.min_bin_freq, weights)
+        return _all_points(data, weights)
 
 
-def _all_points(data):
-    return data.numpy if data.numpy is not None else data.array.compute()
+def _all_points(data, weights=None):
+    points = data.numpy if data.numpy is not None else data.array.compute()
+    if weights is not None:
+        # A row of weight 0 is a row that is not there: it seeds nothing.
+        points = points[weights.to_numpy() > 0]
+    return points
 
 
-def _estimate_bandwidth(data, quantile, n_samples, random_state):
+def _estimate_bandwidth(data, quantile, n_samples, random_state, weights=None):
     n_rows = data.shape[0]
-    if data.numpy is not None and (
-        n_samples is not None or n_rows <= BANDWIDTH_SAMPLE_SIZE
-    ):
+    small = n_samples is not None or n_rows <= BANDWIDTH_SAMPLE_SIZE
+    if weights is None and data.numpy is not None and small:
         return float(
             _sklearn_estimate_bandwidth(
                 data.numpy,
@@ -391,19 +425,48 @@ def _estimate_bandwidth(data, quantile, n_samples, random_state):
                 random_state=random_state,
             )
         )
+    rs = check_random_state(random_state)
+    w = None if weights is None else weights.to_numpy()
     if n_samples is None and n_rows <= BANDWIDTH_SAMPLE_SIZE:
-        rows = data.array.compute()
-    else:
+        rows = _all_points(data)
+    elif w is None:
         size = n_samples or BANDWIDTH_SAMPLE_SIZE
-        rows = _driver.sample_rows(data.array, size, check_random_state(random_state))
-    return float(_sklearn_estimate_bandwidth(rows, quantile=quantile))
+        rows = _driver.sample_rows(data.array, size, rs)
+    else:
+        size = min(n_samples or BANDWIDTH_SAMPLE_SIZE, int((w > 0).sum()))
+        idx = np.sort(rs.choice(n_rows, size=size, replace=False, p=w / w.sum()))
+        rows, w = np.asarray(data.array[idx].compute()), None
+    if w is None:
+        return float(_sklearn_estimate_bandwidth(rows, quantile=quantile))
+    return _weighted_bandwidth(rows, w, quantile)
 
 
-def _bin_seeds(data, bin_size, min_bin_freq):
+def _weighted_bandwidth(X, w, quantile):
+    """scikit-learn's estimate on the data with each row repeated w times."""
+    from sklearn.neighbors import NearestNeighbors
+
+    keep = w > 0
+    X, w = X[keep], w[keep]
+    total = w.sum()
+    # The k-th neighbour of a row among repeated rows: the nearest distance at
+    # which the cumulative weight (its own included) reaches k.
+    k = max(1.0, float(int(total * quantile)))
+    nbrs = NearestNeighbors(n_neighbors=len(X)).fit(X)
+    bandwidth = 0.0
+    for start in range(0, len(X), 500):
+        dist, idx = nbrs.kneighbors(X[start : start + 500])
+        reached = np.cumsum(w[idx], axis=1) >= k * (1 - 1e-12)
+        first = np.argmax(reached, axis=1)
+        bandwidth += (dist[np.arange(len(dist)), first] * w[start : start + 500]).sum()
+    return float(bandwidth / total)
+
+
+def _bin_seeds(data, bin_size, min_bin_freq, weights=None):
     if bin_size == 0:
-        return _all_points(data)
-    cells, counts = _driver.bin_seeds(data.array, bin_size)
-    seeds = cells[counts >= min_bin_freq].astype(np.float32)
+        return _all_points(data, weights)
+    w = None if weights is None else weights.array
+    cells, counts = _driver.bin_seeds(data.array, bin_size, w)
+    seeds = cells[(counts >= min_bin_freq) & (counts > 0)].astype(np.float32)
     if len(seeds) == 0:
         raise ValueError(
             f"Bin seeding with 'min_bin_freq'={min_bin_freq} left no seed: no grid "
@@ -416,7 +479,7 @@ def _bin_seeds(data, bin_size, min_bin_freq):
             "points as seeds.",
             stacklevel=3,
         )
-        return _all_points(data)
+        return _all_points(data, weights)
     # float32 cells times the bin size keep scikit-learn's precision: float32
     # for a Python float, float64 for a numpy float64 (an estimated bandwidth).
     return seeds * bin_size

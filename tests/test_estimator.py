@@ -17,8 +17,9 @@ from dist_meanshift import IterationState, MeanShift
 def test_sklearn_check_estimator(kernel):
     results = check_estimator(MeanShift(kernel=kernel), on_skip=None)
     skipped = {r["check_name"] for r in results if r["status"] == "skipped"}
-    # Only the array-API check is skipped (it needs SCIPY_ARRAY_API set).
-    assert skipped <= {"check_array_api_input"}
+    # Only checks needing what is not installed are skipped: SCIPY_ARRAY_API
+    # for the array-API check, pandas for the pandas one.
+    assert skipped <= {"check_array_api_input", "check_sample_weights_pandas_series"}
 
 
 def test_get_set_params_and_clone():
