@@ -18,7 +18,9 @@ __all__ = [
     "add_partials",
     "assign_labels",
     "bin_counts",
+    "cell_sums",
     "combine_bin_counts",
+    "combine_cell_sums",
     "kernel_reach",
     "merge_close_centers",
     "nearest_center",
@@ -145,13 +147,13 @@ def shift_partial_sums(
     if sample_weight is not None:
         sample_weight = np.asarray(sample_weight)[order]
     for members, runs in groups:
-        for start, stop in runs:
-            sw = None if sample_weight is None else sample_weight[start:stop]
-            s, w = _dense_sums(
-                centers[members], X[start:stop], bandwidth, kernel, reach, sw
-            )
-            sums[members] += s
-            weights[members] += w
+        # One block per group: a copy of a few slices costs less than a call
+        # per slice.
+        xs = _take_runs(X, runs)
+        sw = None if sample_weight is None else _take_runs(sample_weight, runs)
+        s, w = _dense_sums(centers[members], xs, bandwidth, kernel, reach, sw)
+        sums[members] += s
+        weights[members] += w
     return sums, weights
 
 
@@ -247,6 +249,66 @@ def bin_counts(X, bin_size, sample_weight=None):
     if cells.shape[0] == 0:
         return cells.reshape(0, X.shape[1]), np.zeros(0)
     return _sum_by_row(cells, sample_weight)
+
+
+def cell_sums(X, cell_size, sample_weight=None):
+    """Grid cells of side ``cell_size``: their weights and coordinate sums.
+
+    A row falls in the cell ``floor(x / cell_size)``. The weighted mean of a
+    cell's rows stands for them all in binned mean shift.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    cell_size : float, > 0
+    sample_weight : ndarray of shape (n_samples,), default=None
+
+    Returns
+    -------
+    cells : ndarray of shape (n_cells, n_features), int64
+    counts : ndarray of shape (n_cells,), float64
+        Total weight of the rows in each cell.
+    sums : ndarray of shape (n_cells, n_features), float64
+        Weighted coordinate sums of the rows in each cell.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    cells = np.floor(X / cell_size).astype(np.int64)
+    w = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, float)
+    return combine_cell_sums((cells, w, X * w[:, None]))
+
+
+def combine_cell_sums(*parts):
+    """Merge the ``(cells, counts, sums)`` of several blocks into one.
+
+    Parameters
+    ----------
+    *parts : tuple of (ndarray, ndarray, ndarray)
+        Results of :func:`cell_sums` (or raw rows with weights).
+
+    Returns
+    -------
+    cells, counts, sums : ndarray
+    """
+    cells = np.concatenate([p[0] for p in parts])
+    counts = np.concatenate([p[1] for p in parts])
+    sums = np.concatenate([p[2] for p in parts])
+    if len(cells) == 0:
+        return cells, counts, sums
+    keys = _cell_keys(cells)
+    unique_keys, first, inverse = np.unique(
+        keys, return_index=True, return_inverse=True
+    )
+    inverse = inverse.ravel()
+    total = np.bincount(inverse, weights=counts, minlength=len(unique_keys))
+    summed = np.stack(
+        [
+            np.bincount(inverse, weights=sums[:, j], minlength=len(unique_keys))
+            for j in range(sums.shape[1])
+        ],
+        axis=1,
+    )
+    keep = total > 0
+    return cells[first][keep], total[keep], summed[keep]
 
 
 def combine_bin_counts(*parts):
@@ -356,9 +418,13 @@ def suppress_near_duplicates(centers, radius):
 
 
 def _sum_by_row(rows, weights):
-    unique, inverse = np.unique(rows, axis=0, return_inverse=True)
-    counts = np.bincount(inverse.ravel(), weights=weights, minlength=len(unique))
-    return unique, counts.astype(np.float64)
+    """Distinct rows (lexicographic order) and the summed weight of each."""
+    keys = _cell_keys(rows.astype(np.int64))
+    unique_keys, first, inverse = np.unique(
+        keys, return_index=True, return_inverse=True
+    )
+    counts = np.bincount(inverse.ravel(), weights=weights, minlength=len(unique_keys))
+    return rows[first], counts.astype(np.float64)
 
 
 def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
@@ -428,6 +494,27 @@ def _flat_weights(d2, h2, centers, xb, scale):
     return w
 
 
+def _take_runs(a, runs):
+    if len(runs) == 1:
+        return a[runs[0][0] : runs[0][1]]
+    return np.concatenate([a[start:stop] for start, stop in runs])
+
+
+def _cell_keys(cells):
+    """One int64 key per row of integer cell coordinates, ordered like the rows."""
+    lo = cells.min(axis=0)
+    span = cells.max(axis=0) - lo + 1
+    if np.prod(span.astype(np.float64)) < 2.0**62:
+        strides = np.cumprod(np.concatenate([span[1:], [1]])[::-1])[::-1]
+        # Column by column: numpy has no fast integer matrix product.
+        keys = np.zeros(len(cells), dtype=np.int64)
+        for j, stride in enumerate(strides):
+            keys += (cells[:, j] - lo[j]) * stride
+        return keys
+    # A huge, sparse grid: number the occupied cells instead.
+    return np.unique(cells, axis=0, return_inverse=True)[1].ravel()
+
+
 def _grid_groups(centers, X, reach):
     """Rows sorted by grid cell, and for each cell of centers the row runs around it.
 
@@ -443,14 +530,8 @@ def _grid_groups(centers, X, reach):
         rows in the neighbouring cells (adjacent slices joined).
     """
     x_cells = np.floor(np.asarray(X, dtype=np.float64) / reach).astype(np.int64)
-    lo = x_cells.min(axis=0)
-    span = x_cells.max(axis=0) - lo + 1
-    if np.prod(span.astype(np.float64)) < 2.0**62:
-        strides = np.cumprod(np.concatenate([span[1:], [1]])[::-1])[::-1]
-        keys = (x_cells - lo) @ strides
-    else:  # a huge, sparse grid: number the occupied cells instead
-        keys = np.unique(x_cells, axis=0, return_inverse=True)[1].ravel()
-    order = np.argsort(keys, kind="stable")
+    keys = _cell_keys(x_cells)
+    order = np.argsort(keys)
     sorted_keys = keys[order]
     starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
     bounds = np.r_[starts, len(keys)]

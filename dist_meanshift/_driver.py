@@ -235,6 +235,32 @@ def bin_seeds(X, bin_size, sample_weight=None):
     return result
 
 
+def bin_data(X, cell_size, sample_weight=None):
+    """Reduce the dataset to weighted grid cells in one streaming pass.
+
+    Parameters
+    ----------
+    X : dask.array.Array
+    cell_size : float
+    sample_weight : dask.array.Array, optional
+
+    Returns
+    -------
+    points : ndarray of shape (n_cells, n_features)
+        The weighted mean of the rows of each occupied cell.
+    weights : ndarray of shape (n_cells,)
+        Their total weight.
+    """
+    parts = [
+        dask.delayed(_blocks.cell_sums, pure=False)(x, cell_size, w)
+        for x, w in _row_blocks(X, sample_weight)
+    ]
+    (result,) = dask.compute(_tree(parts, _blocks.combine_cell_sums))
+    _, weights, sums = result
+    logger.info("binned %d rows into %d cells", X.shape[0], len(weights))
+    return sums / weights[:, None], weights
+
+
 def label(X, centers, bandwidth=None):
     """Lazy nearest-center labels of every row.
 

@@ -213,6 +213,16 @@ def check_params(est):
         _param_error(cls, "tol", "a float in the range [0, inf)", est.tol)
     if not (_is_real(est.merge_tol) and 0 <= est.merge_tol < math.inf):
         _param_error(cls, "merge_tol", "a float in the range [0, inf)", est.merge_tol)
+    if est.truncate is not None and not (_is_real(est.truncate) and est.truncate > 0):
+        _param_error(
+            cls, "truncate", "a float in the range (0, inf] or None", est.truncate
+        )
+    if est.bin_data is not None and not (
+        _is_real(est.bin_data) and 0 < est.bin_data < math.inf
+    ):
+        _param_error(
+            cls, "bin_data", "a float in the range (0, inf) or None", est.bin_data
+        )
     if est.chunk_rows is not None and not (
         _is_int(est.chunk_rows) and est.chunk_rows >= 1
     ):

@@ -11,6 +11,7 @@ import logging
 import warnings
 from numbers import Integral, Real
 
+import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import estimate_bandwidth as _sklearn_estimate_bandwidth
@@ -19,6 +20,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _driver
 from ._validation import (
+    InputData,
+    SampleWeight,
     check_finite,
     check_input,
     check_params,
@@ -212,6 +215,15 @@ class MeanShift(ClusterMixin, BaseEstimator):
         that relative weight times the ignored points' share of the kernel mass
         times their distance, far below ``tol`` in practice. Far points then cost
         nothing: centers meet only rows of nearby grid cells. None is exact.
+    bin_data : float or None, default=None
+        Binned mode, for very large data (approximate, opt-in): one streaming
+        pass reduces the data to grid cells of side ``bin_data * bandwidth``,
+        each standing as one point (the mean of its rows) weighted by its row
+        count; mean shift runs exactly on those cells in memory, and one more
+        pass labels the rows. Every row is moved by at most the cell diagonal,
+        ``sqrt(n_features) * bin_data * bandwidth``, so only memberships within
+        that distance of a kernel's edge can change and modes move by about that
+        much at most. 0.05 keeps modes within a few hundredths of the bandwidth.
     chunk_rows : int, default=None
         Rows per data chunk. None keeps the chunks of dask and zarr input and
         chunks in-memory input to keep every thread busy.
@@ -268,6 +280,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         tol=1e-3,
         merge_tol=0.1,
         truncate=6.0,
+        bin_data=None,
         chunk_rows=None,
         persist="auto",
     ):
@@ -281,6 +294,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         self.tol = tol
         self.merge_tol = merge_tol
         self.truncate = truncate
+        self.bin_data = bin_data
         self.chunk_rows = chunk_rows
         self.persist = persist
 
@@ -351,11 +365,14 @@ class MeanShift(ClusterMixin, BaseEstimator):
                     "the estimated bandwidth is 0 (many duplicate points): every "
                     "distinct point becomes a cluster; set 'bandwidth' explicitly"
                 )
-        seeds = self._initial_seeds(data, bandwidth, weights)
+        fit_data, fit_weights = data, weights
+        if self.bin_data is not None and bandwidth > 0:
+            fit_data, fit_weights = _binned(data, weights, self.bin_data * bandwidth)
+        seeds = self._initial_seeds(fit_data, bandwidth, fit_weights)
         bandwidth = float(bandwidth)
         result = _driver.MeanShiftResult(np.empty(0), np.empty(0), 0)
         yield from _driver.iter_mean_shift(
-            data.array,
+            fit_data.array,
             seeds,
             bandwidth=bandwidth,
             kernel=self.kernel,
@@ -363,7 +380,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
             tol=self.tol,
             merge_tol=self.merge_tol,
             truncate=self.truncate,
-            sample_weight=None if weights is None else weights.array,
+            sample_weight=None if fit_weights is None else fit_weights.array,
             labeller=lambda centers: data.to_output(_driver.label(data.array, centers)),
             result=result,
         )
@@ -403,6 +420,18 @@ class MeanShift(ClusterMixin, BaseEstimator):
         if self.bin_seeding:
             return _bin_seeds(data, bandwidth, self.min_bin_freq, weights)
         return _all_points(data, weights)
+
+
+def _binned(data, weights, cell_size):
+    """The data reduced to weighted grid cells, as in-memory input."""
+    points, counts = _driver.bin_data(
+        data.array, cell_size, None if weights is None else weights.array
+    )
+    points = points.astype(data.array.dtype)
+    cells = InputData(_driver.to_dask_array(points), points, "numpy")
+    return cells, SampleWeight(
+        da.from_array(counts, chunks=(cells.array.chunks[0],)), counts
+    )
 
 
 def _all_points(data, weights=None):

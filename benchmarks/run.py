@@ -1,0 +1,195 @@
+"""dist-meanshift against scikit-learn, side by side in one run, on the same data.
+
+    python benchmarks/run.py                 # the in-memory table (about 15 minutes)
+    python benchmarks/run.py --quick         # smaller sizes, a couple of minutes
+    python benchmarks/run.py --out-of-core   # adds the 200,000,000-row zarr case
+
+Prints one table: wall time of each, their ratio, cluster counts, the adjusted Rand
+index between the two labelings, and the peak resident memory of all processes
+(this one and every worker) during the run. Out-of-core runs are reported as a
+multiple of one plain streaming read of the same zarr array on the same cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import threading
+import time
+
+import dask.array as da
+import numpy as np
+import psutil
+import zarr
+from sklearn.cluster import MeanShift as SkMeanShift
+from sklearn.cluster import estimate_bandwidth as sk_estimate_bandwidth
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from dist_meanshift import MeanShift
+from dist_meanshift.io import make_blobs_zarr
+
+BLOBS = {"centers": 8, "n_features": 3, "cluster_std": 1.0, "center_box": (-20, 20)}
+
+
+class PeakMemory:
+    """Peak of the summed resident memory of this process and its children."""
+
+    def __init__(self, interval=0.05):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def _sample(self):
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def timed(fn, *args, **kwargs):
+    with PeakMemory() as mem:
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        seconds = time.perf_counter() - start
+    return out, seconds, mem.peak / 2**20
+
+
+def blobs(n):
+    X, _ = make_blobs(n_samples=n, random_state=0, **BLOBS)
+    h = sk_estimate_bandwidth(X, quantile=0.1, n_samples=2000, random_state=0)
+    return X, h
+
+
+def row(name, ours, sk=None):
+    (model, t, mem) = ours
+    labels = np.asarray(model.labels_)
+    k = len(model.cluster_centers_)
+    if sk is None:
+        return f"{name:<38} {t:>9.2f} {'-':>9} {'-':>7} {k:>4} {'-':>4} {'-':>7} {mem:>8.0f}"
+    ref, t_ref, mem_ref = sk
+    ari = adjusted_rand_score(ref.labels_, labels)
+    return (
+        f"{name:<38} {t:>9.2f} {t_ref:>9.2f} {t_ref / t:>6.1f}x {k:>4} "
+        f"{len(ref.cluster_centers_):>4} {ari:>7.4f} {mem:>6.0f}/{mem_ref:.0f}"
+    )
+
+
+def in_memory(sizes):
+    lines = []
+    n_all, n_bins, n_big = sizes
+    X, h = blobs(n_all)
+    ours = timed(MeanShift(h, kernel="flat").fit, X)
+    sk = timed(SkMeanShift(bandwidth=h, n_jobs=-1).fit, X)
+    lines.append(row(f"{n_all:,} flat, every point a seed", ours, sk))
+    print(lines[-1], flush=True)
+
+    X, h = blobs(n_bins)
+    flat = timed(MeanShift(h, kernel="flat", bin_seeding=True).fit, X)
+    sk = timed(SkMeanShift(bandwidth=h, bin_seeding=True, n_jobs=-1).fit, X)
+    lines.append(row(f"{n_bins:,} flat, bin seeding", flat, sk))
+    print(lines[-1], flush=True)
+    gauss = timed(MeanShift(h, kernel="gaussian", bin_seeding=True).fit, X)
+    lines.append(row(f"{n_bins:,} gaussian, bin seeding", gauss, sk))
+    print(lines[-1], f"  gaussian / flat time: {gauss[1] / flat[1]:.2f}", flush=True)
+    binned = timed(MeanShift(h, kernel="flat", bin_seeding=True, bin_data=0.05).fit, X)
+    lines.append(row(f"{n_bins:,} flat, bin seeding, binned data", binned, sk))
+    print(lines[-1], flush=True)
+
+    X, _ = make_blobs(n_samples=n_big, random_state=0, **BLOBS)
+    big = timed(MeanShift(h, kernel="flat", bin_seeding=True).fit, X)
+    lines.append(row(f"{n_big:,} flat, bin seeding", big))
+    print(lines[-1], f"  growth x{n_big // n_bins}: {big[1] / flat[1]:.2f}", flush=True)
+
+    small, _ = blobs(2000)
+    model, t, _ = timed(MeanShift(2.0, kernel="flat", max_iter=50).fit, small)
+    print(f"small fit: {t / (model.n_iter_ + 1):.3f} s per iteration", flush=True)
+    return lines
+
+
+def out_of_core(n_rows, workdir):
+    from distributed import Client, LocalCluster
+
+    path = os.path.join(workdir, "big.zarr")
+    if not os.path.exists(path):
+        print(f"writing {n_rows:,} x 3 float32 to {path} ...", flush=True)
+        make_blobs_zarr(
+            path, n_samples=n_rows, n_features=3, centers=8, chunk_rows=2_000_000
+        )
+    X = zarr.open_array(os.path.join(path, "X"), mode="r")
+    h = float(sk_estimate_bandwidth(X[:100_000], quantile=0.1, random_state=0))
+    lines = []
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            memory_limit="512MiB",
+            dashboard_address=":0",
+        ) as cluster,
+        Client(cluster),
+    ):
+        _, read, read_mem = timed(lambda: da.from_zarr(X).sum().compute())
+        print(f"one streaming read: {read:.1f} s, peak {read_mem:.0f} MiB", flush=True)
+        for name, params in [
+            ("binned", {"bin_data": 0.05}),
+            ("exact", {}),
+        ]:
+            model = MeanShift(h, kernel="flat", bin_seeding=True, **params)
+            out = os.path.join(workdir, f"labels-{name}.zarr")
+            shutil.rmtree(out, ignore_errors=True)
+
+            def run(model=model, out=out):
+                model.fit(X)
+                da.to_zarr(model.labels_, out)
+                return model
+
+            model, t, mem = timed(run)
+            lines.append(
+                f"{n_rows:,} out-of-core {name:<7} {t:>8.1f} s = {t / read:.1f} reads "
+                f"({model.n_iter_ + 1} iterations), peak {mem:.0f} MiB, "
+                f"{len(model.cluster_centers_)} clusters"
+            )
+            print(lines[-1], flush=True)
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out-of-core", action="store_true")
+    parser.add_argument("--rows", type=int, default=200_000_000)
+    parser.add_argument("--workdir", default=None)
+    args = parser.parse_args()
+    sizes = (
+        (10_000, 100_000, 1_000_000) if args.quick else (100_000, 1_000_000, 10_000_000)
+    )
+    print(
+        f"{'case':<38} {'ours s':>9} {'sklearn s':>9} {'ratio':>7} {'k':>4} {'k sk':>4} "
+        f"{'ARI':>7} {'peak MiB ours/sk':>8}"
+    )
+    lines = in_memory(sizes)
+    if args.out_of_core:
+        workdir = args.workdir or tempfile.mkdtemp(prefix="dist-meanshift-bench-")
+        lines += out_of_core(args.rows, workdir)
+    print("\n".join(["", "summary:", *lines]))
+
+
+if __name__ == "__main__":
+    main()
