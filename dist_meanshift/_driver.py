@@ -65,6 +65,12 @@ class IterationState:
     n_active: int
     max_shift: float
     _labeller: Callable = field(repr=False, compare=False)
+    _checkpoint: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def checkpoint(self):
+        """Everything needed to resume the fit after this iteration (numpy arrays)."""
+        return self._checkpoint
 
     @property
     def labels(self):
@@ -297,6 +303,7 @@ def iter_mean_shift(
     sample_weight=None,
     labeller=None,
     result=None,
+    resume=None,
 ) -> Iterator[IterationState]:
     """Run mean shift iterations on Dask, yielding the state after each.
 
@@ -328,6 +335,8 @@ def iter_mean_shift(
         Turns centers into labels for :attr:`IterationState.labels`.
     result : MeanShiftResult, optional
         Filled in when the generator is exhausted.
+    resume : dict, optional
+        A :attr:`IterationState.checkpoint` to continue from instead of seeds.
 
     Yields
     ------
@@ -338,14 +347,24 @@ def iter_mean_shift(
     kernel_args = {"bandwidth": bandwidth, "kernel": kernel, "truncate": truncate}
     n_rows = X.shape[0]
     stop_thresh = tol * bandwidth
-    pos = np.array(seeds, dtype=np.float64)  # a copy: seeds may be the input data
-    mult = np.ones(len(pos))
-    active = np.ones(len(pos), dtype=bool)
-    intensity = np.zeros(len(pos))
-    pos, mult, active, intensity = _collapse_identical(pos, mult, active, intensity)
-    trace = []
-    t = 0
-    for t in range(max_iter + 1):
+    if resume is None:
+        pos = np.array(seeds, dtype=np.float64)  # a copy: seeds may be the input
+        mult = np.ones(len(pos))
+        active = np.ones(len(pos), dtype=bool)
+        intensity = np.zeros(len(pos))
+        pos, mult, active, intensity = _collapse_identical(pos, mult, active, intensity)
+        trace, first = [], 0
+    else:
+        pos, mult, active, intensity = (
+            np.array(resume[k]) for k in ("pos", "mult", "active", "intensity")
+        )
+        trace, first = list(resume["trace"]), int(resume["next_iteration"])
+        logger.info("resuming at iteration %d", first + 1)
+    last = first - 1  # the last iteration done
+    for t in range(first, max_iter + 1):
+        if not active.any():
+            break
+        last = t
         moving = np.flatnonzero(active)
         sums, weights = _shift_sums(blocks, pos[moving], n_rows, kernel_args)
         reached = weights > 0
@@ -394,6 +413,14 @@ def iter_mean_shift(
             n_active=figures["n_active"],
             max_shift=max_shift,
             _labeller=labeller or (lambda c: None),
+            _checkpoint={
+                "pos": pos.copy(),
+                "mult": mult.copy(),
+                "active": active.copy(),
+                "intensity": intensity.copy(),
+                "next_iteration": t + 1,
+                "trace": list(trace),
+            },
         )
         if not active.any():
             break
@@ -411,7 +438,7 @@ def iter_mean_shift(
         centers, strength = pos[order], intensity[order]
     result.cluster_centers = centers.astype(dtype)
     result.intensity = strength
-    result.n_iter = t
+    result.n_iter = last
     result.trace = trace
 
 

@@ -104,14 +104,17 @@ def _with(options):
 @click.argument("job_file", type=click.Path(dir_okay=False))
 @click.option("--out", help="Output zarr path (overrides output.path).")
 @click.option("--overwrite", is_flag=True, default=None, help="Replace the output.")
+@click.option(
+    "--resume", is_flag=True, help="Continue a stopped run from its last iteration."
+)
 @_with(_cluster_options)
 @click.pass_context
-def run(ctx, job_file, out, overwrite, scheduler, report, plot):
+def run(ctx, job_file, out, overwrite, resume, scheduler, report, plot):
     """Run the job described by JOB_FILE (TOML)."""
     job = _guard(load_job, job_file)
     _override(job, "output", path=out, overwrite=overwrite, report=report, plot=plot)
     _override(job, "cluster", scheduler=scheduler)
-    _execute(ctx, job)
+    _execute(ctx, job, resume=resume)
 
 
 @main.command()
@@ -125,6 +128,9 @@ def run(ctx, job_file, out, overwrite, scheduler, report, plot):
 @click.option("--min-bin-freq", type=int, help="Points a bin needs to seed.")
 @click.option("--max-iter", type=int, help="Iterations per seed at most.")
 @click.option("--no-cluster-all", is_flag=True, help="Label far points -1.")
+@click.option(
+    "--bin-data", type=float, help="Binned mode: cells of this many bandwidths."
+)
 @click.option("--n-workers", type=int, help="Workers of the local cluster.")
 @click.option("--threads-per-worker", type=int, help="Threads per local worker.")
 @click.option("--memory-limit", help="Memory per local worker, e.g. 2GiB.")
@@ -214,14 +220,14 @@ def inspect(path):
         click.echo(line)
 
 
-def _execute(ctx, job):
+def _execute(ctx, job, resume=False):
     quiet = ctx.obj["quiet"]
     echo = (lambda *_: None) if quiet else click.echo
     progress = not quiet and sys.stdout.isatty()
-    echo(_guard(run_job, job, echo=echo, progress=progress))
+    echo(_guard(run_job, job, echo=echo, progress=progress, resume=resume))
 
 
-def run_job(job, *, echo=print, progress=False):
+def run_job(job, *, echo=print, progress=False, resume=False):
     """Run a checked job: make or open the input, fit, write, picture, summary.
 
     Parameters
@@ -232,6 +238,9 @@ def run_job(job, *, echo=print, progress=False):
         Where the lines a person reads go.
     progress : bool, default=False
         Show a progress bar over iterations.
+    resume : bool, default=False
+        Continue from the state recorded after the last iteration of a stopped
+        run with the same input and parameters.
 
     Returns
     -------
@@ -239,26 +248,52 @@ def run_job(job, *, echo=print, progress=False):
         The summary table.
     """
     from .estimator import MeanShift, estimate_bandwidth
-    from .io import check_output_path, open_input, write_result
+    from .io import (
+        check_output_path,
+        input_fingerprint,
+        open_input,
+        save_state,
+        write_result,
+    )
 
     inp, out, params = job["input"], job["output"], dict(job["model"])
     out_path = out.get("path") or f"{inp['path'].rstrip('/')}.result.zarr"
     check_output_path(out_path, out.get("overwrite", False), (inp["path"],))
     image_shape = _prepare_input(job, echo)
     data = open_input(inp["path"], inp.get("array"))
+    fingerprint = {
+        "input": input_fingerprint(
+            inp["path"], inp.get("array"), data.shape, data.dtype
+        ),
+        "model": job["model"],
+    }
+    state_path = f"{os.path.abspath(out_path).rstrip('/')}.state.npz"
+    saved = _saved_state(state_path, fingerprint, echo) if resume else None
     quantile = params.pop("quantile", 0.3)
     timings = {}
     started = time.perf_counter()
     with _connect(job["cluster"]) as client, _report(out.get("report")):
         if client.dashboard_link:
             echo(f"dashboard: {client.dashboard_link}")
-        if params.get("bandwidth") is None:
+        if saved is not None:
+            params["bandwidth"] = saved["bandwidth"]
+        elif params.get("bandwidth") is None:
             params["bandwidth"] = estimate_bandwidth(data, quantile=quantile)
             timings["estimate_bandwidth"] = time.perf_counter() - started
         model = MeanShift(**params)
-        _fit_with_progress(model, data, progress)
+        meta = {"fingerprint": fingerprint, "bandwidth": params["bandwidth"]}
+        states = model._fit_iter(data, resume=saved)
+        _fit_with_progress(
+            states,
+            model.max_iter + 1,
+            progress,
+            lambda state: save_state(state_path, state.checkpoint, meta),
+        )
         timings["fit"] = time.perf_counter() - started - sum(timings.values())
         attrs = _result_attrs(inp, data, model, timings)
+        attrs["resumed_at_iteration"] = (
+            None if saved is None else saved["next_iteration"]
+        )
         sizes = write_result(
             out_path,
             labels=model.labels_,
@@ -266,7 +301,9 @@ def run_job(job, *, echo=print, progress=False):
             attrs=attrs,
             overwrite=out.get("overwrite", False),
         )
-        timings["write"] = time.perf_counter() - started - sum(timings.values())
+        # The result is complete: the state that could resume it is not needed.
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(state_path)
         pictures = _pictures(job, data, model, image_shape, echo)
     return _summary(model, sizes, time.perf_counter() - started, out_path, pictures)
 
@@ -300,11 +337,10 @@ def _prepare_input(job, echo):
     )
 
 
-def _fit_with_progress(model, data, progress):
-    states = model.fit_iter(data)
+def _fit_with_progress(states, length, progress, record):
     if not progress:
-        for _ in states:
-            pass
+        for state in states:
+            record(state)
         return
 
     def show(state):
@@ -313,14 +349,49 @@ def _fit_with_progress(model, data, progress):
         return f"{state.n_active} moving, largest shift {state.max_shift:.3g}"
 
     with click.progressbar(
-        length=model.max_iter + 1,
+        length=length,
         label="mean shift",
         item_show_func=show,
         show_eta=False,  # most fits converge long before max_iter
     ) as bar:
         for state in states:
+            record(state)
             bar.update(1, state)
         bar.update(bar.length - bar.pos)
+
+
+def _saved_state(state_path, fingerprint, echo):
+    """The recorded state to resume from, refused if input or parameters changed."""
+    from .io import load_state
+
+    if not os.path.exists(state_path):
+        echo("nothing to resume: no recorded state, starting from the beginning")
+        return None
+    try:
+        saved = load_state(state_path)
+    except Exception as exc:
+        raise ValueError(
+            f"The recorded state {state_path!r} cannot be read ({exc}). Delete it "
+            "and run without --resume."
+        ) from exc
+    before = saved["fingerprint"]
+    for key in sorted(set(before["model"]) | set(fingerprint["model"])):
+        old, new = before["model"].get(key), fingerprint["model"].get(key)
+        if old != new:
+            raise ValueError(
+                f"--resume refused: model parameter '{key}' was {old!r} in the "
+                f"stopped run and is {new!r} now. Restore it, or run without "
+                "--resume to start afresh."
+            )
+    for key in ("path", "array", "shape", "dtype", "modified"):
+        if before["input"][key] != fingerprint["input"][key]:
+            raise ValueError(
+                f"--resume refused: the input's {key} changed since the stopped run "
+                f"({before['input'][key]!r}, now {fingerprint['input'][key]!r}). "
+                "Run without --resume to start afresh."
+            )
+    echo(f"resuming at iteration {saved['next_iteration'] + 1}")
+    return saved
 
 
 def _result_attrs(inp, data, model, timings):

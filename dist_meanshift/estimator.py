@@ -350,13 +350,17 @@ class MeanShift(ClusterMixin, BaseEstimator):
         >>> [s.n_active for s in MeanShift(2, kernel="flat").fit_iter(X)]
         [4, 1, 0]
         """
+        return self._fit_iter(X, sample_weight)
+
+    def _fit_iter(self, X, sample_weight=None, resume=None):
+        """fit_iter, optionally continuing from a checkpoint (see the CLI's --resume)."""
         check_params(self)
         data = check_input(X, estimator=self, reset=True, chunk_rows=self.chunk_rows)
         if data.kind != "numpy":
             data.array = _driver.prepare(data.array, self.persist)
             check_finite(*_driver.count_non_finite(data.array))
         weights = check_sample_weight(sample_weight, data)
-        bandwidth = self.bandwidth
+        bandwidth = self.bandwidth if resume is None else resume["bandwidth"]
         if bandwidth is None:
             bandwidth = np.float64(_estimate_bandwidth(data, 0.3, None, 0, weights))
             logger.info("estimated bandwidth %.6g", bandwidth)
@@ -368,7 +372,9 @@ class MeanShift(ClusterMixin, BaseEstimator):
         fit_data, fit_weights = data, weights
         if self.bin_data is not None and bandwidth > 0:
             fit_data, fit_weights = _binned(data, weights, self.bin_data * bandwidth)
-        seeds = self._initial_seeds(fit_data, bandwidth, fit_weights)
+        seeds = (
+            None if resume else self._initial_seeds(fit_data, bandwidth, fit_weights)
+        )
         bandwidth = float(bandwidth)
         result = _driver.MeanShiftResult(np.empty(0), np.empty(0), 0)
         yield from _driver.iter_mean_shift(
@@ -383,6 +389,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
             sample_weight=None if fit_weights is None else fit_weights.array,
             labeller=lambda centers: data.to_output(_driver.label(data.array, centers)),
             result=result,
+            resume=resume,
         )
         self.cluster_centers_ = result.cluster_centers
         self.intensity_ = result.intensity

@@ -73,6 +73,52 @@ def write_array(path, data, attrs=None):
     _replace(tmp, path)
 
 
+def save_state(path, checkpoint, meta):
+    """Record a fit's state after an iteration, atomically (temp file + rename).
+
+    Parameters
+    ----------
+    path : str
+        The state file (``.npz``).
+    checkpoint : dict
+        :attr:`IterationState.checkpoint`: arrays, ``next_iteration``, ``trace``.
+    meta : dict
+        JSON-serialisable: the fingerprint of input and parameters, the bandwidth.
+    """
+    arrays = {k: checkpoint[k] for k in ("pos", "mult", "active", "intensity")}
+    meta = {
+        **meta,
+        "next_iteration": checkpoint["next_iteration"],
+        "trace": checkpoint["trace"],
+    }
+    tmp = f"{path}.tmp-{os.getpid()}.npz"
+    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+    os.replace(tmp, path)
+
+
+def load_state(path):
+    """Read a state written by :func:`save_state` (never unpickles)."""
+    with np.load(path, allow_pickle=False) as f:
+        meta = json.loads(str(f["meta"]))
+        arrays = {k: f[k] for k in ("pos", "mult", "active", "intensity")}
+    return {**arrays, **meta}
+
+
+def input_fingerprint(path, array, shape, dtype):
+    """What identifies an input: where it is, its shape, and when it changed."""
+    path = os.path.abspath(path)
+    node = os.path.join(path, array) if array else path
+    meta = os.path.join(node, "zarr.json")
+    changed = os.path.getmtime(meta if os.path.exists(meta) else node)
+    return {
+        "path": path,
+        "array": array,
+        "shape": list(shape),
+        "dtype": str(dtype),
+        "modified": changed,
+    }
+
+
 def open_input(path, array=None):
     """Open a dataset for clustering: a zarr array, an array in a zarr group, or .npy.
 

@@ -26,6 +26,9 @@ SCHEMA = {
         "max_iter": (int,),
         "tol": (int, float),
         "merge_tol": (int, float),
+        "truncate": (int, float),
+        "bin_data": (int, float),
+        "persist": (bool,),
     },
     "cluster": {
         "scheduler": (str,),

@@ -258,3 +258,21 @@ def test_progress_bar_on_a_terminal_quiet_and_verbose(blobs, tmp_path):
     assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
     verbose = cli("-v", *fit.split(), "verbose.zarr", cwd=tmp_path)
     assert "DEBUG" in verbose.stderr or "INFO dist_meanshift" in verbose.stderr
+
+
+@pytest.mark.timeout(300)
+def test_large_job_runs_scaled_down_on_memory_limited_workers(tmp_path):
+    job = tmp_path / "large.toml"
+    text = (ROOT / "jobs" / "large.toml").read_text()
+    job.write_text(
+        text.replace("n_samples = 200000000", "n_samples = 2000000").replace(
+            "chunk_rows = 1000000", "chunk_rows = 250000"
+        )
+    )
+    done = cli("run", job, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "8 clusters" in done.stdout
+    result = zarr.open_group(str(tmp_path / "results/large/result.zarr"), mode="r")
+    assert result.attrs["complete"] is True
+    assert result["labels"].chunks == (250000,)
+    assert result["cluster_sizes"][:].sum() == 2_000_000
