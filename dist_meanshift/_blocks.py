@@ -483,12 +483,16 @@ def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
 
 def _flat_weights(d2, h2, centers, xb, scale):
     """0/1 weights ``d <= h``, exact at the boundary."""
-    w = (d2 <= h2).astype(np.float64)
     # The expanded form is off by a few ulps of the squared norms: settle the
-    # pairs that close to the boundary with the exact difference form.
+    # pairs that close to the boundary with the exact difference form. Boolean
+    # masks keep the check to a byte per pair.
     band = 1e-12 * (scale + h2)
-    ci, xi = np.nonzero(np.abs(d2 - h2) <= band)
-    if len(ci):
+    inside = d2 <= h2 - band
+    unsure = d2 <= h2 + band
+    np.not_equal(inside, unsure, out=unsure)
+    w = inside.astype(np.float64)
+    if unsure.any():
+        ci, xi = np.nonzero(unsure)
         diff = centers[ci] - xb[xi].astype(np.float64)
         w[ci, xi] = np.einsum("ij,ij->i", diff, diff) <= h2
     return w
