@@ -134,7 +134,9 @@ def out_of_core(n_rows, workdir):
             path, n_samples=n_rows, n_features=3, centers=8, chunk_rows=2_000_000
         )
     X = zarr.open_array(os.path.join(path, "X"), mode="r")
-    h = float(sk_estimate_bandwidth(X[:100_000], quantile=0.1, random_state=0))
+    h = float(
+        sk_estimate_bandwidth(X[:100_000], quantile=0.1, n_samples=2000, random_state=0)
+    )
     lines = []
     with (
         LocalCluster(

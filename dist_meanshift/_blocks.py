@@ -36,6 +36,10 @@ KERNELS = ("gaussian", "flat")
 # values (1 MiB in float64) per temporary stay near the CPU caches and keep a
 # task's memory small whatever the chunk size.
 _BLOCK_ELEMENTS = 1 << 17
+# Rows handled at once by the grid and binning functions: their int64 cell
+# coordinates, sort orders and copies stay within a few tens of MB per task even
+# when a chunk holds millions of rows (workers may have 512 MiB).
+_SLAB_ROWS = 1 << 18
 # Lowest exponent given to exp() per working precision (see _dense_sums).
 _EXP_FLOOR = {np.float32: -80.0, np.float64: -700.0}
 
@@ -141,6 +145,22 @@ def shift_partial_sums(
     reach = kernel_reach(bandwidth, kernel, truncate)
     if reach is None or reach == 0:
         return _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight)
+    if X.shape[0] > _SLAB_ROWS:
+        return add_partials(
+            *(
+                shift_partial_sums(
+                    centers,
+                    X[i : i + _SLAB_ROWS],
+                    bandwidth,
+                    kernel,
+                    None
+                    if sample_weight is None
+                    else sample_weight[i : i + _SLAB_ROWS],
+                    truncate,
+                )
+                for i in range(0, X.shape[0], _SLAB_ROWS)
+            )
+        )
     order, groups = _grid_groups(centers, X, reach)
     # Rows sorted by cell: the rows around a group of centers are a few slices.
     X = np.asarray(X)[order]
@@ -245,10 +265,16 @@ def bin_counts(X, bin_size, sample_weight=None):
     counts : ndarray of shape (n_cells,), float64
         Number (or total weight) of rows in each cell.
     """
-    cells = np.round(X / bin_size)
-    if cells.shape[0] == 0:
-        return cells.reshape(0, X.shape[1]), np.zeros(0)
-    return _sum_by_row(cells, sample_weight)
+    if X.shape[0] == 0:
+        return np.zeros((0, X.shape[1])), np.zeros(0)
+    parts = [
+        _sum_by_row(
+            np.round(X[i : i + _SLAB_ROWS] / bin_size),
+            None if sample_weight is None else sample_weight[i : i + _SLAB_ROWS],
+        )
+        for i in range(0, X.shape[0], _SLAB_ROWS)
+    ]
+    return combine_bin_counts(*parts) if len(parts) > 1 else parts[0]
 
 
 def cell_sums(X, cell_size, sample_weight=None):
@@ -271,10 +297,18 @@ def cell_sums(X, cell_size, sample_weight=None):
     sums : ndarray of shape (n_cells, n_features), float64
         Weighted coordinate sums of the rows in each cell.
     """
-    X = np.asarray(X, dtype=np.float64)
-    cells = np.floor(X / cell_size).astype(np.int64)
-    w = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, float)
-    return combine_cell_sums((cells, w, X * w[:, None]))
+    parts = []
+    for i in range(0, max(1, X.shape[0]), _SLAB_ROWS):
+        x = np.asarray(X[i : i + _SLAB_ROWS], dtype=np.float64)
+        w = np.ones(len(x))
+        if sample_weight is not None:
+            w = np.asarray(sample_weight[i : i + _SLAB_ROWS], dtype=np.float64)
+        parts.append(
+            combine_cell_sums(
+                (np.floor(x / cell_size).astype(np.int64), w, x * w[:, None])
+            )
+        )
+    return combine_cell_sums(*parts) if len(parts) > 1 else parts[0]
 
 
 def combine_cell_sums(*parts):

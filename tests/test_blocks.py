@@ -114,3 +114,24 @@ def test_order_by_intensity_breaks_ties_by_coordinates_descending():
 def test_suppression_keeps_the_strongest_of_near_duplicates():
     centers = np.array([[0.0, 0.0], [0.5, 0.0], [1.2, 0.0], [5.0, 0.0]])
     assert suppress_near_duplicates(centers, 1.0).tolist() == [True, False, True, True]
+
+
+def test_slabs_of_a_large_chunk_give_the_same_sums(monkeypatch):
+    import dist_meanshift._blocks as blocks
+
+    X = np.random.default_rng(0).normal(size=(5500, 3)) * 4
+    centers = X[:50]
+    whole = (
+        bin_counts(X, 1.0),
+        blocks.cell_sums(X, 0.5),
+        shift_partial_sums(centers, X, 1.0, "flat"),
+    )
+    monkeypatch.setattr(blocks, "_SLAB_ROWS", 1000)
+    slabs = (
+        bin_counts(X, 1.0),
+        blocks.cell_sums(X, 0.5),
+        shift_partial_sums(centers, X, 1.0, "flat"),
+    )
+    for a, b in zip(whole, slabs, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_allclose(x, y, rtol=1e-12)
