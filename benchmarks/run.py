@@ -109,7 +109,7 @@ def in_memory(sizes):
     gauss = timed(MeanShift(h, kernel="gaussian", bin_seeding=True).fit, X)
     lines.append(row(f"{n_bins:,} gaussian, bin seeding", gauss, sk))
     print(lines[-1], f"  gaussian / flat time: {gauss[1] / flat[1]:.2f}", flush=True)
-    binned = timed(MeanShift(h, kernel="flat", bin_seeding=True, bin_data=0.05).fit, X)
+    binned = timed(MeanShift(h, kernel="flat", bin_seeding=True, bin_data=0.1).fit, X)
     lines.append(row(f"{n_bins:,} flat, bin seeding, binned data", binned, sk))
     print(lines[-1], flush=True)
 
@@ -150,7 +150,7 @@ def out_of_core(n_rows, workdir):
         _, read, read_mem = timed(lambda: da.from_zarr(X).sum().compute())
         print(f"one streaming read: {read:.1f} s, peak {read_mem:.0f} MiB", flush=True)
         for name, params in [
-            ("binned", {"bin_data": 0.05}),
+            ("binned", {"bin_data": 0.1}),
             ("exact", {}),
         ]:
             model = MeanShift(h, kernel="flat", bin_seeding=True, **params)

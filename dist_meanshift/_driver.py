@@ -261,7 +261,9 @@ def bin_data(X, cell_size, sample_weight=None):
         dask.delayed(_blocks.cell_sums, pure=False)(x, cell_size, w)
         for x, w in _row_blocks(X, sample_weight)
     ]
-    (result,) = dask.compute(_tree(parts, _blocks.combine_cell_sums))
+    # Partial cell tables can hold a million cells each: combine them two at a
+    # time so that a worker holds two tables, not eight.
+    (result,) = dask.compute(_tree(parts, _blocks.combine_cell_sums, split_every=2))
     _, weights, sums = result
     logger.info("binned %d rows into %d cells", X.shape[0], len(weights))
     return sums / weights[:, None], weights
@@ -475,12 +477,11 @@ def _row_blocks(X, sample_weight):
     return list(zip(xs, ws, strict=True))
 
 
-def _tree(items, combine):
+def _tree(items, combine, split_every=_SPLIT_EVERY):
     add = dask.delayed(combine, pure=False)
     while len(items) > 1:
         items = [
-            add(*items[i : i + _SPLIT_EVERY])
-            for i in range(0, len(items), _SPLIT_EVERY)
+            add(*items[i : i + split_every]) for i in range(0, len(items), split_every)
         ]
     return items[0]
 

@@ -15,7 +15,7 @@ from dist_meanshift.io import make_blobs_zarr, write_result
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-@pytest.mark.parametrize("bin_data", [0.05, None], ids=["binned", "exact"])
+@pytest.mark.parametrize("bin_data", [0.1, None], ids=["binned", "exact"])
 def test_larger_than_cluster_memory(tmp_path, bin_data):
     rows = 60_000_000  # 720 MB of float32, against 2 x 300 MiB of workers
     path = str(tmp_path / "big.zarr")
