@@ -273,7 +273,7 @@ def run_job(job, *, echo=print, progress=False, resume=False):
     timings = {}
     started = time.perf_counter()
     with _connect(job["cluster"]) as client, _report(out.get("report")):
-        if client.dashboard_link:
+        if _has_dashboard(client, remote=bool(job["cluster"].get("scheduler"))):
             echo(f"dashboard: {client.dashboard_link}")
         if saved is not None:
             params["bandwidth"] = saved["bandwidth"]
@@ -306,6 +306,14 @@ def run_job(job, *, echo=print, progress=False, resume=False):
             os.remove(state_path)
         pictures = _pictures(job, data, model, image_shape, echo)
     return _summary(model, sizes, time.perf_counter() - started, out_path, pictures)
+
+
+def _has_dashboard(client, remote):
+    """Whether the link would show a dashboard: it is drawn with bokeh."""
+    import importlib.util
+
+    served = "dashboard" in client.scheduler_info().get("services", {})
+    return served and (remote or importlib.util.find_spec("bokeh") is not None)
 
 
 def _prepare_input(job, echo):
