@@ -233,12 +233,9 @@ def bin_seeds(X, bin_size, sample_weight=None):
     cells : ndarray of shape (n_cells, n_features)
     counts : ndarray of shape (n_cells,)
     """
-    parts = [
-        dask.delayed(_blocks.bin_counts, pure=False)(x, bin_size, w)
-        for x, w in _row_blocks(X, sample_weight)
-    ]
-    (result,) = dask.compute(_tree(parts, _blocks.combine_bin_counts))
-    return result
+    return _map_reduce(
+        X, sample_weight, _blocks.bin_counts, _blocks.combine_bin_counts, bin_size
+    )
 
 
 def bin_data(X, cell_size, sample_weight=None):
@@ -257,14 +254,16 @@ def bin_data(X, cell_size, sample_weight=None):
     weights : ndarray of shape (n_cells,)
         Their total weight.
     """
-    parts = [
-        dask.delayed(_blocks.cell_sums, pure=False)(x, cell_size, w)
-        for x, w in _row_blocks(X, sample_weight)
-    ]
     # Partial cell tables can hold a million cells each: combine them two at a
     # time so that a worker holds two tables, not eight.
-    (result,) = dask.compute(_tree(parts, _blocks.combine_cell_sums, split_every=2))
-    _, weights, sums = result
+    _, weights, sums = _map_reduce(
+        X,
+        sample_weight,
+        _blocks.cell_sums,
+        _blocks.combine_cell_sums,
+        cell_size,
+        split_every=2,
+    )
     logger.info("binned %d rows into %d cells", X.shape[0], len(weights))
     return sums / weights[:, None], weights
 
@@ -466,6 +465,16 @@ def _shift_sums(blocks, centers, n_rows, kernel_args):
         np.concatenate([r[0] for r in results]),
         np.concatenate([r[1] for r in results]),
     )
+
+
+def _map_reduce(X, sample_weight, fn, combine, arg, split_every=_SPLIT_EVERY):
+    """``fn(chunk, arg, weights)`` on every chunk, tree-combined on the cluster."""
+    parts = [
+        dask.delayed(fn, pure=False)(x, arg, w)
+        for x, w in _row_blocks(X, sample_weight)
+    ]
+    (result,) = dask.compute(_tree(parts, combine, split_every))
+    return result
 
 
 def _row_blocks(X, sample_weight):
