@@ -93,10 +93,6 @@ def dask_cluster(tmp_path, n_workers=2, tls=None, timeout=60):
                 p.wait()
 
 
-def wait_for_workers(client, n, timeout=60):
-    client.wait_for_workers(n, timeout=timeout)
-
-
 def make_tls_files(tmp_path):
     """A self-signed certificate for 127.0.0.1, used as its own CA."""
     cert, key = Path(tmp_path) / "cert.pem", Path(tmp_path) / "key.pem"
