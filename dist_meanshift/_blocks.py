@@ -148,17 +148,8 @@ def shift_partial_sums(
     if X.shape[0] > _SLAB_ROWS:
         return add_partials(
             *(
-                shift_partial_sums(
-                    centers,
-                    X[i : i + _SLAB_ROWS],
-                    bandwidth,
-                    kernel,
-                    None
-                    if sample_weight is None
-                    else sample_weight[i : i + _SLAB_ROWS],
-                    truncate,
-                )
-                for i in range(0, X.shape[0], _SLAB_ROWS)
+                shift_partial_sums(centers, x, bandwidth, kernel, w, truncate)
+                for x, w in _slabs(X, sample_weight)
             )
         )
     order, groups = _grid_groups(centers, X, reach)
@@ -268,11 +259,7 @@ def bin_counts(X, bin_size, sample_weight=None):
     if X.shape[0] == 0:
         return np.zeros((0, X.shape[1])), np.zeros(0)
     parts = [
-        _sum_by_row(
-            np.round(X[i : i + _SLAB_ROWS] / bin_size),
-            None if sample_weight is None else sample_weight[i : i + _SLAB_ROWS],
-        )
-        for i in range(0, X.shape[0], _SLAB_ROWS)
+        _sum_by_row(np.round(x / bin_size), w) for x, w in _slabs(X, sample_weight)
     ]
     return combine_bin_counts(*parts) if len(parts) > 1 else parts[0]
 
@@ -298,16 +285,11 @@ def cell_sums(X, cell_size, sample_weight=None):
         Weighted coordinate sums of the rows in each cell.
     """
     parts = []
-    for i in range(0, max(1, X.shape[0]), _SLAB_ROWS):
-        x = np.asarray(X[i : i + _SLAB_ROWS], dtype=np.float64)
-        w = np.ones(len(x))
-        if sample_weight is not None:
-            w = np.asarray(sample_weight[i : i + _SLAB_ROWS], dtype=np.float64)
-        parts.append(
-            combine_cell_sums(
-                (np.floor(x / cell_size).astype(np.int64), w, x * w[:, None])
-            )
-        )
+    for x, w in _slabs(X, sample_weight):
+        x = np.asarray(x, dtype=np.float64)
+        w = np.ones(len(x)) if w is None else np.asarray(w, dtype=np.float64)
+        cells = np.floor(x / cell_size).astype(np.int64)
+        parts.append(combine_cell_sums((cells, w, x * w[:, None])))
     return combine_cell_sums(*parts) if len(parts) > 1 else parts[0]
 
 
@@ -530,6 +512,13 @@ def _flat_weights(d2, h2, centers, xb, scale):
         diff = centers[ci] - xb[xi].astype(np.float64)
         w[ci, xi] = np.einsum("ij,ij->i", diff, diff) <= h2
     return w
+
+
+def _slabs(X, sample_weight):
+    """``(rows, weights)`` of at most ``_SLAB_ROWS`` rows each (one if X is empty)."""
+    for i in range(0, max(1, X.shape[0]), _SLAB_ROWS):
+        w = None if sample_weight is None else sample_weight[i : i + _SLAB_ROWS]
+        yield X[i : i + _SLAB_ROWS], w
 
 
 def _take_runs(a, runs):
