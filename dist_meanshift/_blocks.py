@@ -310,21 +310,9 @@ def combine_cell_sums(*parts):
     sums = np.concatenate([p[2] for p in parts])
     if len(cells) == 0:
         return cells, counts, sums
-    keys = _cell_keys(cells)
-    unique_keys, first, inverse = np.unique(
-        keys, return_index=True, return_inverse=True
-    )
-    inverse = inverse.ravel()
-    total = np.bincount(inverse, weights=counts, minlength=len(unique_keys))
-    summed = np.stack(
-        [
-            np.bincount(inverse, weights=sums[:, j], minlength=len(unique_keys))
-            for j in range(sums.shape[1])
-        ],
-        axis=1,
-    )
+    cells, total, summed = _sum_by_row(cells, counts, sums)
     keep = total > 0
-    return cells[first][keep], total[keep], summed[keep]
+    return cells[keep], total[keep], summed[keep]
 
 
 def combine_bin_counts(*parts):
@@ -433,14 +421,28 @@ def suppress_near_duplicates(centers, radius):
     return keep
 
 
-def _sum_by_row(rows, weights):
-    """Distinct rows (lexicographic order) and the summed weight of each."""
+def _sum_by_row(rows, weights, values=None):
+    """Distinct rows (lexicographic order) with the summed weights of each.
+
+    With ``values`` of shape (n_rows, k), their per-row sums are returned too.
+    """
     keys = _cell_keys(rows.astype(np.int64))
     unique_keys, first, inverse = np.unique(
         keys, return_index=True, return_inverse=True
     )
-    counts = np.bincount(inverse.ravel(), weights=weights, minlength=len(unique_keys))
-    return rows[first], counts.astype(np.float64)
+    inverse = inverse.ravel()
+    n = len(unique_keys)
+    counts = np.bincount(inverse, weights=weights, minlength=n).astype(np.float64)
+    if values is None:
+        return rows[first], counts
+    summed = np.stack(
+        [
+            np.bincount(inverse, weights=values[:, j], minlength=n)
+            for j in range(values.shape[1])
+        ],
+        axis=1,
+    )
+    return rows[first], counts, summed
 
 
 def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
