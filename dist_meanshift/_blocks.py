@@ -42,6 +42,9 @@ _BLOCK_ELEMENTS = 1 << 17
 _SLAB_ROWS = 1 << 18
 # Lowest exponent given to exp() per working precision (see _dense_sums).
 _EXP_FLOOR = {np.float32: -80.0, np.float64: -700.0}
+# Largest |c|^2 / 2h^2 of a center around its block's origin for which the
+# Gaussian weights are factored (exp of it stays far from float32 overflow).
+_MAX_FACTOR_EXPONENT = 60.0
 
 
 def squared_distances(centers, X):
@@ -448,69 +451,95 @@ def _sum_by_row(rows, weights, values=None):
 def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
     """Kernel sums of every center against every row, in blocks.
 
-    Distances use ``|c|^2 + |x|^2 - 2 c.x`` around a local origin (fast, one
-    matrix product); for the flat kernel the few pairs whose distance lies within
-    rounding of the bandwidth are recomputed exactly, so that a point at exactly
-    the bandwidth counts as inside. A float32 block is computed in float32 for
-    the Gaussian kernel; sums are accumulated in float64.
+    Around a local origin, one matrix product ``[-2c, 1] . [x, |x|^2]`` gives
+    ``|x - c|^2 - |c|^2`` for every pair, and a second one ``w . [x, 1]`` gives
+    the weighted sums and the weights together. For the flat kernel the
+    per-center threshold ``h^2 - |c|^2`` is applied directly, and the few pairs
+    within rounding of the bandwidth are recomputed exactly, so that a point at
+    exactly the bandwidth counts as inside. For the Gaussian kernel the factor
+    ``exp(-|c|^2 / 2h^2)`` of each center is taken out of the block and applied
+    to its sums. A float32 block is computed in float32 for the Gaussian kernel;
+    sums are accumulated in float64.
     """
     k, n_features = centers.shape
     flat = kernel == "flat" or bandwidth == 0
     work = np.float32 if (X.dtype == np.float32 and not flat) else np.float64
     origin = centers.mean(axis=0)
-    c0 = (centers - origin).astype(work)
+    c0 = centers - origin
     cc = np.einsum("ij,ij->i", c0, c0)
     h2 = bandwidth * bandwidth
-    sums = np.zeros((k, n_features))
-    weights = np.zeros(k)
+    if not flat and cc.max() * (0.5 / h2) > _MAX_FACTOR_EXPONENT:
+        # Centers too far apart to factor their weights: split them.
+        half = np.argsort(c0[:, np.argmax(np.ptp(c0, axis=0))])
+        parts = [half[: k // 2], half[k // 2 :]]
+        results = [
+            _dense_sums(centers[p], X, bandwidth, kernel, reach, sample_weight)
+            for p in parts
+        ]
+        sums, weights = np.zeros((k, n_features)), np.zeros(k)
+        for p, (s, w) in zip(parts, results, strict=True):
+            sums[p], weights[p] = s, w
+        return sums, weights
+    # One row per center: [-2c, 1] (flat) or [c, -1/2] / h^2 (Gaussian).
+    A = np.empty((k, n_features + 1), dtype=work)
+    if flat:
+        A[:, :n_features] = -2 * c0
+        A[:, n_features] = 1
+    else:
+        A[:, :n_features] = c0 / h2
+        A[:, n_features] = -0.5 / h2
+    acc = np.zeros((k, n_features + 1))
     step = max(1, _BLOCK_ELEMENTS // k)
     for start in range(0, X.shape[0], step):
         xb = np.asarray(X[start : start + step])
-        x0 = xb.astype(work) - origin.astype(work)
-        xx = np.einsum("ij,ij->i", x0, x0)
-        d2 = c0 @ x0.T
-        d2 *= -2
-        d2 += cc[:, None]
-        d2 += xx[None, :]
-        np.maximum(d2, 0, out=d2)
+        m = xb.shape[0]
+        B = np.empty((m, n_features + 1), dtype=work)
+        x0 = B[:, :n_features]
+        np.subtract(xb, origin, out=x0, casting="unsafe")
+        B[:, n_features] = np.einsum("ij,ij->i", x0, x0)
+        d = A @ B.T
+        sw = None if sample_weight is None else sample_weight[start : start + step]
         if flat:
-            w = _flat_weights(d2, h2, centers, xb, cc.max() + xx.max())
-            if sample_weight is not None:
-                w *= sample_weight[start : start + step]
-            sums += w @ xb.astype(np.float64)
-            weights += w.sum(axis=1)
+            w = _flat_weights(d, h2, cc, centers, xb, cc.max() + B[:, -1].max())
+            if sw is not None:
+                w *= sw
+            xa = np.empty((m, n_features + 1))
+            xa[:, :n_features] = xb
+            xa[:, n_features] = 1
+            acc += w @ xa
             continue
-        # Beyond the floor of exp() a weight counts as 0 even when exact.
-        cut = np.sqrt(-2 * _EXP_FLOOR[work]) * bandwidth
-        cut = cut if reach is None else min(reach, cut)
-        far = d2 > cut * cut
-        d2 *= -0.5 / h2
-        # Weights that would underflow into subnormals (exp(-87) in float32) slow
-        # every later operation tenfold; floor them at a normal number that is
+        # d = (2 c.x - |x|^2) / 2h^2 = (|c|^2 - |x - c|^2) / 2h^2. Weights
+        # that would underflow into subnormals (exp(-87) in float32) slow every
+        # later operation tenfold: floor them at a normal number that is
         # nothing beside the center's own weight.
-        np.maximum(d2, _EXP_FLOOR[work], out=d2)
-        w = np.exp(d2, out=d2)
-        w[far] = 0
-        if sample_weight is not None:
-            w *= sample_weight[start : start + step].astype(work)
-        ws = w.sum(axis=1).astype(np.float64)
-        sums += (w @ x0).astype(np.float64) + ws[:, None] * origin
-        weights += ws
+        np.maximum(d, _EXP_FLOOR[work], out=d)
+        w = np.exp(d, out=d)
+        if sw is not None:
+            w *= sw.astype(work)
+        B[:, n_features] = 1
+        acc += (w @ B).astype(np.float64)
+    if flat:
+        return acc[:, :n_features], acc[:, n_features]
+    factor = np.exp(-0.5 * cc / h2)
+    weights = acc[:, n_features] * factor
+    sums = acc[:, :n_features] * factor[:, None] + weights[:, None] * origin
     return sums, weights
 
 
-def _flat_weights(d2, h2, centers, xb, scale):
-    """0/1 weights ``d <= h``, exact at the boundary."""
+def _flat_weights(d, h2, cc, centers, xb, scale):
+    """0/1 weights ``|x - c| <= h`` from ``d = |x - c|^2 - |c|^2``, exact at h.
+
+    ``cc`` holds ``|c|^2`` per center (around the block's origin) and ``scale``
+    bounds the squared norms that ``d`` was formed from.
+    """
     # The expanded form is off by a few ulps of the squared norms: settle the
-    # pairs that close to the boundary with the exact difference form. Boolean
-    # masks keep the check to a byte per pair.
+    # pairs that close to the boundary with the exact difference form.
     band = 1e-12 * (scale + h2)
-    inside = d2 <= h2 - band
-    unsure = d2 <= h2 + band
-    np.not_equal(inside, unsure, out=unsure)
+    inside = d <= (h2 - cc - band)[:, None]
+    unsure = d <= (h2 - cc + band)[:, None]
     w = inside.astype(np.float64)
-    if unsure.any():
-        ci, xi = np.nonzero(unsure)
+    if np.count_nonzero(unsure) != np.count_nonzero(inside):
+        ci, xi = np.nonzero(unsure & ~inside)
         diff = centers[ci] - xb[xi].astype(np.float64)
         w[ci, xi] = np.einsum("ij,ij->i", diff, diff) <= h2
     return w

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ import dask
 import dask.array as da
 import numpy as np
 import psutil
+from threadpoolctl import threadpool_limits
 
 from . import _blocks
 
@@ -32,6 +34,8 @@ logger = logging.getLogger(__name__)
 _TARGET_PAIRS_PER_TASK = 20_000_000
 # Upper bound of an automatic chunk of in-memory input.
 _MAX_CHUNK_BYTES = 64 * 2**20
+# Largest graph sent at once; distributed warns from 10 MB.
+_MAX_GRAPH_BYTES = 8 * 2**20
 # Chunks smaller than this are not worth a task of their own.
 _MIN_CHUNK_ROWS = 4096
 # The dataset is kept in cluster memory when it takes at most this fraction of
@@ -118,18 +122,30 @@ def current_client():
         return None
 
 
+def compute(*collections):
+    """``dask.compute`` with BLAS kept to one thread in this process.
+
+    Tasks run in parallel on dask's threads (or in-process workers); a
+    multi-threaded BLAS inside each of them would oversubscribe the cores
+    (about 30% slower here). Worker processes started by a nanny already run
+    with one BLAS thread.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return dask.compute(*collections)
+
+
 def to_dask_array(X, chunk_rows=None):
     """Turn an in-memory array into a row-chunked dask array.
 
-    With an active client the chunks are scattered to the workers once, so the
-    data never travels inside a task graph.
+    With an active client the chunks are sent to the cluster once, as data the
+    scheduler keeps (see :func:`upload`), so a worker's death loses nothing.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
     chunk_rows : int, default=None
         Rows per chunk; by default enough chunks to keep every thread busy,
-        each at most 64 MiB.
+        each at most 64 MiB (8 MiB with a client).
 
     Returns
     -------
@@ -139,15 +155,51 @@ def to_dask_array(X, chunk_rows=None):
     rows = chunk_rows or _auto_chunk_rows(X.shape, X.dtype.itemsize, client)
     if client is None:
         return da.from_array(X, chunks=(rows, -1))
-    starts = range(0, X.shape[0], rows)
-    parts = [X[s : s + rows] for s in starts]
-    futures = client.scatter(parts, hash=False)
+    parts = [X[s : s + rows] for s in range(0, X.shape[0], rows)]
     return da.concatenate(
         [
-            da.from_delayed(f, shape=p.shape, dtype=X.dtype)
-            for f, p in zip(futures, parts, strict=True)
+            da.from_delayed(d, shape=p.shape, dtype=X.dtype)
+            for d, p in zip(upload(parts, "data"), parts, strict=True)
         ]
     )
+
+
+def upload(parts, name):
+    """Send in-memory arrays to the cluster as recoverable data.
+
+    Each array becomes a literal task of its own that the scheduler keeps: if
+    the worker holding it dies, the scheduler sends it again. (``scatter``
+    would lose it for good, and broadcast copies are dropped by the active
+    memory manager.) The arrays go in batches of at most 8 MiB so that no
+    graph is large. Without a client they are wrapped as they are.
+
+    Parameters
+    ----------
+    parts : list of ndarray
+    name : str
+        Prefix of the keys; each call makes new keys (dask/distributed#8576).
+
+    Returns
+    -------
+    list of dask.delayed.Delayed
+    """
+    token = uuid.uuid4().hex
+    delayed = [
+        dask.delayed(p, name=f"{name}-{token}-{i}", traverse=False)
+        for i, p in enumerate(parts)
+    ]
+    client = current_client()
+    if client is None:
+        return delayed
+    out, batch, size = [], [], 0
+    for d, p in zip(delayed, parts, strict=True):
+        if batch and size + p.nbytes > _MAX_GRAPH_BYTES:
+            out.extend(client.persist(batch))
+            batch, size = [], 0
+        batch.append(d)
+        size += p.nbytes
+    out.extend(client.persist(batch))
+    return out
 
 
 def prepare(X, persist="auto"):
@@ -447,11 +499,7 @@ def _shift_sums(blocks, centers, n_rows, kernel_args):
     """Kernel sums of all data for ``centers``, computed on the cluster."""
     client = current_client()
     n_parts = _n_partitions(len(centers), n_rows, len(blocks), _n_threads(client))
-    parts = np.array_split(centers, n_parts)
-    if client is not None:
-        # Centers go to the workers as data, never embedded in the graph; a new
-        # key each time (hash=False) avoids dask/distributed#8576.
-        parts = client.scatter(parts, hash=False)
+    parts = upload(np.array_split(centers, n_parts), "centers")
     fn = dask.delayed(_blocks.shift_partial_sums, pure=False)
     reduced = [
         _tree(
@@ -460,7 +508,7 @@ def _shift_sums(blocks, centers, n_rows, kernel_args):
         )
         for part in parts
     ]
-    results = dask.compute(*reduced)
+    results = compute(*reduced)
     return (
         np.concatenate([r[0] for r in results]),
         np.concatenate([r[1] for r in results]),
@@ -473,7 +521,7 @@ def _map_reduce(X, sample_weight, fn, combine, arg, split_every=_SPLIT_EVERY):
         dask.delayed(fn, pure=False)(x, arg, w)
         for x, w in _row_blocks(X, sample_weight)
     ]
-    (result,) = dask.compute(_tree(parts, combine, split_every))
+    (result,) = compute(_tree(parts, combine, split_every))
     return result
 
 
@@ -561,7 +609,8 @@ def _n_partitions(n_centers, n_rows, n_blocks, n_threads):
 def _auto_chunk_rows(shape, itemsize, client):
     n_rows, n_features = shape
     per_thread = math.ceil(n_rows / (2 * _n_threads(client)))
-    max_rows = max(1, _MAX_CHUNK_BYTES // max(1, n_features * itemsize))
+    max_bytes = _MAX_CHUNK_BYTES if client is None else _MAX_GRAPH_BYTES
+    max_rows = max(1, max_bytes // max(1, n_features * itemsize))
     return int(max(1, min(max_rows, max(_MIN_CHUNK_ROWS, per_thread))))
 
 

@@ -35,7 +35,7 @@ def assert_same_fit(ours, ref):
         {"bandwidth": 0.6, "cluster_all": False},
         {"bandwidth": 1.5, "bin_seeding": True},
         {"bandwidth": 1.0, "bin_seeding": True, "min_bin_freq": 5},
-        {"bandwidth": 1.0, "max_iter": 0},
+        {"bandwidth": 1.0, "max_iter": 1},
         {"bandwidth": 1.0, "max_iter": 2},
         {},
     ],
@@ -85,7 +85,7 @@ def test_flat_cluster_all_false_gives_orphans_minus_one():
 
 def test_distance_exactly_at_bandwidth_counts_as_inside():
     X = np.array([[0.0, 0.0], [3.0, 4.0], [20.0, 0.0]])
-    ours = MeanShift(5.0, kernel="flat", seeds=[[0.0, 0.0]], max_iter=0).fit(X)
+    ours = MeanShift(5.0, kernel="flat", seeds=[[0.0, 0.0]], max_iter=1).fit(X)
     np.testing.assert_allclose(ours.cluster_centers_, [[1.5, 2.0]])
     assert ours.intensity_[0] == 2
     labels = MeanShift(5.0, kernel="flat", cluster_all=False).fit(X).labels_
