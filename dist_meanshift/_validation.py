@@ -44,7 +44,7 @@ class InputData:
 
     def to_output(self, result):
         """numpy in, numpy out; dask or zarr in, the lazy dask array."""
-        return result.compute() if self.kind == "numpy" else result
+        return _driver.compute(result)[0] if self.kind == "numpy" else result
 
 
 def check_input(X, *, name="X", estimator=None, reset=True, chunk_rows=None):
@@ -72,7 +72,7 @@ def check_input(X, *, name="X", estimator=None, reset=True, chunk_rows=None):
     if isinstance(X, zarr.Array | da.Array):
         kind = "zarr" if isinstance(X, zarr.Array) else "dask"
         _check_lazy(X, name)
-        arr = da.from_zarr(X) if kind == "zarr" else X
+        arr = _from_zarr(X, name) if kind == "zarr" else X
         if arr.dtype.kind in "iu" or arr.dtype.itemsize > 8:
             arr = arr.astype(np.float64)
         elif arr.dtype.itemsize < 4:
@@ -207,8 +207,8 @@ def check_params(est):
         _param_error(
             cls, "min_bin_freq", "an int in the range [1, inf)", est.min_bin_freq
         )
-    if not (_is_int(est.max_iter) and est.max_iter >= 0):
-        _param_error(cls, "max_iter", "an int in the range [0, inf)", est.max_iter)
+    if not (_is_int(est.max_iter) and est.max_iter >= 1):
+        _param_error(cls, "max_iter", "an int in the range [1, inf)", est.max_iter)
     if not (_is_real(est.tol) and 0 <= est.tol < math.inf):
         _param_error(cls, "tol", "a float in the range [0, inf)", est.tol)
     if not (_is_real(est.merge_tol) and 0 <= est.merge_tol < math.inf):
@@ -276,6 +276,56 @@ def _open_zarr_array(path, name):
             f"the path of an array inside it: {', '.join(map(repr, inside))}."
         )
     return node
+
+
+def _from_zarr(z, name):
+    """A dask array over a zarr array whose chunks are all present and readable.
+
+    zarr returns the fill value for a missing chunk: a damaged or partly
+    written store would silently become zeros. Missing chunks are refused
+    here; a chunk that cannot be decoded is named when it is read.
+    """
+    # Sharded arrays: one task per shard, not per (small) inner chunk.
+    chunks = z.shards or z.chunks
+    expected, present = z.nchunks, z.nchunks_initialized
+    if present < expected:
+        grid = [math.ceil(n / c) for n, c in zip(z.shape, chunks, strict=True)]
+        first = next(c for c in np.ndindex(*grid) if not _chunk_exists(z, c))
+        start = first[0] * chunks[0]
+        stop = min(z.shape[0], start + chunks[0])
+        raise ValueError(
+            f"Input {name} ({z.store_path}) is missing {expected - present} of "
+            f"{expected} chunks, the first for rows {start}-{stop - 1}: the store "
+            "is damaged or was not fully written. Write it again (if those rows "
+            "really are all fill value, write it with "
+            "config={'write_empty_chunks': True})."
+        )
+    token = dask.base.tokenize(z, chunks)
+    return da.from_array(
+        z,
+        chunks=chunks,
+        name=f"from-zarr-{token}",
+        getitem=_read_zarr_block,
+        meta=np.empty((0, 0), z.dtype),
+    )
+
+
+def _chunk_exists(z, coords):
+    key = z.metadata.encode_chunk_key(coords)
+    return zarr.core.sync.sync(z.store.exists(f"{z.path}/{key}" if z.path else key))
+
+
+def _read_zarr_block(z, index, *args, **kwargs):
+    """Read one block; name the rows if the store cannot give them."""
+    try:
+        return np.asarray(z[index])
+    except Exception as exc:  # a decoding failure of any codec means the same
+        rows = index[0]
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise ValueError(
+            f"Input chunk for rows {rows.start}-{rows.stop - 1} of {z.store_path} "
+            f"cannot be read ({detail}): the store is damaged. Write it again."
+        ) from exc
 
 
 def _check_lazy(X, name):

@@ -9,8 +9,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import time
+import types
 
 import click
 
@@ -250,15 +253,18 @@ def run_job(job, *, echo=print, progress=False, resume=False):
     from .estimator import MeanShift, estimate_bandwidth
     from .io import (
         check_output_path,
+        create_output,
+        finish_result,
         input_fingerprint,
         open_input,
+        open_stopped_output,
         save_state,
-        write_result,
     )
 
     inp, out, params = job["input"], job["output"], dict(job["model"])
     out_path = out.get("path") or f"{inp['path'].rstrip('/')}.result.zarr"
-    check_output_path(out_path, out.get("overwrite", False), (inp["path"],))
+    overwrite = out.get("overwrite", False)
+    check_output_path(out_path, overwrite, (inp["path"],), resume=resume)
     image_shape = _prepare_input(job, echo)
     data = open_input(inp["path"], inp.get("array"))
     fingerprint = {
@@ -267,8 +273,12 @@ def run_job(job, *, echo=print, progress=False, resume=False):
         ),
         "model": job["model"],
     }
-    state_path = f"{os.path.abspath(out_path).rstrip('/')}.state.npz"
-    saved = _saved_state(state_path, fingerprint, echo) if resume else None
+    group = open_stopped_output(out_path, (inp["path"],)) if resume else None
+    if group is not None and group.attrs.get("complete"):
+        # Killed after its last byte: the run is done, resuming changes nothing.
+        _check_fingerprint(group.attrs["fingerprint"], fingerprint, "finished run")
+        return _stored_summary(group, out_path)
+    saved = _saved_state(group, fingerprint, echo) if resume else None
     quantile = params.pop("quantile", 0.3)
     timings = {}
     started = time.perf_counter()
@@ -282,28 +292,35 @@ def run_job(job, *, echo=print, progress=False, resume=False):
             timings["estimate_bandwidth"] = time.perf_counter() - started
         model = MeanShift(**params)
         meta = {"fingerprint": fingerprint, "bandwidth": params["bandwidth"]}
-        states = model._fit_iter(data, resume=saved)
-        _fit_with_progress(
-            states,
-            model.max_iter + 1,
-            progress,
-            lambda state: save_state(state_path, state.checkpoint, meta),
-        )
-        timings["fit"] = time.perf_counter() - started - sum(timings.values())
-        attrs = _result_attrs(inp, data, model, timings)
-        attrs["resumed_at_iteration"] = (
-            None if saved is None else saved["next_iteration"]
-        )
-        sizes = write_result(
-            out_path,
-            labels=model.labels_,
-            centers=model.cluster_centers_,
-            attrs=attrs,
-            overwrite=out.get("overwrite", False),
-        )
-        # The result is complete: the state that could resume it is not needed.
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(state_path)
+        if saved is None:
+            # A stopped run with nothing recorded yet is started afresh.
+            group = create_output(
+                out_path,
+                {"fingerprint": fingerprint},
+                overwrite=overwrite or group is not None,
+                inputs=(inp["path"],),
+            )
+        recorded = saved is not None
+        try:
+            for state in _with_progress(
+                model._fit_iter(data, resume=saved), model.max_iter + 1, progress
+            ):
+                save_state(group, state.checkpoint, meta)
+                recorded = True
+            timings["fit"] = time.perf_counter() - started - sum(timings.values())
+            attrs = _result_attrs(inp, data, model, timings)
+            attrs["fingerprint"] = fingerprint
+            attrs["resumed_at_iteration"] = (
+                None if saved is None else saved["next_iteration"]
+            )
+            sizes = finish_result(
+                group, labels=model.labels_, centers=model.cluster_centers_, attrs=attrs
+            )
+        except BaseException:
+            if not recorded:
+                # Nothing to resume: leave nothing that looks like a result.
+                shutil.rmtree(os.path.abspath(out_path), ignore_errors=True)
+            raise
         pictures = _pictures(job, data, model, image_shape, echo)
     return _summary(model, sizes, time.perf_counter() - started, out_path, pictures)
 
@@ -345,10 +362,10 @@ def _prepare_input(job, echo):
     )
 
 
-def _fit_with_progress(states, length, progress, record):
+def _with_progress(states, length, progress):
+    """The states, shown on a progress bar when ``progress``."""
     if not progress:
-        for state in states:
-            record(state)
+        yield from states
         return
 
     def show(state):
@@ -363,41 +380,45 @@ def _fit_with_progress(states, length, progress, record):
         show_eta=False,  # most fits converge long before max_iter
     ) as bar:
         for state in states:
-            record(state)
+            yield state
             bar.update(1, state)
         bar.update(bar.length - bar.pos)
 
 
-def _saved_state(state_path, fingerprint, echo):
-    """The recorded state to resume from, refused if input or parameters changed."""
-    from .io import load_state
-
-    if not os.path.exists(state_path):
-        echo("nothing to resume: no recorded state, starting from the beginning")
-        return None
-    try:
-        saved = load_state(state_path)
-    except Exception as exc:
-        raise ValueError(
-            f"The recorded state {state_path!r} cannot be read ({exc}). Delete it "
-            "and run without --resume."
-        ) from exc
-    before = saved["fingerprint"]
-    for key in sorted(set(before["model"]) | set(fingerprint["model"])):
-        old, new = before["model"].get(key), fingerprint["model"].get(key)
+def _check_fingerprint(before, now, what):
+    """Refuse --resume when the model parameters or the input changed, by name."""
+    for key in sorted(set(before["model"]) | set(now["model"])):
+        old, new = before["model"].get(key), now["model"].get(key)
         if old != new:
             raise ValueError(
                 f"--resume refused: model parameter '{key}' was {old!r} in the "
-                f"stopped run and is {new!r} now. Restore it, or run without "
+                f"{what} and is {new!r} now. Restore it, or run without "
                 "--resume to start afresh."
             )
     for key in ("path", "array", "shape", "dtype", "modified"):
-        if before["input"][key] != fingerprint["input"][key]:
+        if before["input"][key] != now["input"][key]:
             raise ValueError(
-                f"--resume refused: the input's {key} changed since the stopped run "
-                f"({before['input'][key]!r}, now {fingerprint['input'][key]!r}). "
+                f"--resume refused: the input's {key} changed since the {what} "
+                f"({before['input'][key]!r}, now {now['input'][key]!r}). "
                 "Run without --resume to start afresh."
             )
+
+
+def _saved_state(group, fingerprint, echo):
+    """The recorded state to resume from, refused if input or parameters changed."""
+    from .io import load_state
+
+    try:
+        saved = None if group is None else load_state(group)
+    except Exception as exc:  # any damage has the same remedy
+        raise ValueError(
+            f"The state recorded in the output cannot be read ({exc}). "
+            "Run with --overwrite instead of --resume to start afresh."
+        ) from exc
+    if saved is None:
+        echo("nothing to resume: no recorded state, starting from the beginning")
+        return None
+    _check_fingerprint(saved["fingerprint"], fingerprint, "stopped run")
     echo(f"resuming at iteration {saved['next_iteration'] + 1}")
     return saved
 
@@ -466,6 +487,18 @@ def _pictures(job, data, model, image_shape, echo):
     return made
 
 
+def _stored_summary(group, out_path):
+    """The summary of a result already complete on disk."""
+    attrs = group.attrs
+    model = types.SimpleNamespace(
+        n_iter_=attrs["n_iter"], bandwidth_=attrs["bandwidth"]
+    )
+    seconds = sum(attrs.get("timings", {}).values())
+    sizes = group["cluster_sizes"][:]
+    summary = _summary(model, sizes, seconds, out_path, [])
+    return f"already complete, nothing to resume\n{summary}"
+
+
 def _summary(model, sizes, seconds, out_path, pictures):
     headline = (
         f"{len(sizes)} clusters, {model.n_iter_ + 1} iterations, {seconds:.1f} s, "
@@ -485,6 +518,7 @@ def _summary(model, sizes, seconds, out_path, pictures):
 @contextlib.contextmanager
 def _connect(spec):
     """A client of the scheduler at spec["scheduler"], or of a new local cluster."""
+    import dask
     from distributed import Client, LocalCluster
 
     address = spec.get("scheduler")
@@ -503,6 +537,10 @@ def _connect(spec):
             yield client
         return
     with (
+        # Worker scratch (locks, spilled data) goes to a temporary directory
+        # removed at the end, not to dask's shared dask-scratch-space.
+        tempfile.TemporaryDirectory(prefix="dist-meanshift-") as scratch,
+        dask.config.set({"temporary-directory": scratch}),
         LocalCluster(
             n_workers=spec.get("n_workers", 2),
             threads_per_worker=spec.get("threads_per_worker", 1),
@@ -584,6 +622,10 @@ def _echo(ctx, line):
 
 
 def _setup_logging(verbose):
+    # distributed sets its loggers' levels when first imported: import it
+    # first so that the levels below hold.
+    import distributed  # noqa: F401
+
     level = logging.DEBUG if verbose else logging.WARNING
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -592,3 +634,7 @@ def _setup_logging(verbose):
     logger.propagate = False
     # The distributed scheduler and workers are chatty at INFO.
     logging.getLogger("distributed").setLevel(level)
+    # A failed task, and the cluster closing after it, are reported as the
+    # one-line error; their logs only with -v.
+    for name in ("distributed.worker", "distributed.batched"):
+        logging.getLogger(name).setLevel(level if verbose else logging.CRITICAL)

@@ -472,6 +472,9 @@ def _estimate_bandwidth(data, quantile, n_samples, random_state, weights=None):
         size = min(n_samples or BANDWIDTH_SAMPLE_SIZE, int((w > 0).sum()))
         idx = np.sort(rs.choice(n_rows, size=size, replace=False, p=w / w.sum()))
         rows, w = np.asarray(data.array[idx].compute()), None
+    if not np.isfinite(rows).all():
+        # Lazy data is checked in full when fitted; name the whole count now.
+        check_finite(*_driver.count_non_finite(data.array))
     if w is None:
         return float(_sklearn_estimate_bandwidth(rows, quantile=quantile))
     return _weighted_bandwidth(rows, w, quantile)

@@ -15,6 +15,15 @@ import zarr
 
 logger = logging.getLogger(__name__)
 
+#: The ``format`` attribute of every result group this package writes.
+FORMAT = "dist-meanshift-result/1"
+#: The ``format`` attribute of demo datasets made by :func:`make_blobs_zarr`.
+BLOBS_FORMAT = "dist-meanshift-blobs/1"
+# Every chunk is stored, even one that is all fill value, so that a missing
+# chunk always means a damaged store.
+_EVERY_CHUNK = {"write_empty_chunks": True}
+_STATE_ARRAYS = ("pos", "mult", "active", "intensity")
+
 
 def make_blobs_zarr(
     path, *, n_samples, n_features, centers, seed=0, chunk_rows=100_000, std=1.0
@@ -38,10 +47,16 @@ def make_blobs_zarr(
     tmp = _partial_path(path)
     group = zarr.open_group(tmp, mode="w")
     X = group.create_array(
-        "X", shape=(n_samples, n_features), dtype="f4", chunks=(chunk_rows, n_features)
+        "X",
+        shape=(n_samples, n_features),
+        dtype="f4",
+        chunks=(chunk_rows, n_features),
+        config=_EVERY_CHUNK,
     )
-    y = group.create_array("y", shape=(n_samples,), dtype="i4", chunks=(chunk_rows,))
-    group.create_array("centers", data=true_centers)
+    y = group.create_array(
+        "y", shape=(n_samples,), dtype="i4", chunks=(chunk_rows,), config=_EVERY_CHUNK
+    )
+    group.create_array("centers", data=true_centers, config=_EVERY_CHUNK)
     for start in range(0, n_samples, chunk_rows):
         stop = min(n_samples, start + chunk_rows)
         chunk_rng = np.random.default_rng([seed, start])
@@ -51,7 +66,7 @@ def make_blobs_zarr(
         )
         X[start:stop] = points.astype(np.float32)
         y[start:stop] = labels
-    group.attrs["complete"] = True
+    group.attrs.update({"format": BLOBS_FORMAT, "complete": True})
     _replace(tmp, path)
 
 
@@ -67,41 +82,71 @@ def write_array(path, data, attrs=None):
     tmp = _partial_path(path)
     data = np.asarray(data)
     chunks = (min(len(data), 65536), *data.shape[1:])
-    arr = zarr.create_array(tmp, shape=data.shape, dtype=data.dtype, chunks=chunks)
+    arr = zarr.create_array(
+        tmp, shape=data.shape, dtype=data.dtype, chunks=chunks, config=_EVERY_CHUNK
+    )
     arr[:] = data
-    arr.attrs.update(json.loads(json.dumps(attrs or {}, default=list)))
+    arr.attrs.update(_jsonable(attrs or {}))
     _replace(tmp, path)
 
 
-def save_state(path, checkpoint, meta):
-    """Record a fit's state after an iteration, atomically (temp file + rename).
+def save_state(group, checkpoint, meta):
+    """Record a fit's state after an iteration in its output group, atomically.
+
+    The arrays go to a new subgroup ``state/<iteration>``; then the ``state``
+    group's attributes (one file, replaced atomically) are pointed at it; then
+    the previous subgroup is deleted. A kill at any moment leaves a readable
+    state: the previous one or the new one.
 
     Parameters
     ----------
-    path : str
-        The state file (``.npz``).
+    group : zarr.Group
+        The output group made by :func:`create_output`.
     checkpoint : dict
         :attr:`IterationState.checkpoint`: arrays, ``next_iteration``, ``trace``.
     meta : dict
         JSON-serialisable: the fingerprint of input and parameters, the bandwidth.
     """
-    arrays = {k: checkpoint[k] for k in ("pos", "mult", "active", "intensity")}
-    meta = {
-        **meta,
-        "next_iteration": checkpoint["next_iteration"],
-        "trace": checkpoint["trace"],
-    }
-    tmp = f"{path}.tmp-{os.getpid()}.npz"
-    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
-    os.replace(tmp, path)
+    state = group.require_group("state")
+    name = str(checkpoint["next_iteration"])
+    sub = state.create_group(name, overwrite=True)
+    for key in _STATE_ARRAYS:
+        sub.create_array(key, data=np.asarray(checkpoint[key]), config=_EVERY_CHUNK)
+    previous = state.attrs.get("current")
+    state.attrs.put(
+        _jsonable(
+            {
+                **meta,
+                "current": name,
+                "next_iteration": checkpoint["next_iteration"],
+                "trace": checkpoint["trace"],
+            }
+        )
+    )
+    if previous is not None and previous != name and previous in state:
+        del state[previous]
 
 
-def load_state(path):
-    """Read a state written by :func:`save_state` (never unpickles)."""
-    with np.load(path, allow_pickle=False) as f:
-        meta = json.loads(str(f["meta"]))
-        arrays = {k: f[k] for k in ("pos", "mult", "active", "intensity")}
-    return {**arrays, **meta}
+def load_state(group):
+    """The state recorded by :func:`save_state`, or None (never unpickles).
+
+    Parameters
+    ----------
+    group : zarr.Group
+
+    Returns
+    -------
+    dict or None
+        The arrays of the checkpoint and the recorded metadata.
+    """
+    if "state" not in group:
+        return None
+    state = group["state"]
+    meta = dict(state.attrs)
+    if "current" not in meta:
+        return None
+    sub = state[meta["current"]]
+    return {**{k: sub[k][:] for k in _STATE_ARRAYS}, **meta}
 
 
 def input_fingerprint(path, array, shape, dtype):
@@ -176,22 +221,89 @@ def open_input(path, array=None):
     return node[array]
 
 
-def write_result(path, *, labels, centers, attrs, overwrite=False):
-    """Write a fit's result to a zarr group, atomically.
-
-    ``labels`` is written chunk by chunk by the workers (a dask array is stored
-    in place, never gathered on the client) into a temporary group, which takes
-    the final name only once complete, with ``attrs["complete"] = True``
-    written last.
+def create_output(path, attrs, *, overwrite=False, inputs=()):
+    """Create a result group marked incomplete, replacing an older output.
 
     Parameters
     ----------
     path : str or os.PathLike
+    attrs : dict
+        JSON-serialisable run description.
+    overwrite : bool, default=False
+        Replace an existing dist-meanshift output (never any other directory).
+    inputs : sequence of path, default=()
+        Paths the output must not be, lie in, or hold.
+
+    Returns
+    -------
+    zarr.Group
+    """
+    check_output_path(path, overwrite, inputs)
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path):
+        _remove_output(path)
+    # One write makes the group with its attributes: a kill cannot leave a
+    # group that is not recognisably ours.
+    return zarr.create_group(
+        path, attributes={**_jsonable(attrs), "format": FORMAT, "complete": False}
+    )
+
+
+def _remove_output(path):
+    """Delete an output so that a kill midway never leaves it looking complete.
+
+    It is first marked incomplete; its group metadata, which marks it as ours,
+    goes last.
+    """
+    meta = os.path.join(path, "zarr.json")
+    if os.path.exists(meta):
+        zarr.open_group(path, mode="r+").attrs["complete"] = False
+    for entry in os.scandir(path):
+        if entry.name == "zarr.json":
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.remove(entry.path)
+    if os.path.exists(meta):
+        os.remove(meta)
+    os.rmdir(path)
+
+
+def open_stopped_output(path, inputs=()):
+    """The group of a stopped (or finished) run at ``path``, or None if there is none.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    inputs : sequence of path, default=()
+
+    Returns
+    -------
+    zarr.Group or None
+    """
+    check_output_path(path, overwrite=False, inputs=inputs, resume=True)
+    if not os.path.exists(path) or _is_empty_dir(path):
+        return None
+    return zarr.open_group(os.path.abspath(os.fspath(path)), mode="r+")
+
+
+def finish_result(group, *, labels, centers, attrs):
+    """Write a fit's result into its output group; mark it complete last.
+
+    ``labels`` is written chunk by chunk by the workers (a dask array is stored
+    in place, never gathered on the client). ``attrs["complete"] = True`` is
+    written after every other byte of the result, in the same atomic write as
+    the other attributes; the recorded state is deleted after it.
+
+    Parameters
+    ----------
+    group : zarr.Group
+        Made by :func:`create_output`.
     labels : ndarray or dask.array.Array of shape (n_samples,)
     centers : ndarray of shape (n_clusters, n_features)
     attrs : dict
         JSON-serialisable run description.
-    overwrite : bool, default=False
 
     Returns
     -------
@@ -199,29 +311,71 @@ def write_result(path, *, labels, centers, attrs, overwrite=False):
         Points per cluster (points labelled -1 are counted in
         ``attrs["n_unlabelled"]``).
     """
-    check_output_path(path, overwrite)
-    tmp = _partial_path(path)
-    group = zarr.open_group(tmp, mode="w")
-    group.attrs.update({**json.loads(json.dumps(attrs)), "complete": False})
     labels = labels if isinstance(labels, da.Array) else da.from_array(labels)
     rows = labels.chunks[0][0]
     if any(c != rows for c in labels.chunks[0][:-1]):
         labels = labels.rechunk({0: rows})
-    out = group.create_array("labels", shape=labels.shape, dtype="i8", chunks=(rows,))
+    out = group.create_array(
+        "labels",
+        shape=labels.shape,
+        dtype="i8",
+        chunks=(rows,),
+        overwrite=True,
+        config=_EVERY_CHUNK,
+    )
     stored = da.store(labels.astype("i8"), out, lock=False, compute=False)
     counts = da.bincount(labels + 1, minlength=len(centers) + 1)
     _, sizes = dask.compute(stored, counts)
-    group.create_array("cluster_centers", data=np.asarray(centers))
-    group.create_array("cluster_sizes", data=sizes[1:].astype("i8"))
-    group.attrs["n_unlabelled"] = int(sizes[0])
-    group.attrs["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    group.attrs["complete"] = True
-    _replace(tmp, path)
+    for key, value in (("cluster_centers", centers), ("cluster_sizes", sizes[1:])):
+        group.create_array(
+            key, data=np.asarray(value), overwrite=True, config=_EVERY_CHUNK
+        )
+    # One atomic write of the attributes marks the result complete, after every
+    # byte of it. The recorded state goes after that: a kill in between leaves
+    # a complete result, never a result-less output without its state.
+    group.attrs.put(
+        {
+            **_jsonable(attrs),
+            "format": FORMAT,
+            "n_unlabelled": int(sizes[0]),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "complete": True,
+        }
+    )
+    if "state" in group:
+        del group["state"]
     return sizes[1:]
 
 
-def check_output_path(path, overwrite, inputs=()):
-    """Refuse an output that exists (without overwrite) or would overwrite input."""
+def write_result(path, *, labels, centers, attrs, overwrite=False, inputs=()):
+    """Create a result group at ``path`` and write a fit's result into it.
+
+    :func:`create_output`, then :func:`finish_result`: until the last byte is
+    written the group is marked incomplete.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    labels : ndarray or dask.array.Array of shape (n_samples,)
+    centers : ndarray of shape (n_clusters, n_features)
+    attrs : dict
+    overwrite : bool, default=False
+    inputs : sequence of path, default=()
+
+    Returns
+    -------
+    cluster_sizes : ndarray of shape (n_clusters,)
+    """
+    group = create_output(path, attrs, overwrite=overwrite, inputs=inputs)
+    return finish_result(group, labels=labels, centers=centers, attrs=attrs)
+
+
+def check_output_path(path, overwrite, inputs=(), resume=False):
+    """Refuse an output that would overwrite input, or that exists unless allowed.
+
+    An existing path may be replaced (``overwrite``) or resumed (``resume``)
+    only if it is a dist-meanshift output.
+    """
     out = os.path.abspath(os.fspath(path))
     for inp in inputs:
         inp = os.path.abspath(os.fspath(inp))
@@ -230,11 +384,42 @@ def check_output_path(path, overwrite, inputs=()):
                 f"Output {os.fspath(path)!r} is the input or lies inside it (or holds "
                 "it). Choose an output path outside the input."
             )
-    if os.path.exists(path) and not overwrite:
+    if not os.path.exists(path) or _is_empty_dir(path):
+        return
+    complete = _output_status(path)
+    if complete is None:
+        if overwrite or resume:
+            raise FileExistsError(
+                f"Output {os.fspath(path)!r} exists and is not a dist-meanshift "
+                "result, so it is left alone. Choose another output path."
+            )
+    elif resume:
+        return
+    elif not complete and not overwrite:
+        raise FileExistsError(
+            f"Output {os.fspath(path)!r} holds a stopped run. Pass --resume to "
+            "continue it, --overwrite to start afresh, or choose another path."
+        )
+    if not overwrite:
         raise FileExistsError(
             f"Output {os.fspath(path)!r} already exists. Pass --overwrite (or "
             "output.overwrite = true) to replace it, or choose another path."
         )
+
+
+def _is_empty_dir(path):
+    return os.path.isdir(path) and not os.listdir(path)
+
+
+def _output_status(path):
+    """True/False for a complete/incomplete dist-meanshift output, else None."""
+    try:
+        attrs = dict(zarr.open_group(os.fspath(path), mode="r").attrs)
+    except (OSError, ValueError):  # not a zarr group, or unreadable metadata
+        return None
+    if attrs.get("format") not in (FORMAT, BLOBS_FORMAT):
+        return None
+    return bool(attrs.get("complete"))
 
 
 def read_result(path):
@@ -294,6 +479,10 @@ def _describe_array(name, arr):
         f"{name}: shape {arr.shape}, dtype {arr.dtype}, chunks {arr.chunks}, "
         f"{arr.nbytes / 1e6:.1f} MB"
     )
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=list))
 
 
 def _partial_path(path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import signal
 import subprocess
@@ -33,8 +35,22 @@ tol = 1e-7
 
 [output]
 path = "out.zarr"
-overwrite = true
 """
+
+
+MAKE_BLOBS = (
+    "blobs.zarr",
+    "--n-samples",
+    4000,
+    "--n-features",
+    2,
+    "--centers",
+    4,
+    "--seed",
+    7,
+    "--chunk-rows",
+    1000,
+)
 
 
 def write_job(where, extra=""):
@@ -48,35 +64,24 @@ def read(where, name):
     return group["labels"][:], group["cluster_centers"][:], dict(group.attrs)
 
 
-@pytest.mark.timeout(600)
-def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    straight.mkdir()
-    killed.mkdir()
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """Labels, centers and attributes of the job run without interruption."""
+    straight = tmp_path_factory.mktemp("straight")
     done = cli("run", write_job(straight), cwd=straight)
     assert done.returncode == 0, done.stderr
-    labels, centers, attrs = read(straight, "out.zarr")
+    return read(straight, "out.zarr")
+
+
+@pytest.mark.timeout(600)
+def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path, uninterrupted):
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    labels, centers, attrs = uninterrupted
     assert attrs["n_iter"] >= 8
 
     # Make the data first, then kill the run once a few iterations are recorded.
-    assert (
-        cli(
-            "make-blobs",
-            "blobs.zarr",
-            "--n-samples",
-            4000,
-            "--n-features",
-            2,
-            "--centers",
-            4,
-            "--seed",
-            7,
-            "--chunk-rows",
-            1000,
-            cwd=killed,
-        ).returncode
-        == 0
-    )
+    assert cli("make-blobs", *MAKE_BLOBS, cwd=killed).returncode == 0
     job = write_job(killed)
     proc = subprocess.Popen(
         [sys.executable, "-m", "dist_meanshift", "run", str(job)],
@@ -84,16 +89,18 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    state = killed / "out.zarr.state.npz"
+    out = killed / "out.zarr"
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if state.exists() and np.load(state)["pos"].size and _iteration(state) >= 4:
-            break
+    while time.monotonic() < deadline and _recorded(out) < 4:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    stopped_at = _iteration(state)
-    assert not (killed / "out.zarr").exists()
+    stopped_at = _recorded(out)
+    # The stopped run's output is marked incomplete: it is no result.
+    assert zarr.open_group(str(out), mode="r").attrs["complete"] is False
+    again = cli("run", job, cwd=killed)
+    assert again.returncode == 2
+    assert "holds a stopped run. Pass --resume" in again.stderr
 
     again = cli("run", job, "--resume", cwd=killed)
     assert again.returncode == 0, again.stderr
@@ -104,21 +111,75 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
     np.testing.assert_allclose(resumed_centers, centers, rtol=0, atol=1e-12)
     assert resumed_attrs["n_iter"] == attrs["n_iter"]
     assert len(resumed_attrs["trace"]) == len(attrs["trace"])
-    assert not state.exists()
+    assert "state" not in zarr.open_group(str(out), mode="r")
 
 
-def _iteration(state):
-    import json
+@pytest.mark.timeout(900)
+def test_killed_again_and_again_at_any_moment_still_gives_the_same_result(
+    tmp_path, uninterrupted
+):
+    """SIGKILL at growing delays, resuming each time, until a run completes."""
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    labels, centers, _ = uninterrupted
+    job = write_job(killed)
+    assert cli("make-blobs", *MAKE_BLOBS, cwd=killed).returncode == 0
+    kills, delay, recorded = 0, 1.0, []
+    log = tmp_path / "stderr.txt"
+    for _ in range(20):
+        with open(log, "w") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dist_meanshift", "run", str(job), "--resume"],
+                cwd=killed,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            recorded.append(_recorded(killed / "out.zarr"))
+            delay += 0.4
+            continue
+        assert proc.returncode == 0, log.read_text()
+        break
+    else:
+        pytest.fail("the run never completed")
+    # Kills landed before the first record and between records; none lost one.
+    assert kills >= 3
+    assert recorded[0] == 0 and max(recorded) > 0
+    assert recorded == sorted(recorded)
+    resumed_labels, resumed_centers, attrs = read(killed, "out.zarr")
+    assert attrs["complete"] is True
+    np.testing.assert_array_equal(resumed_labels, labels)
+    np.testing.assert_allclose(resumed_centers, centers, rtol=0, atol=1e-12)
 
-    with np.load(state, allow_pickle=False) as f:
-        return json.loads(str(f["meta"]))["next_iteration"]
+
+def _recorded(out):
+    """The iteration whose state the output holds (0 if none yet, inf if done)."""
+    try:
+        if json.loads((out / "zarr.json").read_text())["attributes"]["complete"]:
+            return math.inf
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        pass
+    try:
+        meta = json.loads((out / "state" / "zarr.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return 0
+    return meta["attributes"].get("next_iteration", 0)
 
 
 def test_resume_refuses_changed_parameters_and_input(tmp_path):
-    from dist_meanshift.io import save_state
+    from dist_meanshift.io import create_output, save_state
 
     job = write_job(tmp_path)
     assert cli("run", job, cwd=tmp_path).returncode == 0
+    done = cli("run", job, "--resume", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "already complete, nothing to resume" in done.stdout
+    assert "result:" in done.stdout
     # A state as a stopped run with bandwidth 0.6 would have left it.
     checkpoint = {
         "pos": np.zeros((1, 2)),
@@ -135,7 +196,7 @@ def test_resume_refuses_changed_parameters_and_input(tmp_path):
         "input": input_fingerprint(str(tmp_path / "blobs.zarr"), "X", X.shape, X.dtype),
         "model": {"kernel": "gaussian", "bandwidth": 0.6, "tol": 1e-7},
     }
-    state = str(tmp_path / "out.zarr.state.npz")
+    state = create_output(tmp_path / "out.zarr", {}, overwrite=True)
     save_state(state, checkpoint, {"fingerprint": fingerprint, "bandwidth": 0.6})
     changed = (
         write_job(tmp_path).read_text().replace("bandwidth = 0.6", "bandwidth = 0.7")

@@ -35,7 +35,7 @@ from dist_meanshift import MeanShift, estimate_bandwidth, get_bin_seeds
         ({"bin_seeding": "yes"}, r"'bin_seeding'.*'bool'\. Got 'yes'"),
         ({"cluster_all": 1}, r"'cluster_all'.*'bool'\. Got 1"),
         ({"min_bin_freq": 0}, r"'min_bin_freq'.*\[1, inf\)\. Got 0"),
-        ({"max_iter": -1}, r"'max_iter'.*\[0, inf\)\. Got -1"),
+        ({"max_iter": 0}, r"'max_iter'.*\[1, inf\)\. Got 0"),
         ({"max_iter": 2.5}, r"'max_iter'.*Got 2\.5"),
         ({"tol": -1e-3}, r"'tol'.*Got -0\.001"),
         ({"merge_tol": float("nan")}, r"'merge_tol'.*Got nan"),
