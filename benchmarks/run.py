@@ -29,7 +29,7 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from dist_meanshift import MeanShift
-from dist_meanshift.io import make_blobs_zarr
+from dist_meanshift.io import make_blobs_zarr, write_result
 
 BLOBS = {"centers": 8, "n_features": 3, "cluster_std": 1.0, "center_box": (-20, 20)}
 
@@ -158,8 +158,15 @@ def out_of_core(n_rows, workdir):
             shutil.rmtree(out, ignore_errors=True)
 
             def run(model=model, out=out):
+                # What the CLI does: fit, then write the labels chunk by chunk
+                # from the workers (with the cluster sizes, in the same pass).
                 model.fit(X)
-                da.to_zarr(model.labels_, out)
+                write_result(
+                    out,
+                    labels=model.labels_,
+                    centers=model.cluster_centers_,
+                    attrs={"n_iter": model.n_iter_},
+                )
                 return model
 
             model, t, mem = timed(run)

@@ -15,6 +15,7 @@ from scipy.spatial import cKDTree
 
 __all__ = [
     "KERNELS",
+    "NonFiniteValues",
     "add_partials",
     "assign_labels",
     "bin_counts",
@@ -25,6 +26,7 @@ __all__ = [
     "merge_close_centers",
     "nearest_center",
     "order_by_intensity",
+    "require_finite",
     "shift_partial_sums",
     "squared_distances",
     "suppress_near_duplicates",
@@ -40,11 +42,49 @@ _BLOCK_ELEMENTS = 1 << 17
 # coordinates, sort orders and copies stay within a few tens of MB per task even
 # when a chunk holds millions of rows (workers may have 512 MiB).
 _SLAB_ROWS = 1 << 18
+# Below these numbers of centers, sorting the rows into grid cells costs more
+# than evaluating every pair (measured on blobs in 3-D).
+_GRID_MIN_CENTERS = {"flat": 32, "gaussian": 16}
+# Width of the cells grouping centers, in row cells (of the kernel's reach).
+_GROUP_CELLS = 2
 # Lowest exponent given to exp() per working precision (see _dense_sums).
 _EXP_FLOOR = {np.float32: -80.0, np.float64: -700.0}
 # Largest |c|^2 / 2h^2 of a center around its block's origin for which the
 # Gaussian weights are factored (exp of it stays far from float32 overflow).
 _MAX_FACTOR_EXPONENT = 60.0
+
+
+class NonFiniteValues(ValueError):
+    """A block of data holds NaN or infinity (see :func:`require_finite`)."""
+
+
+def require_finite(X, first_row=0):
+    """``X`` itself, once checked to hold no NaN or infinity.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    first_row : int, default=0
+        Row number of ``X[0]`` in the whole dataset, for the message.
+
+    Returns
+    -------
+    X : ndarray
+
+    Raises
+    ------
+    NonFiniteValues
+        Naming how many values of the block are not finite and where the first is.
+    """
+    if X.dtype.kind != "f" or np.isfinite(X).all():
+        return X
+    bad = ~np.isfinite(X)
+    row, col = np.argwhere(bad)[0]
+    raise NonFiniteValues(
+        f"Input contains {int(bad.sum())} NaN or infinite value(s) in rows "
+        f"{first_row}-{first_row + len(X) - 1}, the first at row {first_row + row}, "
+        f"column {col}. Remove or impute them before clustering."
+    )
 
 
 def squared_distances(centers, X):
@@ -105,7 +145,9 @@ def shift_partial_sums(
     When the kernel has a finite reach (the flat kernel, or a truncated
     Gaussian), rows and centers are sorted into grid cells as wide as the reach
     and each group of centers meets only the rows of its own and neighbouring
-    cells: the cost follows the pairs within reach, not all pairs.
+    cells: the cost follows the pairs within reach, not all pairs. A few
+    centers (fewer than sorting the rows would pay for) meet every row
+    directly; a truncated Gaussian still gives rows beyond its reach no weight.
 
     Parameters
     ----------
@@ -146,7 +188,7 @@ def shift_partial_sums(
     if n_centers == 0 or X.shape[0] == 0:
         return sums, weights
     reach = kernel_reach(bandwidth, kernel, truncate)
-    if reach is None or reach == 0:
+    if reach is None or reach == 0 or n_centers <= _GRID_MIN_CENTERS[kernel]:
         return _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight)
     if X.shape[0] > _SLAB_ROWS:
         return add_partials(
@@ -194,7 +236,12 @@ def add_partials(*partials):
 def nearest_center(X, centers):
     """Index of and squared distance to the nearest center of every row.
 
-    Ties go to the lowest center index.
+    One matrix product ``[x, 1, |x|^2 + 1] . [-2c, |c|^2, 1]`` gives
+    ``1 + |x - c|^2`` for every pair (around the centers' mean, in float64).
+    Those values are positive, so their bits order like them: the center's
+    index is written into the lowest mantissa bits and one minimum over the
+    centers gives both the distance and its index. Distances equal to within
+    ``2**-(52 - log2(n_centers))`` relative go to the lowest index.
 
     Parameters
     ----------
@@ -205,16 +252,44 @@ def nearest_center(X, centers):
     -------
     labels : ndarray of shape (n_samples,), int64
     d2 : ndarray of shape (n_samples,), float64
+        Squared distances to the nearest center, to within rounding of the
+        squared norms (see :func:`assign_labels` for an exact boundary).
     """
+    centers = np.asarray(centers, dtype=np.float64)
+    k, f = centers.shape
     n = X.shape[0]
     labels = np.empty(n, dtype=np.int64)
     d2min = np.empty(n, dtype=np.float64)
-    step = max(1, _BLOCK_ELEMENTS // max(1, centers.shape[0]))
+    index_bits = max(1, (k - 1).bit_length())
+    clear = np.int64(~((1 << index_bits) - 1))
+    tags = np.arange(k, dtype=np.int64)[:, None]
+    origin = centers.mean(axis=0)
+    c0 = centers - origin
+    A = np.empty((k, f + 2))
+    A[:, :f] = -2 * c0
+    A[:, f] = np.einsum("ij,ij->i", c0, c0)
+    A[:, f + 1] = 1
+    step = max(1, min(n, max(1024, _BLOCK_ELEMENTS // k)))
+    # Reused block after block (see _dense_sums on MALLOC_TRIM_THRESHOLD_).
+    B_buf = np.empty((step, f + 2))
+    B_buf[:, f] = 1
+    D_buf = np.empty((k, step))
+    low_buf = np.empty(step, dtype=np.int64)
     for start in range(0, n, step):
-        d2 = squared_distances(centers, X[start : start + step])
-        idx = np.argmin(d2, axis=0)
-        labels[start : start + step] = idx
-        d2min[start : start + step] = d2[idx, np.arange(d2.shape[1])]
+        xb = X[start : start + step]
+        m = xb.shape[0]
+        B = B_buf[:m]
+        x0 = B[:, :f]
+        np.subtract(xb, origin, out=x0, casting="unsafe")
+        np.einsum("ij,ij->i", x0, x0, out=B[:, f + 1])
+        B[:, f + 1] += 1
+        keys = np.matmul(A, B.T, out=D_buf[:, :m]).view(np.int64)
+        keys &= clear
+        keys |= tags
+        low = np.min(keys, axis=0, out=low_buf[:m])
+        np.bitwise_and(low, ~clear, out=labels[start : start + m])
+        low &= clear
+        np.subtract(low.view(np.float64), 1, out=d2min[start : start + m])
     return labels, d2min
 
 
@@ -228,7 +303,8 @@ def assign_labels(X, centers, bandwidth=None):
     bandwidth : float, default=None
         When given, rows farther than ``bandwidth`` from every center (distance
         ``> bandwidth``) get the label -1, as scikit-learn's
-        ``cluster_all=False``.
+        ``cluster_all=False``. Rows within rounding of the bandwidth are
+        settled with the exact difference ``x - c``.
 
     Returns
     -------
@@ -236,7 +312,15 @@ def assign_labels(X, centers, bandwidth=None):
     """
     labels, d2 = nearest_center(X, centers)
     if bandwidth is not None:
-        labels[d2 > bandwidth * bandwidth] = -1
+        h2 = bandwidth * bandwidth
+        centers = np.asarray(centers, dtype=np.float64)
+        # Bounds the squared norms the distances were formed from.
+        scale = 4 * centers.shape[1] * np.abs(centers).max() ** 2 + 2 * h2 + 1
+        unsure = np.flatnonzero(np.abs(d2 - h2) <= 1e-12 * scale)
+        if len(unsure):
+            diff = centers[labels[unsure]] - np.asarray(X[unsure], dtype=np.float64)
+            d2[unsure] = np.einsum("ij,ij->i", diff, diff)
+        labels[d2 > h2] = -1
     return labels
 
 
@@ -290,9 +374,12 @@ def cell_sums(X, cell_size, sample_weight=None):
     parts = []
     for x, w in _slabs(X, sample_weight):
         x = np.asarray(x, dtype=np.float64)
-        w = np.ones(len(x)) if w is None else np.asarray(w, dtype=np.float64)
         cells = np.floor(x / cell_size).astype(np.int64)
-        parts.append(combine_cell_sums((cells, w, x * w[:, None])))
+        if w is None:
+            parts.append(_sum_by_row(cells, None, x))
+        else:
+            w = np.asarray(w, dtype=np.float64)
+            parts.append(_sum_by_row(cells, w, x * w[:, None]))
     return combine_cell_sums(*parts) if len(parts) > 1 else parts[0]
 
 
@@ -427,25 +514,25 @@ def suppress_near_duplicates(centers, radius):
 def _sum_by_row(rows, weights, values=None):
     """Distinct rows (lexicographic order) with the summed weights of each.
 
-    With ``values`` of shape (n_rows, k), their per-row sums are returned too.
+    ``weights=None`` counts each row once. With ``values`` of shape
+    (n_rows, k), their per-row sums are returned too. One sort of one int64
+    key per row, then sums over the runs of equal keys, column by column.
     """
-    keys = _cell_keys(rows.astype(np.int64))
-    unique_keys, first, inverse = np.unique(
-        keys, return_index=True, return_inverse=True
-    )
-    inverse = inverse.ravel()
-    n = len(unique_keys)
-    counts = np.bincount(inverse, weights=weights, minlength=n).astype(np.float64)
+    keys = _cell_keys(rows.astype(np.int64, copy=False))
+    order = _argsort_keys(keys)
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    if weights is None:
+        counts = np.diff(np.r_[starts, len(keys)]).astype(np.float64)
+    else:
+        counts = np.add.reduceat(np.asarray(weights, np.float64)[order], starts)
+    distinct = rows[order[starts]]
     if values is None:
-        return rows[first], counts
-    summed = np.stack(
-        [
-            np.bincount(inverse, weights=values[:, j], minlength=n)
-            for j in range(values.shape[1])
-        ],
-        axis=1,
-    )
-    return rows[first], counts, summed
+        return distinct, counts
+    summed = np.empty((len(starts), values.shape[1]))
+    for j in range(values.shape[1]):
+        summed[:, j] = np.add.reduceat(values[:, j][order], starts)
+    return distinct, counts, summed
 
 
 def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
@@ -488,56 +575,83 @@ def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
     else:
         A[:, :n_features] = c0 / h2
         A[:, n_features] = -0.5 / h2
+    # Gaussian truncated at ``reach``: |x - c| > reach <=> d < (|c|^2 - reach^2)/2h^2.
+    cut = None
+    if not flat and reach is not None:
+        cut = ((cc - reach * reach) * (0.5 / h2)).astype(work)[:, None]
     acc = np.zeros((k, n_features + 1))
-    step = max(1, _BLOCK_ELEMENTS // k)
+    step = max(1, min(X.shape[0], _BLOCK_ELEMENTS // k))
+    # Work arrays are allocated once and reused block after block: Dask's
+    # nannies set MALLOC_TRIM_THRESHOLD_, with which every fresh temporary of
+    # this size would be mapped and faulted in anew (twice as slow here).
+    B_buf = np.empty((step, n_features + 1), dtype=work)
+    D_buf = np.empty((k, step), dtype=work)
+    if flat:
+        W_buf = np.empty((k, step))
+        masks = np.empty((2, k, step), dtype=bool)
+    else:
+        masks = np.empty((1, k, step), dtype=bool)
     for start in range(0, X.shape[0], step):
         xb = np.asarray(X[start : start + step])
         m = xb.shape[0]
-        B = np.empty((m, n_features + 1), dtype=work)
+        B = B_buf[:m]
         x0 = B[:, :n_features]
         np.subtract(xb, origin, out=x0, casting="unsafe")
-        B[:, n_features] = np.einsum("ij,ij->i", x0, x0)
-        d = A @ B.T
+        np.einsum("ij,ij->i", x0, x0, out=B[:, n_features])
+        d = np.matmul(A, B.T, out=D_buf[:, :m])
         sw = None if sample_weight is None else sample_weight[start : start + step]
         if flat:
-            w = _flat_weights(d, h2, cc, centers, xb, cc.max() + B[:, -1].max())
+            w = _flat_weights(
+                d,
+                h2,
+                cc,
+                centers,
+                xb,
+                cc.max() + B[:, -1].max(),
+                out=(W_buf[:, :m], masks[0, :, :m], masks[1, :, :m]),
+            )
             if sw is not None:
                 w *= sw
-            xa = np.empty((m, n_features + 1))
-            xa[:, :n_features] = xb
-            xa[:, n_features] = 1
-            acc += w @ xa
+            B[:, n_features] = 1
+            acc += w @ B
             continue
         # d = (2 c.x - |x|^2) / 2h^2 = (|c|^2 - |x - c|^2) / 2h^2. Weights
         # that would underflow into subnormals (exp(-87) in float32) slow every
         # later operation tenfold: floor them at a normal number that is
         # nothing beside the center's own weight.
         np.maximum(d, _EXP_FLOOR[work], out=d)
+        if cut is not None:
+            # Truncated: rows beyond the reach weigh exactly nothing.
+            beyond = np.less(d, cut, out=masks[0, :, :m])
+            np.copyto(d, -np.inf, where=beyond)
         w = np.exp(d, out=d)
         if sw is not None:
             w *= sw.astype(work)
         B[:, n_features] = 1
         acc += (w @ B).astype(np.float64)
     if flat:
-        return acc[:, :n_features], acc[:, n_features]
+        weights = acc[:, n_features]
+        return acc[:, :n_features] + weights[:, None] * origin, weights
     factor = np.exp(-0.5 * cc / h2)
     weights = acc[:, n_features] * factor
     sums = acc[:, :n_features] * factor[:, None] + weights[:, None] * origin
     return sums, weights
 
 
-def _flat_weights(d, h2, cc, centers, xb, scale):
+def _flat_weights(d, h2, cc, centers, xb, scale, out):
     """0/1 weights ``|x - c| <= h`` from ``d = |x - c|^2 - |c|^2``, exact at h.
 
     ``cc`` holds ``|c|^2`` per center (around the block's origin) and ``scale``
-    bounds the squared norms that ``d`` was formed from.
+    bounds the squared norms that ``d`` was formed from. ``out`` gives the
+    float weights and two boolean arrays, all shaped like ``d``.
     """
+    w, inside, unsure = out
     # The expanded form is off by a few ulps of the squared norms: settle the
     # pairs that close to the boundary with the exact difference form.
     band = 1e-12 * (scale + h2)
-    inside = d <= (h2 - cc - band)[:, None]
-    unsure = d <= (h2 - cc + band)[:, None]
-    w = inside.astype(np.float64)
+    np.less_equal(d, (h2 - cc - band)[:, None], out=inside)
+    np.less_equal(d, (h2 - cc + band)[:, None], out=unsure)
+    np.copyto(w, inside)
     if np.count_nonzero(unsure) != np.count_nonzero(inside):
         ci, xi = np.nonzero(unsure & ~inside)
         diff = centers[ci] - xb[xi].astype(np.float64)
@@ -560,17 +674,26 @@ def _take_runs(a, runs):
 
 def _cell_keys(cells):
     """One int64 key per row of integer cell coordinates, ordered like the rows."""
-    lo = cells.min(axis=0)
-    span = cells.max(axis=0) - lo + 1
+    columns = [cells[:, j] for j in range(cells.shape[1])]
+    lo = np.array([c.min() for c in columns])
+    span = np.array([c.max() for c in columns]) - lo + 1
     if np.prod(span.astype(np.float64)) < 2.0**62:
         strides = np.cumprod(np.concatenate([span[1:], [1]])[::-1])[::-1]
         # Column by column: numpy has no fast integer matrix product.
         keys = np.zeros(len(cells), dtype=np.int64)
-        for j, stride in enumerate(strides):
-            keys += (cells[:, j] - lo[j]) * stride
+        for column, low, stride in zip(columns, lo, strides, strict=True):
+            keys += (column - low) * stride
         return keys
     # A huge, sparse grid: number the occupied cells instead.
     return np.unique(cells, axis=0, return_inverse=True)[1].ravel()
+
+
+def _argsort_keys(keys):
+    """The order sorting non-negative int64 keys (a radix sort when they are small)."""
+    if len(keys) and keys.max() < 2**16:
+        # numpy sorts 16-bit integers stably by radix: several times faster.
+        return np.argsort(keys.astype(np.uint16), kind="stable")
+    return np.argsort(keys)
 
 
 def _grid_groups(centers, X, reach):
@@ -589,18 +712,25 @@ def _grid_groups(centers, X, reach):
     """
     x_cells = np.floor(np.asarray(X, dtype=np.float64) / reach).astype(np.int64)
     keys = _cell_keys(x_cells)
-    order = np.argsort(keys)
+    order = _argsort_keys(keys)
     sorted_keys = keys[order]
     starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
     bounds = np.r_[starts, len(keys)]
     x_coords = x_cells[order[starts]].astype(np.float64)
-    c_cells = np.floor(centers / reach).astype(np.int64)
+    # Centers are grouped by cells _GROUP_CELLS row cells wide: a row then
+    # meets fewer groups (8 rather than 27 in 3-D), each with more centers.
+    c_cells = np.floor(centers / (_GROUP_CELLS * reach)).astype(np.int64)
     c_keys, c_inverse = np.unique(c_cells, axis=0, return_inverse=True)
     c_inverse = c_inverse.ravel()
     c_order = np.argsort(c_inverse, kind="stable")
     c_bounds = np.searchsorted(c_inverse[c_order], np.arange(len(c_keys) + 1))
     tree = cKDTree(x_coords)
-    neighbours = tree.query_ball_point(c_keys.astype(np.float64), r=1.0, p=np.inf)
+    # The row cells j with G*g - 1 <= j <= G*g + g of a group cell G.
+    neighbours = tree.query_ball_point(
+        c_keys.astype(np.float64) * _GROUP_CELLS + (_GROUP_CELLS - 1) / 2,
+        r=(_GROUP_CELLS + 1) / 2,
+        p=np.inf,
+    )
     groups = []
     for g, cells in enumerate(neighbours):
         if not cells:

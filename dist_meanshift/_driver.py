@@ -230,6 +230,29 @@ def prepare(X, persist="auto"):
     return X
 
 
+def checked_finite(X):
+    """``X`` whose chunks are checked for NaN and infinity as they are computed.
+
+    The check rides along every pass over the data (it costs a few ms per
+    chunk against the read), so no pass is spent on it; a chunk that fails it
+    raises :class:`_blocks.NonFiniteValues`.
+
+    Parameters
+    ----------
+    X : dask.array.Array
+
+    Returns
+    -------
+    dask.array.Array
+    """
+    return X.map_blocks(_require_finite_block, dtype=X.dtype, meta=X._meta)
+
+
+def _require_finite_block(x, block_info=None):
+    first_row = block_info[0]["array-location"][0][0] if block_info else 0
+    return _blocks.require_finite(x, first_row)
+
+
 def count_non_finite(X):
     """Number of non-finite values and the (row, column) of the first one.
 

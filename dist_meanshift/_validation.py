@@ -339,7 +339,7 @@ def _check_lazy(X, name):
     if X.shape[0] < 1 or X.shape[1] < 1:
         raise ValueError(
             f"Input {name} has shape {X.shape}; mean shift needs at least 1 sample "
-            "and 1 feature."
+            "and 1 feature. Check the input path and array name."
         )
 
 
@@ -353,7 +353,8 @@ def _check_features(estimator, n_features, reset, name):
     elif n_features != estimator.n_features_in_:
         raise ValueError(
             f"{name} has {n_features} features, but {type(estimator).__name__} is "
-            f"expecting {estimator.n_features_in_} features as input."
+            f"expecting {estimator.n_features_in_} features as input. Give data "
+            "with the columns of the data it was fitted on."
         )
 
 

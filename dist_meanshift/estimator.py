@@ -18,7 +18,7 @@ from sklearn.cluster import estimate_bandwidth as _sklearn_estimate_bandwidth
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import _driver
+from . import _blocks, _driver
 from ._validation import (
     InputData,
     SampleWeight,
@@ -356,9 +356,20 @@ class MeanShift(ClusterMixin, BaseEstimator):
         """fit_iter, optionally continuing from a checkpoint (see the CLI's --resume)."""
         check_params(self)
         data = check_input(X, estimator=self, reset=True, chunk_rows=self.chunk_rows)
-        if data.kind != "numpy":
-            data.array = _driver.prepare(data.array, self.persist)
-            check_finite(*_driver.count_non_finite(data.array))
+        if data.kind == "numpy":
+            yield from self._fit_steps(data, sample_weight, resume)
+            return
+        # Lazy data is checked for NaN and infinity chunk by chunk in the
+        # passes of the fit itself; only a failed check costs a pass, to count.
+        source = data.array
+        try:
+            data.array = _driver.prepare(_driver.checked_finite(source), self.persist)
+            yield from self._fit_steps(data, sample_weight, resume)
+        except _blocks.NonFiniteValues:
+            check_finite(*_driver.count_non_finite(source))
+            raise
+
+    def _fit_steps(self, data, sample_weight, resume):
         weights = check_sample_weight(sample_weight, data)
         bandwidth = self.bandwidth if resume is None else resume["bandwidth"]
         if bandwidth is None:

@@ -312,18 +312,21 @@ def finish_result(group, *, labels, centers, attrs):
         ``attrs["n_unlabelled"]``).
     """
     labels = labels if isinstance(labels, da.Array) else da.from_array(labels)
+    # The smallest signed integer holding -1 and every cluster index: int8
+    # up to 127 clusters, an eighth of the bytes of int64 to compress and write.
+    label_dtype = np.min_scalar_type(-max(1, len(centers)))
     rows = labels.chunks[0][0]
     if any(c != rows for c in labels.chunks[0][:-1]):
         labels = labels.rechunk({0: rows})
     out = group.create_array(
         "labels",
         shape=labels.shape,
-        dtype="i8",
+        dtype=label_dtype,
         chunks=(rows,),
         overwrite=True,
         config=_EVERY_CHUNK,
     )
-    stored = da.store(labels.astype("i8"), out, lock=False, compute=False)
+    stored = da.store(labels.astype(label_dtype), out, lock=False, compute=False)
     counts = da.bincount(labels + 1, minlength=len(centers) + 1)
     _, sizes = dask.compute(stored, counts)
     for key, value in (("cluster_centers", centers), ("cluster_sizes", sizes[1:])):

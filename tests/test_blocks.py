@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from dist_meanshift._blocks import (
+    NonFiniteValues,
     add_partials,
     assign_labels,
     bin_counts,
@@ -17,7 +18,9 @@ from dist_meanshift._blocks import (
     merge_close_centers,
     nearest_center,
     order_by_intensity,
+    require_finite,
     shift_partial_sums,
+    squared_distances,
     suppress_near_duplicates,
 )
 
@@ -135,3 +138,48 @@ def test_slabs_of_a_large_chunk_give_the_same_sums(monkeypatch):
     for a, b in zip(whole, slabs, strict=True):
         for x, y in zip(a, b, strict=True):
             np.testing.assert_allclose(x, y, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_centers", [1, 7, 300])
+def test_nearest_center_equals_the_brute_force_difference_form(n_centers):
+    rng = np.random.default_rng(n_centers)
+    X = (rng.normal(size=(3000, 3)) * 10 + 1e3).astype(np.float32)
+    centers = X[rng.choice(len(X), n_centers, replace=False)].astype(np.float64)
+    labels, d2 = nearest_center(X, centers)
+    exact = squared_distances(centers, X)
+    np.testing.assert_array_equal(labels, np.argmin(exact, axis=0))
+    np.testing.assert_allclose(d2, exact.min(axis=0), rtol=1e-9, atol=1e-9)
+
+
+def test_assign_labels_counts_a_row_at_exactly_the_bandwidth_as_inside():
+    X = np.array([[3.0, 4.0], [3.0, 4.000001], [0.0, 0.0]])
+    labels = assign_labels(X, np.array([[0.0, 0.0]]), bandwidth=5.0)
+    assert labels.tolist() == [0, -1, 0]
+
+
+@pytest.mark.parametrize("kernel,truncate", [("flat", None), ("gaussian", 2.0)])
+def test_few_centers_direct_and_many_centers_by_grid_agree(kernel, truncate):
+    import dist_meanshift._blocks as blocks
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(4000, 3)) * 5
+    centers = X[:40]
+    many = shift_partial_sums(centers, X, 1.5, kernel, truncate=truncate)
+    # Five centers at a time take the direct path: the same sums.
+    few = [
+        shift_partial_sums(centers[i : i + 5], X, 1.5, kernel, truncate=truncate)
+        for i in range(0, 40, 5)
+    ]
+    assert len(centers) > blocks._GRID_MIN_CENTERS[kernel] >= 5
+    np.testing.assert_allclose(np.concatenate([f[0] for f in few]), many[0], 1e-9)
+    np.testing.assert_allclose(np.concatenate([f[1] for f in few]), many[1], 1e-9)
+
+
+def test_require_finite_names_the_count_and_the_first_value():
+    X = np.zeros((10, 2))
+    assert require_finite(X) is X
+    X[4, 1], X[7, 0] = np.nan, -np.inf
+    with pytest.raises(
+        NonFiniteValues, match=r"2 NaN .* rows 100-109, the first at row 104, column 1"
+    ):
+        require_finite(X, first_row=100)

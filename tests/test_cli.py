@@ -40,6 +40,7 @@ def test_quickstart_job_runs_and_its_result_equals_the_in_memory_fit(tmp_path):
     labels = result["labels"][:]
     X = zarr.open_array(str(tmp_path / "results/quickstart/blobs.zarr/X"), mode="r")
     assert labels.shape == (X.shape[0],)
+    assert labels.dtype == np.int8  # the smallest type for 6 clusters and -1
     model = MeanShift(
         result.attrs["bandwidth"], bin_seeding=True, kernel="gaussian"
     ).fit(X[:])
