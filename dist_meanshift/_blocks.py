@@ -45,13 +45,12 @@ _SLAB_ROWS = 1 << 18
 # Below these numbers of centers, sorting the rows into grid cells costs more
 # than evaluating every pair (measured on blobs in 3-D).
 _GRID_MIN_CENTERS = {"flat": 32, "gaussian": 16}
-# Width of the cells grouping centers, in row cells (of the kernel's reach).
-_GROUP_CELLS = 2
+# Centers per reach-wide cell from which groups of centers keep that width
+# (below it, groups twice as wide cost less; from a per-row cost model of
+# 27 vs 8 visits against 27 vs 64 cells of pairs).
+_DENSE_GROUP = 4
 # Lowest exponent given to exp() per working precision (see _dense_sums).
 _EXP_FLOOR = {np.float32: -80.0, np.float64: -700.0}
-# Largest |c|^2 / 2h^2 of a center around its block's origin for which the
-# Gaussian weights are factored (exp of it stays far from float32 overflow).
-_MAX_FACTOR_EXPONENT = 60.0
 
 
 class NonFiniteValues(ValueError):
@@ -538,66 +537,69 @@ def _sum_by_row(rows, weights, values=None):
 def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
     """Kernel sums of every center against every row, in blocks.
 
-    Around a local origin, one matrix product ``[-2c, 1] . [x, |x|^2]`` gives
-    ``|x - c|^2 - |c|^2`` for every pair, and a second one ``w . [x, 1]`` gives
-    the weighted sums and the weights together. For the flat kernel the
+    Around the centers' mean, each row becomes ``[x, |x|^2, 1]`` and one matrix
+    product with a row per center gives, for every pair, ``|x - c|^2 - |c|^2``
+    (flat: ``[-2c, 1, 0]``) or ``-|x - c|^2 / 2h^2`` (Gaussian:
+    ``[c, -1/2, -|c|^2/2] / h^2``). A second product ``w . [x, |x|^2, 1]``
+    gives the weighted sums and the weights together. For the flat kernel the
     per-center threshold ``h^2 - |c|^2`` is applied directly, and the few pairs
     within rounding of the bandwidth are recomputed exactly, so that a point at
-    exactly the bandwidth counts as inside. For the Gaussian kernel the factor
-    ``exp(-|c|^2 / 2h^2)`` of each center is taken out of the block and applied
-    to its sums. A float32 block is computed in float32 for the Gaussian kernel;
-    sums are accumulated in float64.
+    exactly the bandwidth counts as inside. A float32 block is computed in
+    float32 for the Gaussian kernel; sums are accumulated in float64.
     """
     k, n_features = centers.shape
     flat = kernel == "flat" or bandwidth == 0
-    work = np.float32 if (X.dtype == np.float32 and not flat) else np.float64
+    # Gaussian weights are computed in float32 (relative error ~1e-6, far below
+    # the convergence tolerance) and the sums from float64 rows of float64 data.
+    work = np.float64 if flat else np.float32
+    exact_sums = not flat and X.dtype != np.float32
     origin = centers.mean(axis=0)
     c0 = centers - origin
     cc = np.einsum("ij,ij->i", c0, c0)
     h2 = bandwidth * bandwidth
-    if not flat and cc.max() * (0.5 / h2) > _MAX_FACTOR_EXPONENT:
-        # Centers too far apart to factor their weights: split them.
-        half = np.argsort(c0[:, np.argmax(np.ptp(c0, axis=0))])
-        parts = [half[: k // 2], half[k // 2 :]]
-        results = [
-            _dense_sums(centers[p], X, bandwidth, kernel, reach, sample_weight)
-            for p in parts
-        ]
-        sums, weights = np.zeros((k, n_features)), np.zeros(k)
-        for p, (s, w) in zip(parts, results, strict=True):
-            sums[p], weights[p] = s, w
-        return sums, weights
-    # One row per center: [-2c, 1] (flat) or [c, -1/2] / h^2 (Gaussian).
-    A = np.empty((k, n_features + 1), dtype=work)
+    # One row per center, against rows [x, |x|^2, 1].
+    A = np.zeros((k, n_features + 2), dtype=work)
     if flat:
         A[:, :n_features] = -2 * c0
         A[:, n_features] = 1
     else:
         A[:, :n_features] = c0 / h2
         A[:, n_features] = -0.5 / h2
-    # Gaussian truncated at ``reach``: |x - c| > reach <=> d < (|c|^2 - reach^2)/2h^2.
-    cut = None
-    if not flat and reach is not None:
-        cut = ((cc - reach * reach) * (0.5 / h2)).astype(work)[:, None]
-    acc = np.zeros((k, n_features + 1))
+        A[:, n_features + 1] = -0.5 * cc / h2
+    # A Gaussian truncated at ``reach`` gives nothing to d < -reach^2 / 2h^2.
+    cut = None if flat or reach is None else work(-0.5 * reach * reach / h2)
+    acc = np.zeros((k, n_features + 2))
     step = max(1, min(X.shape[0], _BLOCK_ELEMENTS // k))
     # Work arrays are allocated once and reused block after block: Dask's
     # nannies set MALLOC_TRIM_THRESHOLD_, with which every fresh temporary of
     # this size would be mapped and faulted in anew (twice as slow here).
-    B_buf = np.empty((step, n_features + 1), dtype=work)
+    B_buf = np.empty((step, n_features + 2), dtype=work)
+    B_buf[:, n_features + 1] = 1
     D_buf = np.empty((k, step), dtype=work)
-    if flat:
+    if flat or exact_sums:
         W_buf = np.empty((k, step))
-        masks = np.empty((2, k, step), dtype=bool)
-    else:
-        masks = np.empty((1, k, step), dtype=bool)
+    if exact_sums:
+        B64_buf = np.empty((step, n_features + 2))
+        B64_buf[:, n_features + 1] = 1
+    masks = np.empty((2 if flat else 1, k, step), dtype=bool)
     for start in range(0, X.shape[0], step):
         xb = np.asarray(X[start : start + step])
         m = xb.shape[0]
         B = B_buf[:m]
         x0 = B[:, :n_features]
-        np.subtract(xb, origin, out=x0, casting="unsafe")
-        np.einsum("ij,ij->i", x0, x0, out=B[:, n_features])
+        if exact_sums:
+            B64 = B64_buf[:m]
+            np.subtract(xb, origin, out=B64[:, :n_features])
+            np.einsum(
+                "ij,ij->i",
+                B64[:, :n_features],
+                B64[:, :n_features],
+                out=B64[:, n_features],
+            )
+            B[:, : n_features + 1] = B64[:, : n_features + 1]
+        else:
+            np.subtract(xb, origin, out=x0, casting="unsafe")
+            np.einsum("ij,ij->i", x0, x0, out=B[:, n_features])
         d = np.matmul(A, B.T, out=D_buf[:, :m])
         sw = None if sample_weight is None else sample_weight[start : start + step]
         if flat:
@@ -607,34 +609,34 @@ def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
                 cc,
                 centers,
                 xb,
-                cc.max() + B[:, -1].max(),
+                cc.max() + B[:, n_features].max(),
                 out=(W_buf[:, :m], masks[0, :, :m], masks[1, :, :m]),
             )
             if sw is not None:
                 w *= sw
-            B[:, n_features] = 1
             acc += w @ B
             continue
-        # d = (2 c.x - |x|^2) / 2h^2 = (|c|^2 - |x - c|^2) / 2h^2. Weights
-        # that would underflow into subnormals (exp(-87) in float32) slow every
-        # later operation tenfold: floor them at a normal number that is
-        # nothing beside the center's own weight.
+        # d = -|x - c|^2 / 2h^2 <= 0 (to rounding). Weights that would
+        # underflow into subnormals (exp(-87) in float32) slow every later
+        # operation tenfold: floor them at a normal number that is nothing
+        # beside the weights of the rows near the center.
         np.maximum(d, _EXP_FLOOR[work], out=d)
         if cut is not None:
             # Truncated: rows beyond the reach weigh exactly nothing.
             beyond = np.less(d, cut, out=masks[0, :, :m])
             np.copyto(d, -np.inf, where=beyond)
         w = np.exp(d, out=d)
+        if exact_sums:
+            w = np.copyto(W_buf[:, :m], w) or W_buf[:, :m]
+            if sw is not None:
+                w *= sw
+            acc += w @ B64
+            continue
         if sw is not None:
             w *= sw.astype(work)
-        B[:, n_features] = 1
         acc += (w @ B).astype(np.float64)
-    if flat:
-        weights = acc[:, n_features]
-        return acc[:, :n_features] + weights[:, None] * origin, weights
-    factor = np.exp(-0.5 * cc / h2)
-    weights = acc[:, n_features] * factor
-    sums = acc[:, :n_features] * factor[:, None] + weights[:, None] * origin
+    weights = acc[:, n_features + 1]
+    sums = acc[:, :n_features] + weights[:, None] * origin
     return sums, weights
 
 
@@ -717,18 +719,24 @@ def _grid_groups(centers, X, reach):
     starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
     bounds = np.r_[starts, len(keys)]
     x_coords = x_cells[order[starts]].astype(np.float64)
-    # Centers are grouped by cells _GROUP_CELLS row cells wide: a row then
-    # meets fewer groups (8 rather than 27 in 3-D), each with more centers.
-    c_cells = np.floor(centers / (_GROUP_CELLS * reach)).astype(np.int64)
+    # Sparse centers (a few per reach-wide cell) are grouped by cells twice as
+    # wide: a row then meets 8 groups rather than 27 (in 3-D), each with more
+    # centers. Dense centers keep cells of the reach: fewer pairs per row.
+    width = 1
+    c_cells = np.floor(centers / reach).astype(np.int64)
     c_keys, c_inverse = np.unique(c_cells, axis=0, return_inverse=True)
+    if len(centers) < _DENSE_GROUP * len(c_keys):
+        width = 2
+        c_cells = np.floor(centers / (width * reach)).astype(np.int64)
+        c_keys, c_inverse = np.unique(c_cells, axis=0, return_inverse=True)
     c_inverse = c_inverse.ravel()
     c_order = np.argsort(c_inverse, kind="stable")
     c_bounds = np.searchsorted(c_inverse[c_order], np.arange(len(c_keys) + 1))
     tree = cKDTree(x_coords)
-    # The row cells j with G*g - 1 <= j <= G*g + g of a group cell G.
+    # The row cells j with G*w - 1 <= j <= G*w + w of a group cell G.
     neighbours = tree.query_ball_point(
-        c_keys.astype(np.float64) * _GROUP_CELLS + (_GROUP_CELLS - 1) / 2,
-        r=(_GROUP_CELLS + 1) / 2,
+        c_keys.astype(np.float64) * width + (width - 1) / 2,
+        r=(width + 1) / 2,
         p=np.inf,
     )
     groups = []

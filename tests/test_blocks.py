@@ -40,8 +40,11 @@ def test_partial_sums_over_any_split_add_up_to_the_whole(X, cut, kernel):
         shift_partial_sums(centers, X[:cut], 7.0, kernel),
         shift_partial_sums(centers, X[cut:], 7.0, kernel),
     )
-    np.testing.assert_allclose(parts[0], whole[0], rtol=1e-12, atol=1e-9)
-    np.testing.assert_allclose(parts[1], whole[1], rtol=1e-12, atol=1e-12)
+    # Gaussian weights are float32: a matrix product over other row counts may
+    # round them differently by an ulp.
+    rtol = 1e-12 if kernel == "flat" else 1e-6
+    np.testing.assert_allclose(parts[0], whole[0], rtol=rtol, atol=1e-9)
+    np.testing.assert_allclose(parts[1], whole[1], rtol=rtol, atol=1e-12)
 
 
 @settings(max_examples=50, deadline=None)
@@ -171,8 +174,10 @@ def test_few_centers_direct_and_many_centers_by_grid_agree(kernel, truncate):
         for i in range(0, 40, 5)
     ]
     assert len(centers) > blocks._GRID_MIN_CENTERS[kernel] >= 5
-    np.testing.assert_allclose(np.concatenate([f[0] for f in few]), many[0], 1e-9)
-    np.testing.assert_allclose(np.concatenate([f[1] for f in few]), many[1], 1e-9)
+    # Gaussian weights are computed in float32: equal to its rounding.
+    rtol = 1e-12 if kernel == "flat" else 1e-5
+    np.testing.assert_allclose(np.concatenate([f[0] for f in few]), many[0], rtol)
+    np.testing.assert_allclose(np.concatenate([f[1] for f in few]), many[1], rtol)
 
 
 def test_require_finite_names_the_count_and_the_first_value():
