@@ -28,7 +28,6 @@ __all__ = [
     "order_by_intensity",
     "require_finite",
     "shift_partial_sums",
-    "squared_distances",
     "suppress_near_duplicates",
 ]
 
@@ -49,8 +48,8 @@ _GRID_MIN_CENTERS = {"flat": 32, "gaussian": 16}
 # (below it, groups twice as wide cost less; from a per-row cost model of
 # 27 vs 8 visits against 27 vs 64 cells of pairs).
 _DENSE_GROUP = 4
-# Lowest exponent given to exp() per working precision (see _dense_sums).
-_EXP_FLOOR = {np.float32: -80.0, np.float64: -700.0}
+# Lowest exponent given to exp() by the Gaussian kernel, in float32 (see _dense_sums).
+_EXP_FLOOR = -80.0
 
 
 class NonFiniteValues(ValueError):
@@ -84,32 +83,6 @@ def require_finite(X, first_row=0):
         f"{first_row}-{first_row + len(X) - 1}, the first at row {first_row + row}, "
         f"column {col}. Remove or impute them before clustering."
     )
-
-
-def squared_distances(centers, X):
-    """Squared Euclidean distances between centers and rows, in float64.
-
-    The differences are formed explicitly (not ``|x|^2 - 2 x.c + |c|^2``) so that
-    a point at exactly the bandwidth is found at exactly the bandwidth, as
-    scikit-learn's neighbour trees find it.
-
-    Parameters
-    ----------
-    centers : ndarray of shape (n_centers, n_features)
-    X : ndarray of shape (n_samples, n_features)
-
-    Returns
-    -------
-    d2 : ndarray of shape (n_centers, n_samples)
-    """
-    C = np.asarray(centers, dtype=np.float64)
-    Xf = np.asarray(X, dtype=np.float64)
-    d2 = np.zeros((C.shape[0], Xf.shape[0]))
-    for f in range(C.shape[1]):
-        diff = C[:, f, None] - Xf[None, :, f]
-        diff *= diff
-        d2 += diff
-    return d2
 
 
 def kernel_reach(bandwidth, kernel, truncate=None):
@@ -620,14 +593,15 @@ def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
         # underflow into subnormals (exp(-87) in float32) slow every later
         # operation tenfold: floor them at a normal number that is nothing
         # beside the weights of the rows near the center.
-        np.maximum(d, _EXP_FLOOR[work], out=d)
+        np.maximum(d, _EXP_FLOOR, out=d)
         if cut is not None:
             # Truncated: rows beyond the reach weigh exactly nothing.
             beyond = np.less(d, cut, out=masks[0, :, :m])
             np.copyto(d, -np.inf, where=beyond)
         w = np.exp(d, out=d)
         if exact_sums:
-            w = np.copyto(W_buf[:, :m], w) or W_buf[:, :m]
+            np.copyto(W_buf[:, :m], w)
+            w = W_buf[:, :m]
             if sw is not None:
                 w *= sw
             acc += w @ B64
