@@ -286,9 +286,12 @@ def assign_labels(X, centers, bandwidth=None):
     if bandwidth is not None:
         h2 = bandwidth * bandwidth
         centers = np.asarray(centers, dtype=np.float64)
-        # Bounds the squared norms the distances were formed from.
+        # Bounds the squared norms the distances were formed from; the relative
+        # error also covers the mantissa bits nearest_center gives the index.
         scale = 4 * centers.shape[1] * np.abs(centers).max() ** 2 + 2 * h2 + 1
-        unsure = np.flatnonzero(np.abs(d2 - h2) <= 1e-12 * scale)
+        index_bits = max(1, (len(centers) - 1).bit_length())
+        rel = max(1e-12, 2.0 ** (index_bits - 48))
+        unsure = np.flatnonzero(np.abs(d2 - h2) <= rel * scale)
         if len(unsure):
             diff = centers[labels[unsure]] - np.asarray(X[unsure], dtype=np.float64)
             d2[unsure] = np.einsum("ij,ij->i", diff, diff)
@@ -491,9 +494,7 @@ def _sum_by_row(rows, weights, values=None):
     key per row, then sums over the runs of equal keys, column by column.
     """
     keys = _cell_keys(rows.astype(np.int64, copy=False))
-    order = _argsort_keys(keys)
-    sorted_keys = keys[order]
-    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    order, starts = _sorted_runs(keys)
     if weights is None:
         counts = np.diff(np.r_[starts, len(keys)]).astype(np.float64)
     else:
@@ -517,8 +518,9 @@ def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
     gives the weighted sums and the weights together. For the flat kernel the
     per-center threshold ``h^2 - |c|^2`` is applied directly, and the few pairs
     within rounding of the bandwidth are recomputed exactly, so that a point at
-    exactly the bandwidth counts as inside. A float32 block is computed in
-    float32 for the Gaussian kernel; sums are accumulated in float64.
+    exactly the bandwidth counts as inside. Gaussian weights are computed in
+    float32; sums are accumulated in float64 (from float64 rows for float64
+    data).
     """
     k, n_features = centers.shape
     flat = kernel == "flat" or bandwidth == 0
@@ -664,12 +666,25 @@ def _cell_keys(cells):
     return np.unique(cells, axis=0, return_inverse=True)[1].ravel()
 
 
-def _argsort_keys(keys):
-    """The order sorting non-negative int64 keys (a radix sort when they are small)."""
+def _sorted_runs(keys):
+    """The order sorting non-negative int64 keys, and where each run of equal keys starts.
+
+    Keys below 2**16 are sorted by numpy's (stable) radix sort of 16-bit
+    integers, several times faster than a general sort.
+
+    Returns
+    -------
+    order : ndarray of shape (n,)
+    starts : ndarray of shape (n_distinct,)
+        Positions in the sorted keys where a new key begins.
+    """
     if len(keys) and keys.max() < 2**16:
-        # numpy sorts 16-bit integers stably by radix: several times faster.
-        return np.argsort(keys.astype(np.uint16), kind="stable")
-    return np.argsort(keys)
+        order = np.argsort(keys.astype(np.uint16), kind="stable")
+    else:
+        order = np.argsort(keys)
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    return order, starts
 
 
 def _grid_groups(centers, X, reach):
@@ -688,9 +703,7 @@ def _grid_groups(centers, X, reach):
     """
     x_cells = np.floor(np.asarray(X, dtype=np.float64) / reach).astype(np.int64)
     keys = _cell_keys(x_cells)
-    order = _argsort_keys(keys)
-    sorted_keys = keys[order]
-    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    order, starts = _sorted_runs(keys)
     bounds = np.r_[starts, len(keys)]
     x_coords = x_cells[order[starts]].astype(np.float64)
     # Sparse centers (a few per reach-wide cell) are grouped by cells twice as

@@ -188,3 +188,11 @@ def test_require_finite_names_the_count_and_the_first_value():
         NonFiniteValues, match=r"2 NaN .* rows 100-109, the first at row 104, column 1"
     ):
         require_finite(X, first_row=100)
+
+
+def test_assign_labels_boundary_is_exact_with_thousands_of_centers():
+    # 5000 centers take 13 mantissa bits for their index in nearest_center.
+    centers = np.zeros((5000, 2))
+    centers[:, 0] = np.arange(5000) * 100.0
+    X = np.array([[4321 * 100.0 + 3.0, 4.0], [4321 * 100.0 + 3.0, 4.0000001]])
+    assert assign_labels(X, centers, bandwidth=5.0).tolist() == [4321, -1]
