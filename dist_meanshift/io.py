@@ -313,7 +313,7 @@ def finish_result(group, *, labels, centers, attrs):
     """
     labels = labels if isinstance(labels, da.Array) else da.from_array(labels)
     # The smallest signed integer holding -1 and every cluster index: int8
-    # up to 127 clusters, an eighth of the bytes of int64 to compress and write.
+    # up to 128 clusters, an eighth of the bytes of int64 to compress and write.
     label_dtype = np.min_scalar_type(-max(1, len(centers)))
     rows = labels.chunks[0][0]
     if any(c != rows for c in labels.chunks[0][:-1]):
