@@ -48,6 +48,12 @@ _GRID_MIN_CENTERS = {"flat": 32, "gaussian": 16}
 # (below it, groups twice as wide cost less; from a per-row cost model of
 # 27 vs 8 visits against 27 vs 64 cells of pairs).
 _DENSE_GROUP = 4
+# Flat kernel: centers are gathered into cells whose members lie within this
+# fraction of the bandwidth of the cell's mean, and rows sure to be within (or
+# beyond) the bandwidth of all of them are settled once per cell.
+_SHARE_RADIUS = 0.125
+# Cells of fewer centers than this are not shared: their centers stand alone.
+_SHARE_MIN = 8
 # Lowest exponent given to exp() by the Gaussian kernel, in float32 (see _dense_sums).
 _EXP_FLOOR = -80.0
 
@@ -179,7 +185,10 @@ def shift_partial_sums(
         # per slice.
         xs = _take_runs(X, runs)
         sw = None if sample_weight is None else _take_runs(sample_weight, runs)
-        s, w = _dense_sums(centers[members], xs, bandwidth, kernel, reach, sw)
+        if kernel == "flat":
+            s, w = _flat_shared_sums(centers[members], xs, bandwidth, sw)
+        else:
+            s, w = _dense_sums(centers[members], xs, bandwidth, kernel, reach, sw)
         sums[members] += s
         weights[members] += w
     return sums, weights
@@ -613,6 +622,99 @@ def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
         acc += (w @ B).astype(np.float64)
     weights = acc[:, n_features + 1]
     sums = acc[:, :n_features] + weights[:, None] * origin
+    return sums, weights
+
+
+def _flat_shared_sums(centers, X, bandwidth, sample_weight):
+    """Flat-kernel sums of many nearby centers, settling sure rows once per cell.
+
+    Centers are gathered into small cells; ``eps`` bounds the distance of a
+    cell's members from their mean ``r``. By the triangle inequality a row with
+    ``|x - r| <= h - eps`` is within the bandwidth of every member and one with
+    ``|x - r| > h + eps`` of none: those are summed (or skipped) once for the
+    whole cell, and only rows in the shell between are tested pair by pair
+    (exactly, by :func:`_dense_sums`). Decisions keep a margin beyond the
+    rounding of the expanded distances, so the result equals the pairwise one.
+    """
+    k, n_features = centers.shape
+    h = float(bandwidth)
+    side = 2 * _SHARE_RADIUS * h / np.sqrt(n_features)
+    cells = np.floor(centers / side).astype(np.int64)
+    _, cell_of, sizes = np.unique(
+        _cell_keys(cells), return_inverse=True, return_counts=True
+    )
+    # Centers of sparse cells stand alone (a cell of one, with eps = 0): a
+    # shared cell costs a pass over its rows plus its shell, worth it only for
+    # several members.
+    alone = sizes[cell_of] < _SHARE_MIN
+    if alone.all() or (~alone).sum() < k // 4:
+        return _dense_sums(centers, X, h, "flat", h, sample_weight)
+    cell_of = np.where(alone, len(sizes) + np.arange(k), cell_of)
+    _, cell_of, sizes = np.unique(cell_of, return_inverse=True, return_counts=True)
+    n_cells = len(sizes)
+    order = np.argsort(cell_of, kind="stable")
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    reps = np.add.reduceat(centers[order], starts, axis=0) / sizes[:, None]
+    off = centers - reps[cell_of]
+    eps = np.zeros(n_cells)
+    np.maximum.at(eps, cell_of, np.sqrt(np.einsum("ij,ij->i", off, off)))
+    eps = eps * (1 + 1e-9) + 1e-12 * h
+    origin = reps.mean(axis=0)
+    r0 = reps - origin
+    rr = np.einsum("ij,ij->i", r0, r0)
+    # d = |x - r|^2 from one product of [x, |x|^2, 1] with [-2r, 1, |r|^2].
+    A = np.empty((n_cells, n_features + 2))
+    A[:, :n_features] = -2 * r0
+    A[:, n_features] = 1
+    A[:, n_features + 1] = rr
+    inner = np.where(eps < h, (h - eps) ** 2, -np.inf)
+    outer = (h + eps) ** 2
+    acc = np.zeros((n_cells, n_features + 2))
+    step = max(1, min(X.shape[0], _BLOCK_ELEMENTS // n_cells))
+    B_buf = np.empty((step, n_features + 2))
+    B_buf[:, n_features + 1] = 1
+    D_buf = np.empty((n_cells, step))
+    W_buf = np.empty((n_cells, step))
+    masks = np.empty((2, n_cells, step), dtype=bool)
+    shell_cells, shell_rows = [], []
+    for start in range(0, X.shape[0], step):
+        xb = np.asarray(X[start : start + step])
+        m = xb.shape[0]
+        B = B_buf[:m]
+        x0 = B[:, :n_features]
+        np.subtract(xb, origin, out=x0, casting="unsafe")
+        np.einsum("ij,ij->i", x0, x0, out=B[:, n_features])
+        d = np.matmul(A, B.T, out=D_buf[:, :m])
+        band = 1e-12 * (rr.max() + B[:, n_features].max() + outer.max())
+        sure = np.less_equal(d, (inner - band)[:, None], out=masks[0, :, :m])
+        near = np.less_equal(d, (outer + band)[:, None], out=masks[1, :, :m])
+        w = W_buf[:, :m]
+        np.copyto(w, sure)
+        if sample_weight is not None:
+            w *= sample_weight[start : start + step]
+        acc += w @ B
+        near &= ~sure
+        c, r = np.nonzero(near)
+        shell_cells.append(c)
+        shell_rows.append(r + start)
+    weights = acc[cell_of, n_features + 1]
+    sums = acc[cell_of, :n_features] + weights[:, None] * origin
+    c = np.concatenate(shell_cells)
+    r = np.concatenate(shell_rows)
+    if len(c) == 0:
+        return sums, weights
+    by_cell = np.argsort(c, kind="stable")
+    c, r = c[by_cell], r[by_cell]
+    first = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+    X = np.asarray(X)
+    for a, b in zip(first, np.r_[first[1:], len(c)], strict=True):
+        g = c[a]
+        members = order[starts[g] : starts[g] + sizes[g]]
+        rows = r[a:b]
+        sw = None if sample_weight is None else sample_weight[rows]
+        s, w = _dense_sums(centers[members], X[rows], h, "flat", h, sw)
+        sums[members] += s
+        weights[members] += w
     return sums, weights
 
 

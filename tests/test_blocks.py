@@ -196,3 +196,36 @@ def test_assign_labels_boundary_is_exact_with_thousands_of_centers():
     centers[:, 0] = np.arange(5000) * 100.0
     X = np.array([[4321 * 100.0 + 3.0, 4.0], [4321 * 100.0 + 3.0, 4.0000001]])
     assert assign_labels(X, centers, bandwidth=5.0).tolist() == [4321, -1]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_shared_cells_of_centers_give_the_pairwise_flat_sums(weighted):
+    import dist_meanshift._blocks as blocks
+
+    # 64 centers on a 1/16 lattice fill one sharing cell (side 0.29 at h = 2);
+    # data on a half-integer lattice lie at exactly h from many of them, and
+    # normal rows fill the shell around the cell.
+    rng = np.random.default_rng(3)
+    fine = np.arange(4) / 16
+    centers = np.stack(np.meshgrid(fine, fine, fine), -1).reshape(-1, 3)
+    half = np.arange(-6, 7) / 2
+    lattice = np.stack(np.meshgrid(half, half, half), -1).reshape(-1, 3)
+    X = np.concatenate([lattice, rng.normal(size=(3000, 3)) * 1.5])
+    w = rng.random(len(X)) if weighted else None
+    shared = blocks._flat_shared_sums(centers, X, 2.0, w)
+    pairwise = blocks._dense_sums(centers, X, 2.0, "flat", 2.0, w)
+    diff = X[None, :, :] - centers[:, None, :]
+    inside = np.einsum("ijk,ijk->ij", diff, diff) <= 4.0
+    assert (np.einsum("ijk,ijk->ij", diff, diff) == 4.0).sum() >= 6
+    expected = (inside * (1.0 if w is None else w)).sum(axis=1)
+    # Counts are exact; weight sums equal to rounding.
+    np.testing.assert_allclose(shared[1], pairwise[1], rtol=0 if w is None else 1e-13)
+    np.testing.assert_allclose(shared[1], expected, rtol=1e-13)
+    np.testing.assert_allclose(shared[0], pairwise[0], atol=1e-12 * len(X))
+    # And the grid path, which shares dense cells, agrees with the direct one.
+    many = np.concatenate([centers, rng.normal(size=(200, 3)) * 3])
+    grid = shift_partial_sums(many, X, 2.0, "flat", w)
+    direct = blocks._dense_sums(many, X, 2.0, "flat", 2.0, w)
+    np.testing.assert_allclose(grid[1], direct[1], rtol=0 if w is None else 1e-13)
+    # Sums of thousands of rows cancel: compare them to their scale.
+    np.testing.assert_allclose(grid[0], direct[0], atol=1e-12 * len(X))
