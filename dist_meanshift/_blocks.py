@@ -527,16 +527,16 @@ def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
     gives the weighted sums and the weights together. For the flat kernel the
     per-center threshold ``h^2 - |c|^2`` is applied directly, and the few pairs
     within rounding of the bandwidth are recomputed exactly, so that a point at
-    exactly the bandwidth counts as inside. Gaussian weights are computed in
-    float32; sums are accumulated in float64 (from float64 rows for float64
-    data).
+    exactly the bandwidth counts as inside. Gaussian weights and their sums
+    over a block of rows are computed in float32 and the blocks are added up in
+    float64.
     """
     k, n_features = centers.shape
     flat = kernel == "flat" or bandwidth == 0
-    # Gaussian weights are computed in float32 (relative error ~1e-6, far below
-    # the convergence tolerance) and the sums from float64 rows of float64 data.
+    # Gaussian weights and their sums over a block of rows (a few hundred) are
+    # computed in float32, relative error ~1e-6, far below the convergence
+    # tolerance; blocks are added up in float64.
     work = np.float64 if flat else np.float32
-    exact_sums = not flat and X.dtype != np.float32
     origin = centers.mean(axis=0)
     c0 = centers - origin
     cc = np.einsum("ij,ij->i", c0, c0)
@@ -560,30 +560,16 @@ def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
     B_buf = np.empty((step, n_features + 2), dtype=work)
     B_buf[:, n_features + 1] = 1
     D_buf = np.empty((k, step), dtype=work)
-    if flat or exact_sums:
+    if flat:
         W_buf = np.empty((k, step))
-    if exact_sums:
-        B64_buf = np.empty((step, n_features + 2))
-        B64_buf[:, n_features + 1] = 1
     masks = np.empty((2 if flat else 1, k, step), dtype=bool)
     for start in range(0, X.shape[0], step):
         xb = np.asarray(X[start : start + step])
         m = xb.shape[0]
         B = B_buf[:m]
         x0 = B[:, :n_features]
-        if exact_sums:
-            B64 = B64_buf[:m]
-            np.subtract(xb, origin, out=B64[:, :n_features])
-            np.einsum(
-                "ij,ij->i",
-                B64[:, :n_features],
-                B64[:, :n_features],
-                out=B64[:, n_features],
-            )
-            B[:, : n_features + 1] = B64[:, : n_features + 1]
-        else:
-            np.subtract(xb, origin, out=x0, casting="unsafe")
-            np.einsum("ij,ij->i", x0, x0, out=B[:, n_features])
+        np.subtract(xb, origin, out=x0, casting="unsafe")
+        np.einsum("ij,ij->i", x0, x0, out=B[:, n_features])
         d = np.matmul(A, B.T, out=D_buf[:, :m])
         sw = None if sample_weight is None else sample_weight[start : start + step]
         if flat:
@@ -610,13 +596,6 @@ def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
             beyond = np.less(d, cut, out=masks[0, :, :m])
             np.copyto(d, -np.inf, where=beyond)
         w = np.exp(d, out=d)
-        if exact_sums:
-            np.copyto(W_buf[:, :m], w)
-            w = W_buf[:, :m]
-            if sw is not None:
-                w *= sw
-            acc += w @ B64
-            continue
         if sw is not None:
             w *= sw.astype(work)
         acc += (w @ B).astype(np.float64)

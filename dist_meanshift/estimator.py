@@ -185,8 +185,9 @@ class MeanShift(ClusterMixin, BaseEstimator):
         is ``exp(-gamma ||x - c||^2)`` with ``gamma = 1 / (2 h^2)``; stopped
         centers within ``merge_tol * h`` of each other are merged into their
         mean; clusters are ordered by decreasing kernel density at the mode.
-        The weights are computed in float32 (relative error about 1e-6); the
-        sums they weigh are accumulated in float64.
+        The weights, and their sums over blocks of a few hundred rows, are
+        computed in float32 (relative error about 1e-6); blocks are added up
+        in float64.
         ``"flat"``: points within ``h`` (inclusive) weigh 1, others 0; results
         reproduce scikit-learn's ``MeanShift``, including its suppression of
         centers within ``h`` of a stronger one and its ordering by intensity.

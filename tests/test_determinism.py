@@ -48,7 +48,9 @@ def store(tmp_path_factory):
 def _same(result, reference):
     labels, centers, n_iter = result
     np.testing.assert_array_equal(labels, reference[0])
-    np.testing.assert_allclose(centers, reference[1], rtol=1e-9, atol=1e-9)
+    # Gaussian weights and their block sums are float32: other chunks round
+    # differently, by about 1e-8 of the coordinates here.
+    np.testing.assert_allclose(centers, reference[1], rtol=1e-7, atol=1e-7)
     assert n_iter == reference[2]
 
 
