@@ -54,6 +54,9 @@ _DENSE_GROUP = 4
 _SHARE_RADIUS = 0.125
 # Cells of fewer centers than this are not shared: their centers stand alone.
 _SHARE_MIN = 8
+# Rows binned at once (cell tables): their keys, sort and one gathered column
+# take about 24 bytes a row, some 50 MB.
+_TABLE_ROWS = 1 << 21
 # Lowest exponent given to exp() by the Gaussian kernel, in float32 (see _dense_sums).
 _EXP_FLOOR = -80.0
 
@@ -327,10 +330,9 @@ def bin_counts(X, bin_size, sample_weight=None):
     counts : ndarray of shape (n_cells,), float64
         Number (or total weight) of rows in each cell.
     """
-    if X.shape[0] == 0:
-        return np.zeros((0, X.shape[1])), np.zeros(0)
     parts = [
-        _sum_by_row(np.round(x / bin_size), w) for x, w in _slabs(X, sample_weight)
+        _cell_table(x, bin_size, np.round, w)
+        for x, w in _slabs(X, sample_weight, _TABLE_ROWS)
     ]
     return combine_bin_counts(*parts) if len(parts) > 1 else parts[0]
 
@@ -355,15 +357,10 @@ def cell_sums(X, cell_size, sample_weight=None):
     sums : ndarray of shape (n_cells, n_features), float64
         Weighted coordinate sums of the rows in each cell.
     """
-    parts = []
-    for x, w in _slabs(X, sample_weight):
-        x = np.asarray(x, dtype=np.float64)
-        cells = np.floor(x / cell_size).astype(np.int64)
-        if w is None:
-            parts.append(_sum_by_row(cells, None, x))
-        else:
-            w = np.asarray(w, dtype=np.float64)
-            parts.append(_sum_by_row(cells, w, x * w[:, None]))
+    parts = [
+        _cell_table(x, cell_size, np.floor, w, with_sums=True)
+        for x, w in _slabs(X, sample_weight, _TABLE_ROWS)
+    ]
     return combine_cell_sums(*parts) if len(parts) > 1 else parts[0]
 
 
@@ -493,6 +490,81 @@ def suppress_near_duplicates(centers, radius):
             keep[neighbours] = False
             keep[i] = True
     return keep
+
+
+def _cell_table(X, size, snap, sample_weight=None, with_sums=False):
+    """Occupied cells ``snap(x / size)`` of a block, their weights and sums.
+
+    The division is done in the data's precision (as scikit-learn's bin
+    seeding does), in float64 when float32 could not tell cells apart. Each
+    row gets one int64 key (mixed radix over the block's range of cells,
+    ordered like the cells), packed with its row number into one integer:
+    a plain sort of those (vectorised in numpy) numbers the occupied cells,
+    and weights and sums are bincounts over the rows by cell number.
+
+    Returns
+    -------
+    cells : ndarray of shape (n_cells, n_features), int64
+        Sorted lexicographically.
+    counts : ndarray of shape (n_cells,), float64
+    sums : ndarray of shape (n_cells, n_features), float64
+        Only with ``with_sums``: the weighted coordinate sums per cell.
+    """
+    X = np.asarray(X)
+    n, n_features = X.shape
+    if n == 0:
+        empty = (np.zeros((0, n_features), np.int64), np.zeros(0))
+        return (*empty, np.zeros((0, n_features))) if with_sums else empty
+    work = np.float32 if X.dtype == np.float32 else np.float64
+    columns = [snap(X[:, j].astype(work) / work(size)) for j in range(n_features)]
+    lo = np.array([c.min() for c in columns])
+    hi = np.array([c.max() for c in columns])
+    if work == np.float32 and np.abs(np.r_[lo, hi]).max() >= 2.0**22:
+        # float32 could not tell such cells apart: divide in float64.
+        columns = [snap(X[:, j].astype(np.float64) / size) for j in range(n_features)]
+        lo = np.array([c.min() for c in columns])
+        hi = np.array([c.max() for c in columns])
+    lo, span = lo.astype(np.int64), (hi - lo).astype(np.int64) + 1
+    row_bits = int(n - 1).bit_length()
+    if np.log2(np.prod(span.astype(np.float64))) + row_bits > 62:
+        # A huge, sparse grid: number the occupied cells by a general sort.
+        cells = np.stack(columns, axis=1).astype(np.int64)
+        if with_sums:
+            values = X.astype(np.float64)
+            if sample_weight is not None:
+                values = values * np.asarray(sample_weight, np.float64)[:, None]
+            return _sum_by_row(cells, sample_weight, values)
+        return _sum_by_row(cells, sample_weight)
+    strides = np.cumprod(np.r_[span[1:], 1][::-1])[::-1]
+    packed = np.arange(n, dtype=np.int64)
+    for column, low, stride in zip(columns, lo, strides, strict=True):
+        column = column.astype(np.int64)
+        column -= low
+        column *= stride << row_bits
+        packed += column
+    packed.sort()
+    order = packed & ((1 << row_bits) - 1)
+    packed >>= row_bits
+    new_cell = np.r_[True, packed[1:] != packed[:-1]]
+    keys = packed[new_cell]
+    cells = np.empty((len(keys), n_features), dtype=np.int64)
+    for j in range(n_features):
+        cells[:, j] = keys // strides[j] % span[j] + lo[j]
+    # The cell number of every row, in row order: sums are then bincounts
+    # reading the rows in place (a gather of rows by cell costs twice that).
+    cell_of = np.empty(n, dtype=np.intp)
+    cell_of[order] = np.cumsum(new_cell) - 1
+    w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+    counts = np.bincount(cell_of, weights=w, minlength=len(keys)).astype(np.float64)
+    if not with_sums:
+        return cells, counts
+    sums = np.empty((len(keys), n_features))
+    for j in range(n_features):
+        values = X[:, j].astype(np.float64)
+        if w is not None:
+            values *= w
+        sums[:, j] = np.bincount(cell_of, weights=values, minlength=len(keys))
+    return cells, counts, sums
 
 
 def _sum_by_row(rows, weights, values=None):
@@ -718,11 +790,12 @@ def _flat_weights(d, h2, cc, centers, xb, scale, out):
     return w
 
 
-def _slabs(X, sample_weight):
-    """``(rows, weights)`` of at most ``_SLAB_ROWS`` rows each (one if X is empty)."""
-    for i in range(0, max(1, X.shape[0]), _SLAB_ROWS):
-        w = None if sample_weight is None else sample_weight[i : i + _SLAB_ROWS]
-        yield X[i : i + _SLAB_ROWS], w
+def _slabs(X, sample_weight, rows=None):
+    """``(rows, weights)`` of at most ``rows`` (``_SLAB_ROWS``) rows each (one if X is empty)."""
+    rows = rows or _SLAB_ROWS
+    for i in range(0, max(1, X.shape[0]), rows):
+        w = None if sample_weight is None else sample_weight[i : i + rows]
+        yield X[i : i + rows], w
 
 
 def _take_runs(a, runs):
