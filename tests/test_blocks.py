@@ -206,8 +206,10 @@ def test_assign_labels_boundary_is_exact_with_thousands_of_centers():
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_shared_cells_of_centers_give_the_pairwise_flat_sums(weighted):
+def test_shared_cells_of_centers_give_the_pairwise_flat_sums(weighted, monkeypatch):
     import dist_meanshift._blocks as blocks
+
+    monkeypatch.setattr(blocks, "_SHARE_MIN", 8)
 
     # 64 centers on a 1/16 lattice fill one sharing cell (side 0.29 at h = 2);
     # data on a half-integer lattice lie at exactly h from many of them, and
