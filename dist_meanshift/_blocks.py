@@ -48,6 +48,8 @@ _GRID_MIN_CENTERS = {"flat": 32, "gaussian": 16}
 # (below it, groups twice as wide cost less; from a per-row cost model of
 # 27 vs 8 visits against 27 vs 64 cells of pairs).
 _DENSE_GROUP = 4
+# Rows are sorted into cells this many times finer than the kernel's reach.
+_ROW_CELLS_PER_REACH = 2
 # Flat kernel: centers are gathered into cells whose members lie within this
 # fraction of the bandwidth of the cell's mean, and rows sure to be within (or
 # beyond) the bandwidth of all of them are settled once per cell.
@@ -56,6 +58,9 @@ _SHARE_RADIUS = 0.125
 # A shared cell's shell costs a call per cell; on blobs in 3-D sharing pays
 # from some 64 centers (measured from 8 to 128).
 _SHARE_MIN = 64
+# Cells whose centers lie within bandwidth / 64 of their mean share from this
+# many centers on (converged seeds: their shell is thin).
+_SHARE_TIGHT_MIN = 4
 # Rows binned at once (cell tables): their keys, sort and one gathered column
 # take about 24 bytes a row, some 50 MB.
 _TABLE_ROWS = 1 << 21
@@ -696,10 +701,13 @@ def _flat_shared_sums(centers, X, bandwidth, sample_weight):
     _, cell_of, sizes = np.unique(
         _cell_keys(cells), return_inverse=True, return_counts=True
     )
-    # Centers of sparse cells stand alone (a cell of one, with eps = 0): a
-    # shared cell costs a pass over its rows plus its shell, worth it only for
-    # several members.
-    alone = sizes[cell_of] < _SHARE_MIN
+    # A shared cell costs a pass over its rows plus a call for its shell,
+    # which is thin when its centers have (nearly) converged together: share
+    # crowded cells, and tight ones from a few centers on. Centers of other
+    # cells stand alone (a cell of one, with eps = 0).
+    _, eps = _means_and_spread(centers, cell_of, sizes)
+    shared = (sizes >= _SHARE_MIN) | ((sizes >= _SHARE_TIGHT_MIN) & (eps <= h / 64))
+    alone = ~shared[cell_of]
     if alone.all() or (~alone).sum() < k // 4:
         return _dense_sums(centers, X, h, "flat", h, sample_weight)
     cell_of = np.where(alone, len(sizes) + np.arange(k), cell_of)
@@ -707,10 +715,7 @@ def _flat_shared_sums(centers, X, bandwidth, sample_weight):
     n_cells = len(sizes)
     order = np.argsort(cell_of, kind="stable")
     starts = np.r_[0, np.cumsum(sizes)[:-1]]
-    reps = np.add.reduceat(centers[order], starts, axis=0) / sizes[:, None]
-    off = centers - reps[cell_of]
-    eps = np.zeros(n_cells)
-    np.maximum.at(eps, cell_of, np.sqrt(np.einsum("ij,ij->i", off, off)))
+    reps, eps = _means_and_spread(centers, cell_of, sizes)
     eps = eps * (1 + 1e-9) + 1e-12 * h
     origin = reps.mean(axis=0)
     r0 = reps - origin
@@ -769,6 +774,19 @@ def _flat_shared_sums(centers, X, bandwidth, sample_weight):
         sums[members] += s
         weights[members] += w
     return sums, weights
+
+
+def _means_and_spread(centers, cell_of, sizes):
+    """Mean of the centers of each cell, and their largest distance from it."""
+    means = np.stack(
+        [np.bincount(cell_of, weights=c, minlength=len(sizes)) for c in centers.T],
+        axis=1,
+    )
+    means /= sizes[:, None]
+    off = centers - means[cell_of]
+    spread = np.zeros(len(sizes))
+    np.maximum.at(spread, cell_of, np.sqrt(np.einsum("ij,ij->i", off, off)))
+    return means, spread
 
 
 def _flat_weights(d, h2, cc, centers, xb, scale, out):
@@ -844,27 +862,31 @@ def _sorted_runs(keys):
 
 
 def _grid_groups(centers, X, reach):
-    """Rows sorted by grid cell, and for each cell of centers the row runs around it.
+    """Rows sorted by grid cell, and for each group of centers the row runs around it.
 
-    Cells are ``reach`` wide, so every row within ``reach`` of a center lies in
-    the center's cell or one of its neighbours (Chebyshev distance 1).
+    Rows are sorted into cells half as wide as ``reach``. Centers are grouped
+    by cells ``reach`` wide (twice that when they are sparse), and each group
+    meets the rows of the cells that overlap the bounding box of its centers
+    widened by ``reach``: every row within ``reach`` of a member, and few more
+    (a group of converged centers meets about twice the rows of its ball).
 
     Returns
     -------
     order : ndarray of shape (n_samples,)
         The permutation sorting the rows by cell.
     groups : list of (members, runs)
-        Center indices of one cell, and ``(start, stop)`` slices of the sorted
-        rows in the neighbouring cells (adjacent slices joined).
+        Center indices of one group, and ``(start, stop)`` slices of the sorted
+        rows around it (adjacent slices joined).
     """
-    x_cells = np.floor(np.asarray(X, dtype=np.float64) / reach).astype(np.int64)
+    side = reach / _ROW_CELLS_PER_REACH
+    x_cells = np.floor(np.asarray(X, dtype=np.float64) / side).astype(np.int64)
     keys = _cell_keys(x_cells)
     order, starts = _sorted_runs(keys)
     bounds = np.r_[starts, len(keys)]
     x_coords = x_cells[order[starts]].astype(np.float64)
     # Sparse centers (a few per reach-wide cell) are grouped by cells twice as
-    # wide: a row then meets 8 groups rather than 27 (in 3-D), each with more
-    # centers. Dense centers keep cells of the reach: fewer pairs per row.
+    # wide: fewer groups for a row to meet, each with more centers. Dense
+    # centers keep cells of the reach: fewer pairs per row.
     width = 1
     c_cells = np.floor(centers / reach).astype(np.int64)
     c_keys, c_inverse = np.unique(c_cells, axis=0, return_inverse=True)
@@ -874,25 +896,29 @@ def _grid_groups(centers, X, reach):
         c_keys, c_inverse = np.unique(c_cells, axis=0, return_inverse=True)
     c_inverse = c_inverse.ravel()
     c_order = np.argsort(c_inverse, kind="stable")
-    c_bounds = np.searchsorted(c_inverse[c_order], np.arange(len(c_keys) + 1))
+    c_starts = np.searchsorted(c_inverse[c_order], np.arange(len(c_keys)))
+    sorted_centers = centers[c_order]
+    # Row cells overlapping [min - reach, max + reach] of each group (widened
+    # by a hair against rounding: a row at exactly the reach is inside).
+    margin = reach * (1 + 1e-9)
+    lo = np.floor((np.minimum.reduceat(sorted_centers, c_starts) - margin) / side)
+    hi = np.floor((np.maximum.reduceat(sorted_centers, c_starts) + margin) / side)
     tree = cKDTree(x_coords)
-    # The row cells j with G*w - 1 <= j <= G*w + w of a group cell G.
-    neighbours = tree.query_ball_point(
-        c_keys.astype(np.float64) * width + (width - 1) / 2,
-        r=(width + 1) / 2,
-        p=np.inf,
+    candidates = tree.query_ball_point(
+        (lo + hi) / 2, r=(hi - lo).max(axis=1) / 2 + 0.5, p=np.inf
     )
+    c_bounds = np.r_[c_starts, len(centers)]
     groups = []
-    for g, cells in enumerate(neighbours):
-        if not cells:
+    for g, cells in enumerate(candidates):
+        cells = np.sort(np.asarray(cells, dtype=np.intp))
+        coords = x_coords[cells]
+        cells = cells[((coords >= lo[g]) & (coords <= hi[g])).all(axis=1)]
+        if not len(cells):
             continue
-        cells = np.sort(cells)
-        runs = []
-        for j in cells:
-            start, stop = int(bounds[j]), int(bounds[j + 1])
-            if runs and runs[-1][1] == start:
-                runs[-1][1] = stop
-            else:
-                runs.append([start, stop])
+        run_starts, run_stops = bounds[cells], bounds[cells + 1]
+        # Join runs that touch: the sorted rows of neighbouring cells.
+        new = np.flatnonzero(np.r_[True, run_starts[1:] != run_stops[:-1]])
+        stops = np.r_[run_stops[new[1:] - 1], run_stops[-1]]
+        runs = list(zip(run_starts[new].tolist(), stops.tolist(), strict=True))
         groups.append((c_order[c_bounds[g] : c_bounds[g + 1]], runs))
     return order, groups

@@ -91,8 +91,11 @@ def test_far_points_cost_nothing_and_change_nothing():
     for kernel, truncate in [("flat", None), ("gaussian", 6.0)]:
         alone = shift_partial_sums(centers, near, 1.0, kernel, truncate=truncate)
         mixed = shift_partial_sums(centers, both, 1.0, kernel, truncate=truncate)
-        np.testing.assert_allclose(mixed[0], alone[0], rtol=1e-12)
-        np.testing.assert_allclose(mixed[1], alone[1], rtol=1e-12)
+        # Gaussian sums are float32 within blocks of rows: blocks made of
+        # other rows round differently.
+        rtol = 1e-12 if kernel == "flat" else 1e-6
+        np.testing.assert_allclose(mixed[0], alone[0], rtol=rtol)
+        np.testing.assert_allclose(mixed[1], alone[1], rtol=rtol)
     # The far rows are not even visited: no run of rows reaches them.
     order, groups = _grid_groups(centers, both, 6.0)
     visited = np.concatenate([order[a:b] for _, runs in groups for a, b in runs])
