@@ -505,9 +505,9 @@ def _cell_table(X, size, snap, sample_weight=None, with_sums=False):
     The division is done in the data's precision (as scikit-learn's bin
     seeding does), in float64 when float32 could not tell cells apart. Each
     row gets one int64 key (mixed radix over the block's range of cells,
-    ordered like the cells), packed with its row number into one integer:
-    a plain sort of those (vectorised in numpy) numbers the occupied cells,
-    and weights and sums are bincounts over the rows by cell number.
+    ordered like the cells); one sort (:func:`_sorted_runs`) numbers the
+    occupied cells, and weights and sums are bincounts over the rows by cell
+    number.
 
     Returns
     -------
@@ -532,8 +532,7 @@ def _cell_table(X, size, snap, sample_weight=None, with_sums=False):
         lo = np.array([c.min() for c in columns])
         hi = np.array([c.max() for c in columns])
     lo, span = lo.astype(np.int64), (hi - lo).astype(np.int64) + 1
-    row_bits = int(n - 1).bit_length()
-    if np.log2(np.prod(span.astype(np.float64))) + row_bits > 62:
+    if np.prod(span.astype(np.float64)) >= 2.0**62:
         # A huge, sparse grid: number the occupied cells by a general sort.
         cells = np.stack(columns, axis=1).astype(np.int64)
         if with_sums:
@@ -543,24 +542,21 @@ def _cell_table(X, size, snap, sample_weight=None, with_sums=False):
             return _sum_by_row(cells, sample_weight, values)
         return _sum_by_row(cells, sample_weight)
     strides = np.cumprod(np.r_[span[1:], 1][::-1])[::-1]
-    packed = np.arange(n, dtype=np.int64)
+    keys = np.zeros(n, dtype=np.int64)
     for column, low, stride in zip(columns, lo, strides, strict=True):
         column = column.astype(np.int64)
         column -= low
-        column *= stride << row_bits
-        packed += column
-    packed.sort()
-    order = packed & ((1 << row_bits) - 1)
-    packed >>= row_bits
-    new_cell = np.r_[True, packed[1:] != packed[:-1]]
-    keys = packed[new_cell]
+        column *= stride
+        keys += column
+    order, starts = _sorted_runs(keys)
+    keys = keys[order[starts]]
     cells = np.empty((len(keys), n_features), dtype=np.int64)
     for j in range(n_features):
         cells[:, j] = keys // strides[j] % span[j] + lo[j]
     # The cell number of every row, in row order: sums are then bincounts
     # reading the rows in place (a gather of rows by cell costs twice that).
     cell_of = np.empty(n, dtype=np.intp)
-    cell_of[order] = np.cumsum(new_cell) - 1
+    cell_of[order] = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
     w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
     counts = np.bincount(cell_of, weights=w, minlength=len(keys)).astype(np.float64)
     if not with_sums:
@@ -696,11 +692,15 @@ def _flat_shared_sums(centers, X, bandwidth, sample_weight):
     """
     k, n_features = centers.shape
     h = float(bandwidth)
+    if k < 2 * _SHARE_TIGHT_MIN:
+        return _dense_sums(centers, X, h, "flat", h, sample_weight)
     side = 2 * _SHARE_RADIUS * h / np.sqrt(n_features)
     cells = np.floor(centers / side).astype(np.int64)
     _, cell_of, sizes = np.unique(
         _cell_keys(cells), return_inverse=True, return_counts=True
     )
+    if sizes.max() < _SHARE_TIGHT_MIN:
+        return _dense_sums(centers, X, h, "flat", h, sample_weight)
     # A shared cell costs a pass over its rows plus a call for its shell,
     # which is thin when its centers have (nearly) converged together: share
     # crowded cells, and tight ones from a few centers on. Centers of other
@@ -844,7 +844,8 @@ def _sorted_runs(keys):
     """The order sorting non-negative int64 keys, and where each run of equal keys starts.
 
     Keys below 2**16 are sorted by numpy's (stable) radix sort of 16-bit
-    integers, several times faster than a general sort.
+    integers; others, packed with their positions into one integer, by a
+    plain (vectorised) sort; both are several times faster than an argsort.
 
     Returns
     -------
@@ -852,11 +853,21 @@ def _sorted_runs(keys):
     starts : ndarray of shape (n_distinct,)
         Positions in the sorted keys where a new key begins.
     """
-    if len(keys) and keys.max() < 2**16:
+    n = len(keys)
+    top = int(keys.max()) if n else 0
+    row_bits = int(n - 1).bit_length() if n else 0
+    if top < 2**16:
         order = np.argsort(keys.astype(np.uint16), kind="stable")
+        sorted_keys = keys[order]
+    elif top.bit_length() + row_bits <= 62:
+        packed = keys << row_bits
+        packed |= np.arange(n, dtype=np.int64)
+        packed.sort()
+        order = packed & ((1 << row_bits) - 1)
+        sorted_keys = packed >> row_bits
     else:
         order = np.argsort(keys)
-    sorted_keys = keys[order]
+        sorted_keys = keys[order]
     starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
     return order, starts
 
