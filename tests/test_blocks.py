@@ -238,3 +238,24 @@ def test_shared_cells_of_centers_give_the_pairwise_flat_sums(weighted, monkeypat
     np.testing.assert_allclose(grid[1], direct[1], rtol=0 if w is None else 1e-13)
     # Sums of thousands of rows cancel: compare them to their scale.
     np.testing.assert_allclose(grid[0], direct[0], atol=1e-12 * len(X))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    spread=st.sampled_from([0.0, 1e-3, 0.05, 0.2]),
+    bandwidth=st.sampled_from([0.5, 1.0, 3.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_sharing_equals_pairwise_for_any_crowd_of_centers(spread, bandwidth, seed):
+    import dist_meanshift._blocks as blocks
+
+    # A crowd of centers (tight or loose, some bitwise equal) amid rows at all
+    # distances, some on a lattice that puts rows at exactly the bandwidth.
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(40, 3)) * spread
+    centers[::7] = 0.0
+    X = np.concatenate([rng.normal(size=(500, 3)) * 2, np.eye(3) * bandwidth])
+    shared = blocks._flat_shared_sums(centers, X, bandwidth, None)
+    pairwise = blocks._dense_sums(centers, X, bandwidth, "flat", bandwidth, None)
+    np.testing.assert_array_equal(shared[1], pairwise[1])
+    np.testing.assert_allclose(shared[0], pairwise[0], atol=1e-12 * len(X))
