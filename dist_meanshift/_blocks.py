@@ -522,13 +522,15 @@ def _cell_table(X, size, snap, sample_weight=None, with_sums=False):
     if n == 0:
         empty = (np.zeros((0, n_features), np.int64), np.zeros(0))
         return (*empty, np.zeros((0, n_features))) if with_sums else empty
+    # Few, reused temporaries: in dask workers (MALLOC_TRIM_THRESHOLD_ set by
+    # the nanny) every fresh array this size is mapped and faulted in anew.
     work = np.float32 if X.dtype == np.float32 else np.float64
-    columns = [snap(X[:, j].astype(work) / work(size)) for j in range(n_features)]
+    columns = _snapped_columns(X, size, snap, work)
     lo = np.array([c.min() for c in columns])
     hi = np.array([c.max() for c in columns])
     if work == np.float32 and np.abs(np.r_[lo, hi]).max() >= 2.0**22:
         # float32 could not tell such cells apart: divide in float64.
-        columns = [snap(X[:, j].astype(np.float64) / size) for j in range(n_features)]
+        columns = _snapped_columns(X, size, snap, np.float64)
         lo = np.array([c.min() for c in columns])
         hi = np.array([c.max() for c in columns])
     lo, span = lo.astype(np.int64), (hi - lo).astype(np.int64) + 1
@@ -543,11 +545,13 @@ def _cell_table(X, size, snap, sample_weight=None, with_sums=False):
         return _sum_by_row(cells, sample_weight)
     strides = np.cumprod(np.r_[span[1:], 1][::-1])[::-1]
     keys = np.zeros(n, dtype=np.int64)
+    part = np.empty(n, dtype=np.int64)
     for column, low, stride in zip(columns, lo, strides, strict=True):
-        column = column.astype(np.int64)
-        column -= low
-        column *= stride
-        keys += column
+        np.copyto(part, column, casting="unsafe")
+        part -= low
+        part *= stride
+        keys += part
+    del columns
     order, starts = _sorted_runs(keys)
     keys = keys[order[starts]]
     cells = np.empty((len(keys), n_features), dtype=np.int64)
@@ -555,19 +559,33 @@ def _cell_table(X, size, snap, sample_weight=None, with_sums=False):
         cells[:, j] = keys // strides[j] % span[j] + lo[j]
     # The cell number of every row, in row order: sums are then bincounts
     # reading the rows in place (a gather of rows by cell costs twice that).
-    cell_of = np.empty(n, dtype=np.intp)
-    cell_of[order] = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
+    run = np.zeros(n, dtype=np.int64)
+    run[starts[1:]] = 1
+    np.cumsum(run, out=run)
+    cell_of = part  # reused: the cell number of each row, in row order
+    cell_of[order] = run
     w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
     counts = np.bincount(cell_of, weights=w, minlength=len(keys)).astype(np.float64)
     if not with_sums:
         return cells, counts
     sums = np.empty((len(keys), n_features))
+    values = np.empty(n)
     for j in range(n_features):
-        values = X[:, j].astype(np.float64)
+        np.copyto(values, X[:, j])
         if w is not None:
             values *= w
         sums[:, j] = np.bincount(cell_of, weights=values, minlength=len(keys))
     return cells, counts, sums
+
+
+def _snapped_columns(X, size, snap, work):
+    """``snap(x / size)`` of every column of X, computed in ``work`` precision."""
+    columns = []
+    for j in range(X.shape[1]):
+        column = X[:, j].astype(work)
+        np.divide(column, work(size), out=column)
+        columns.append(snap(column, out=column))
+    return columns
 
 
 def _sum_by_row(rows, weights, values=None):
