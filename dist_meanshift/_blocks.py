@@ -647,23 +647,11 @@ def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
     cut = None if flat or reach is None else work(-0.5 * reach * reach / h2)
     acc = np.zeros((k, n_features + 2))
     step = max(1, min(X.shape[0], _BLOCK_ELEMENTS // k))
-    # Work arrays are allocated once and reused block after block: Dask's
-    # nannies set MALLOC_TRIM_THRESHOLD_, with which every fresh temporary of
-    # this size would be mapped and faulted in anew (twice as slow here).
-    B_buf = np.empty((step, n_features + 2), dtype=work)
-    B_buf[:, n_features + 1] = 1
-    D_buf = np.empty((k, step), dtype=work)
     if flat:
         W_buf = np.empty((k, step))
     masks = np.empty((2 if flat else 1, k, step), dtype=bool)
-    for start in range(0, X.shape[0], step):
-        xb = np.asarray(X[start : start + step])
+    for start, xb, B, d in _products_by_block(A, X, origin, step):
         m = xb.shape[0]
-        B = B_buf[:m]
-        x0 = B[:, :n_features]
-        np.subtract(xb, origin, out=x0, casting="unsafe")
-        np.einsum("ij,ij->i", x0, x0, out=B[:, n_features])
-        d = np.matmul(A, B.T, out=D_buf[:, :m])
         sw = None if sample_weight is None else sample_weight[start : start + step]
         if flat:
             w = _flat_weights(
@@ -695,6 +683,37 @@ def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
     weights = acc[:, n_features + 1]
     sums = acc[:, :n_features] + weights[:, None] * origin
     return sums, weights
+
+
+def _products_by_block(A, X, origin, step):
+    """``d = A . B^T`` for the rows of X, ``step`` at a time, ``B = [x0, |x0|^2, 1]``.
+
+    ``x0 = x - origin``, in the precision of ``A``. The work arrays are
+    allocated once and reused block after block: Dask's nannies set
+    MALLOC_TRIM_THRESHOLD_, with which every fresh temporary of this size would
+    be mapped and faulted in anew (twice as slow here).
+
+    Yields
+    ------
+    start : int
+    xb : ndarray of shape (m, n_features)
+        The block's rows as given.
+    B : ndarray of shape (m, n_features + 2)
+    d : ndarray of shape (len(A), m)
+        Overwritten by the next block.
+    """
+    n_features = X.shape[1]
+    B_buf = np.empty((step, n_features + 2), dtype=A.dtype)
+    B_buf[:, n_features + 1] = 1
+    D_buf = np.empty((A.shape[0], step), dtype=A.dtype)
+    for start in range(0, X.shape[0], step):
+        xb = np.asarray(X[start : start + step])
+        m = xb.shape[0]
+        B = B_buf[:m]
+        x0 = B[:, :n_features]
+        np.subtract(xb, origin, out=x0, casting="unsafe")
+        np.einsum("ij,ij->i", x0, x0, out=B[:, n_features])
+        yield start, xb, B, np.matmul(A, B.T, out=D_buf[:, :m])
 
 
 def _flat_shared_sums(centers, X, bandwidth, sample_weight):
@@ -747,20 +766,11 @@ def _flat_shared_sums(centers, X, bandwidth, sample_weight):
     outer = (h + eps) ** 2
     acc = np.zeros((n_cells, n_features + 2))
     step = max(1, min(X.shape[0], _BLOCK_ELEMENTS // n_cells))
-    B_buf = np.empty((step, n_features + 2))
-    B_buf[:, n_features + 1] = 1
-    D_buf = np.empty((n_cells, step))
     W_buf = np.empty((n_cells, step))
     masks = np.empty((2, n_cells, step), dtype=bool)
     shell_cells, shell_rows = [], []
-    for start in range(0, X.shape[0], step):
-        xb = np.asarray(X[start : start + step])
+    for start, xb, B, d in _products_by_block(A, X, origin, step):
         m = xb.shape[0]
-        B = B_buf[:m]
-        x0 = B[:, :n_features]
-        np.subtract(xb, origin, out=x0, casting="unsafe")
-        np.einsum("ij,ij->i", x0, x0, out=B[:, n_features])
-        d = np.matmul(A, B.T, out=D_buf[:, :m])
         band = 1e-12 * (rr.max() + B[:, n_features].max() + outer.max())
         sure = np.less_equal(d, (inner - band)[:, None], out=masks[0, :, :m])
         near = np.less_equal(d, (outer + band)[:, None], out=masks[1, :, :m])
