@@ -61,8 +61,8 @@ _SHARE_MIN = 64
 # Cells whose centers lie within bandwidth / 64 of their mean share from this
 # many centers on (converged seeds: their shell is thin).
 _SHARE_TIGHT_MIN = 4
-# Rows binned at once (cell tables): their keys, sort and one gathered column
-# take about 24 bytes a row, some 50 MB.
+# Rows binned at once (cell tables): their snapped columns, keys, sort and
+# cell numbers take about 50 bytes a row (3 features), some 100 MB.
 _TABLE_ROWS = 1 << 21
 # Lowest exponent given to exp() by the Gaussian kernel, in float32 (see _dense_sums).
 _EXP_FLOOR = -80.0
