@@ -526,55 +526,33 @@ def _cell_table(X, size, snap, sample_weight=None, with_sums=False):
     # the nanny) every fresh array this size is mapped and faulted in anew.
     work = np.float32 if X.dtype == np.float32 else np.float64
     columns = _snapped_columns(X, size, snap, work)
-    lo = np.array([c.min() for c in columns])
-    hi = np.array([c.max() for c in columns])
-    if work == np.float32 and np.abs(np.r_[lo, hi]).max() >= 2.0**22:
+    if work == np.float32 and max(max(-c.min(), c.max()) for c in columns) >= 2**22:
         # float32 could not tell such cells apart: divide in float64.
         columns = _snapped_columns(X, size, snap, np.float64)
-        lo = np.array([c.min() for c in columns])
-        hi = np.array([c.max() for c in columns])
-    lo, span = lo.astype(np.int64), (hi - lo).astype(np.int64) + 1
-    if np.prod(span.astype(np.float64)) >= 2.0**62:
-        # A huge, sparse grid: number the occupied cells by a general sort.
-        cells = np.stack(columns, axis=1).astype(np.int64)
-        if with_sums:
-            values = X.astype(np.float64)
-            if sample_weight is not None:
-                values = values * np.asarray(sample_weight, np.float64)[:, None]
-            return _sum_by_row(cells, sample_weight, values)
-        return _sum_by_row(cells, sample_weight)
-    strides = np.cumprod(np.r_[span[1:], 1][::-1])[::-1]
-    keys = np.zeros(n, dtype=np.int64)
-    part = np.empty(n, dtype=np.int64)
-    for column, low, stride in zip(columns, lo, strides, strict=True):
-        np.copyto(part, column, casting="unsafe")
-        part -= low
-        part *= stride
-        keys += part
-    del columns
+    keys = _cell_keys(columns)
     order, starts = _sorted_runs(keys)
-    keys = keys[order[starts]]
-    cells = np.empty((len(keys), n_features), dtype=np.int64)
-    for j in range(n_features):
-        cells[:, j] = keys // strides[j] % span[j] + lo[j]
+    firsts = order[starts]
+    cells = np.stack([c[firsts] for c in columns], axis=1).astype(np.int64)
+    del columns
     # The cell number of every row, in row order: sums are then bincounts
     # reading the rows in place (a gather of rows by cell costs twice that).
     run = np.zeros(n, dtype=np.int64)
     run[starts[1:]] = 1
     np.cumsum(run, out=run)
-    cell_of = part  # reused: the cell number of each row, in row order
+    cell_of = keys  # reused: the cell number of each row, in row order
     cell_of[order] = run
+    n_cells = len(starts)
     w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
-    counts = np.bincount(cell_of, weights=w, minlength=len(keys)).astype(np.float64)
+    counts = np.bincount(cell_of, weights=w, minlength=n_cells).astype(np.float64)
     if not with_sums:
         return cells, counts
-    sums = np.empty((len(keys), n_features))
+    sums = np.empty((n_cells, n_features))
     values = np.empty(n)
     for j in range(n_features):
         np.copyto(values, X[:, j])
         if w is not None:
             values *= w
-        sums[:, j] = np.bincount(cell_of, weights=values, minlength=len(keys))
+        sums[:, j] = np.bincount(cell_of, weights=values, minlength=n_cells)
     return cells, counts, sums
 
 
@@ -595,7 +573,7 @@ def _sum_by_row(rows, weights, values=None):
     (n_rows, k), their per-row sums are returned too. One sort of one int64
     key per row, then sums over the runs of equal keys, column by column.
     """
-    keys = _cell_keys(rows.astype(np.int64, copy=False))
+    keys = _cell_keys(rows.T)
     order, starts = _sorted_runs(keys)
     if weights is None:
         counts = np.diff(np.r_[starts, len(keys)]).astype(np.float64)
@@ -734,7 +712,7 @@ def _flat_shared_sums(centers, X, bandwidth, sample_weight):
     side = 2 * _SHARE_RADIUS * h / np.sqrt(n_features)
     cells = np.floor(centers / side).astype(np.int64)
     _, cell_of, sizes = np.unique(
-        _cell_keys(cells), return_inverse=True, return_counts=True
+        _cell_keys(cells.T), return_inverse=True, return_counts=True
     )
     if sizes.max() < _SHARE_TIGHT_MIN:
         return _dense_sums(centers, X, h, "flat", h, sample_weight)
@@ -852,19 +830,30 @@ def _take_runs(a, runs):
     return np.concatenate([a[start:stop] for start, stop in runs])
 
 
-def _cell_keys(cells):
-    """One int64 key per row of integer cell coordinates, ordered like the rows."""
-    columns = [cells[:, j] for j in range(cells.shape[1])]
-    lo = np.array([c.min() for c in columns])
-    span = np.array([c.max() for c in columns]) - lo + 1
+def _cell_keys(columns):
+    """One int64 key per row of integer cell coordinates, ordered like the rows.
+
+    ``columns`` holds one coordinate column per feature (of any numeric dtype
+    holding integers, e.g. ``cells.T``). Keys are mixed-radix over the range of
+    each column, so they sort like the rows; a huge, sparse grid numbers its
+    occupied cells (in the same order) instead.
+    """
+    columns = list(columns)
+    lo = np.array([int(c.min()) for c in columns])
+    span = np.array([int(c.max()) for c in columns]) - lo + 1
     if np.prod(span.astype(np.float64)) < 2.0**62:
         strides = np.cumprod(np.concatenate([span[1:], [1]])[::-1])[::-1]
-        # Column by column: numpy has no fast integer matrix product.
-        keys = np.zeros(len(cells), dtype=np.int64)
+        # Column by column, through one reused buffer: numpy has no fast
+        # integer matrix product, and fresh temporaries are costly in workers.
+        keys = np.zeros(len(columns[0]), dtype=np.int64)
+        part = np.empty_like(keys)
         for column, low, stride in zip(columns, lo, strides, strict=True):
-            keys += (column - low) * stride
+            np.copyto(part, column, casting="unsafe")
+            part -= low
+            part *= stride
+            keys += part
         return keys
-    # A huge, sparse grid: number the occupied cells instead.
+    cells = np.stack(columns, axis=1).astype(np.int64)
     return np.unique(cells, axis=0, return_inverse=True)[1].ravel()
 
 
@@ -919,7 +908,7 @@ def _grid_groups(centers, X, reach):
     """
     side = reach / _ROW_CELLS_PER_REACH
     x_cells = np.floor(np.asarray(X, dtype=np.float64) / side).astype(np.int64)
-    keys = _cell_keys(x_cells)
+    keys = _cell_keys(x_cells.T)
     order, starts = _sorted_runs(keys)
     bounds = np.r_[starts, len(keys)]
     x_coords = x_cells[order[starts]].astype(np.float64)
