@@ -224,8 +224,9 @@ def test_shared_cells_of_centers_give_the_pairwise_flat_sums(weighted, monkeypat
     shared = blocks._flat_shared_sums(centers, X, 2.0, w)
     pairwise = blocks._dense_sums(centers, X, 2.0, "flat", 2.0, w)
     diff = X[None, :, :] - centers[:, None, :]
-    inside = np.einsum("ijk,ijk->ij", diff, diff) <= 4.0
-    assert (np.einsum("ijk,ijk->ij", diff, diff) == 4.0).sum() >= 6
+    d2 = np.einsum("ijk,ijk->ij", diff, diff)
+    inside = d2 <= 4.0
+    assert (d2 == 4.0).sum() >= 6
     expected = (inside * (1.0 if w is None else w)).sum(axis=1)
     # Counts are exact; weight sums equal to rounding.
     np.testing.assert_allclose(shared[1], pairwise[1], rtol=0 if w is None else 1e-13)
