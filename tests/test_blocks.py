@@ -260,3 +260,35 @@ def test_sharing_equals_pairwise_for_any_crowd_of_centers(spread, bandwidth, see
     pairwise = blocks._dense_sums(centers, X, bandwidth, "flat", bandwidth, None)
     np.testing.assert_array_equal(shared[1], pairwise[1])
     np.testing.assert_allclose(shared[0], pairwise[0], atol=1e-12 * len(X))
+
+
+@pytest.mark.parametrize("dense_cells", [0, 1 << 22], ids=["sorted", "dense"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cell_tables_equal_a_unique_reference(
+    monkeypatch, dense_cells, weighted, dtype
+):
+    import dist_meanshift._blocks as blocks
+
+    monkeypatch.setattr(blocks, "_DENSE_CELLS", dense_cells)
+    rng = np.random.default_rng(7)
+    X = (rng.normal(size=(4000, 3)) * 3).astype(dtype)
+    w = rng.random(len(X)) * (np.arange(len(X)) % 5 > 0) if weighted else None
+    cells, counts, sums = blocks.cell_sums(X, 0.7, w)
+    snapped = np.floor(X / dtype(0.7)).astype(np.int64)
+    expected, inverse = np.unique(snapped, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    weights = np.ones(len(X)) if w is None else w
+    np.testing.assert_array_equal(cells, expected)
+    np.testing.assert_allclose(counts, np.bincount(inverse, weights=weights))
+    for j in range(3):
+        np.testing.assert_allclose(
+            sums[:, j], np.bincount(inverse, weights=weights * X[:, j]), rtol=1e-12
+        )
+    bins, bin_weights = blocks.bin_counts(X, 2.0, w)
+    rounded = np.round(X / dtype(2.0)).astype(np.int64)
+    expected, inverse = np.unique(rounded, axis=0, return_inverse=True)
+    np.testing.assert_array_equal(bins, expected)
+    np.testing.assert_allclose(
+        bin_weights, np.bincount(inverse.ravel(), weights=weights)
+    )
