@@ -6,16 +6,20 @@ runs as Dask work on the active ``distributed.Client`` or on local threads.
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
 
-from ._driver import IterationState
-from .estimator import (
-    BANDWIDTH_SAMPLE_SIZE,
-    MeanShift,
-    estimate_bandwidth,
-    get_bin_seeds,
-    mean_shift,
-)
+# Public names and the modules defining them, imported on first use: the
+# command answers ``--help`` and bad input without loading dask and
+# scikit-learn (2 s of imports).
+_LAZY = {
+    "BANDWIDTH_SAMPLE_SIZE": "estimator",
+    "IterationState": "_driver",
+    "MeanShift": "estimator",
+    "estimate_bandwidth": "estimator",
+    "get_bin_seeds": "estimator",
+    "mean_shift": "estimator",
+}
 
 try:
     __version__ = version("dist-meanshift")
@@ -31,3 +35,15 @@ __all__ = [
     "get_bin_seeds",
     "mean_shift",
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])

@@ -277,3 +277,23 @@ def test_large_job_runs_scaled_down_on_memory_limited_workers(tmp_path):
     assert result.attrs["complete"] is True
     assert result["labels"].chunks == (250000,)
     assert result["cluster_sizes"][:].sum() == 2_000_000
+
+
+def test_help_answers_without_loading_dask_or_scikit_learn(tmp_path):
+    code = (
+        "import sys; from click.testing import CliRunner;"
+        "from dist_meanshift.cli import main;"
+        "out = CliRunner().invoke(main, ['--help']).output;"
+        "assert 'run' in out, out;"
+        "print(sorted({'dask', 'sklearn', 'distributed'} & set(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+    import dist_meanshift
+
+    assert dist_meanshift.MeanShift is MeanShift
+    assert "mean_shift" in dir(dist_meanshift)
+    with pytest.raises(AttributeError, match="no attribute 'KMeans'"):
+        dist_meanshift.KMeans  # noqa: B018
