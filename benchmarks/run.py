@@ -7,7 +7,9 @@
 Prints one table: wall time of each, their ratio, cluster counts, the adjusted Rand
 index between the two labelings, and the peak resident memory of all processes
 (this one and every worker) during the run. Out-of-core runs are reported as a
-multiple of one plain streaming read of the same zarr array on the same cluster.
+multiple of one plain streaming read of the same zarr array on the same cluster,
+with the workers' compute time split by kind of task (in the same unit: the
+workers' time for that read), which shows where the time beyond the reads goes.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import dask.array as da
 import numpy as np
 import psutil
 import zarr
+from dask.utils import key_split
 from sklearn.cluster import MeanShift as SkMeanShift
 from sklearn.cluster import estimate_bandwidth as sk_estimate_bandwidth
 from sklearn.datasets import make_blobs
@@ -125,7 +128,7 @@ def in_memory(sizes):
 
 
 def out_of_core(n_rows, workdir):
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, get_task_stream
 
     path = os.path.join(workdir, "big.zarr")
     if not os.path.exists(path):
@@ -147,8 +150,14 @@ def out_of_core(n_rows, workdir):
         ) as cluster,
         Client(cluster),
     ):
-        _, read, read_mem = timed(lambda: da.from_zarr(X).sum().compute())
-        print(f"one streaming read: {read:.1f} s, peak {read_mem:.0f} MiB", flush=True)
+        with get_task_stream() as stream:
+            _, read, read_mem = timed(lambda: da.from_zarr(X).sum().compute())
+        read_work = sum(worker_seconds(stream.data).values())
+        print(
+            f"one streaming read: {read:.1f} s ({read_work:.1f} s of worker time), "
+            f"peak {read_mem:.0f} MiB",
+            flush=True,
+        )
         for name, params in [
             ("binned", {"bin_data": 0.1}),
             ("exact", {}),
@@ -169,7 +178,13 @@ def out_of_core(n_rows, workdir):
                 )
                 return model
 
-            model, t, mem = timed(run)
+            with get_task_stream() as stream:
+                model, t, mem = timed(run)
+            work = sorted(worker_seconds(stream.data).items(), key=lambda kv: -kv[1])
+            print(
+                f"  {name} worker time, in reads: "
+                + ", ".join(f"{k} {v / read_work:.2f}" for k, v in work if v > 0.01)
+            )
             lines.append(
                 f"{n_rows:,} out-of-core {name:<7} {t:>8.1f} s = {t / read:.1f} reads "
                 f"({model.n_iter_ + 1} iterations), peak {mem:.0f} MiB, "
@@ -177,6 +192,17 @@ def out_of_core(n_rows, workdir):
             )
             print(lines[-1], flush=True)
     return lines
+
+
+def worker_seconds(stream):
+    """Seconds the workers computed, by kind of task, from a task stream."""
+    seconds = {}
+    for task in stream:
+        kind = key_split(task["key"])
+        for span in task["startstops"]:
+            if span["action"] == "compute":
+                seconds[kind] = seconds.get(kind, 0.0) + span["stop"] - span["start"]
+    return seconds
 
 
 def main():
