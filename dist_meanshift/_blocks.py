@@ -530,20 +530,23 @@ def _cell_table(X, size, snap, sample_weight=None, with_sums=False):
     # the nanny) every fresh array this size is mapped and faulted in anew.
     work = np.float32 if X.dtype == np.float32 else np.float64
     columns = _snapped_columns(X, size, snap, work)
-    if work == np.float32 and max(max(-c.min(), c.max()) for c in columns) >= 2**22:
+    lo, span = _cell_range(columns)
+    if work == np.float32 and max(-lo.min(), (lo + span - 1).max()) >= 2**22:
         # float32 could not tell such cells apart: divide in float64.
         columns = _snapped_columns(X, size, snap, np.float64)
-    lo, span = _cell_range(columns)
+        lo, span = _cell_range(columns)
     keys = _cell_keys(columns, (lo, span))
     n_slots = int(np.prod(span.astype(np.float64)))
+    w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
     if n_slots <= min(_DENSE_CELLS, max(2 * n, _DENSE_CELLS >> 6)):
         # A small grid is counted in place, every cell of it, with no sort
-        # (1.7x faster on 2M rows in cells of h/10): rows are summed by key.
+        # (1.3-3x faster on 2M rows in cells of h/10 to h): rows are summed by key.
         del columns
         cell_of = keys
         in_cell = np.bincount(keys, minlength=n_slots)
         occupied = np.flatnonzero(in_cell)
         cells = np.stack(np.unravel_index(occupied, tuple(span)), axis=1) + lo
+        counts = in_cell if w is None else np.bincount(keys, w, minlength=n_slots)
     else:
         order, starts = _sorted_runs(keys)
         firsts = order[starts]
@@ -556,15 +559,10 @@ def _cell_table(X, size, snap, sample_weight=None, with_sums=False):
         np.cumsum(run, out=run)
         cell_of = keys  # reused: the cell number of each row, in row order
         cell_of[order] = run
-        in_cell = None
         n_slots = len(starts)
         occupied = slice(None)
-    w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
-    if w is None and in_cell is not None:
-        counts = in_cell[occupied].astype(np.float64)
-    else:
-        counts = np.bincount(cell_of, weights=w, minlength=n_slots)[occupied]
-        counts = counts.astype(np.float64)
+        counts = np.bincount(cell_of, weights=w, minlength=n_slots)
+    counts = counts[occupied].astype(np.float64)
     if not with_sums:
         return cells, counts
     sums = np.empty((len(cells), n_features))

@@ -14,6 +14,7 @@ from dist_meanshift._blocks import (
     add_partials,
     assign_labels,
     bin_counts,
+    cell_sums,
     combine_bin_counts,
     merge_close_centers,
     nearest_center,
@@ -292,3 +293,13 @@ def test_cell_tables_equal_a_unique_reference(
     np.testing.assert_allclose(
         bin_weights, np.bincount(inverse.ravel(), weights=weights)
     )
+
+
+def test_float32_cells_too_far_for_float32_are_divided_in_float64():
+    # Cell numbers beyond 2**22 cannot be told apart in float32.
+    X = (np.random.default_rng(3).normal(size=(3000, 3)) * 3 + 5e6).astype(np.float32)
+    cells, counts, _ = cell_sums(X, 0.3)
+    exact = np.floor(X.astype(np.float64) / 0.3).astype(np.int64)
+    expected, inverse = np.unique(exact, axis=0, return_inverse=True)
+    np.testing.assert_array_equal(cells, expected)
+    np.testing.assert_array_equal(counts, np.bincount(inverse.ravel()))
