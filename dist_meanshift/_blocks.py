@@ -588,16 +588,13 @@ def _snapped_columns(X, size, snap, work):
 def _sum_by_row(rows, weights, values=None):
     """Distinct rows (lexicographic order) with the summed weights of each.
 
-    ``weights=None`` counts each row once. With ``values`` of shape
-    (n_rows, k), their per-row sums are returned too. One sort of one int64
-    key per row, then sums over the runs of equal keys, column by column.
+    With ``values`` of shape (n_rows, k), their per-row sums are returned too.
+    One sort of one int64 key per row, then sums over the runs of equal keys,
+    column by column.
     """
     keys = _cell_keys(rows.T)
     order, starts = _sorted_runs(keys)
-    if weights is None:
-        counts = np.diff(np.r_[starts, len(keys)]).astype(np.float64)
-    else:
-        counts = np.add.reduceat(np.asarray(weights, np.float64)[order], starts)
+    counts = np.add.reduceat(np.asarray(weights, np.float64)[order], starts)
     distinct = rows[order[starts]]
     if values is None:
         return distinct, counts
@@ -932,11 +929,12 @@ def _grid_groups(centers, X, reach):
         rows around it (adjacent slices joined).
     """
     side = reach / _ROW_CELLS_PER_REACH
-    x_cells = np.floor(np.asarray(X, dtype=np.float64) / side).astype(np.int64)
-    keys = _cell_keys(x_cells.T)
+    columns = _snapped_columns(np.asarray(X), side, np.floor, np.float64)
+    keys = _cell_keys(columns)
     order, starts = _sorted_runs(keys)
     bounds = np.r_[starts, len(keys)]
-    x_coords = x_cells[order[starts]].astype(np.float64)
+    firsts = order[starts]
+    x_coords = np.stack([c[firsts] for c in columns], axis=1)
     # Sparse centers (a few per reach-wide cell) are grouped by cells twice as
     # wide: fewer groups for a row to meet, each with more centers. Dense
     # centers keep cells of the reach: fewer pairs per row.
