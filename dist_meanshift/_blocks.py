@@ -23,6 +23,7 @@ __all__ = [
     "combine_bin_counts",
     "combine_cell_sums",
     "kernel_reach",
+    "local_moments",
     "merge_close_centers",
     "nearest_center",
     "order_by_intensity",
@@ -67,7 +68,7 @@ _TABLE_ROWS = 1 << 21
 # Cell tables over grids of at most this many cells (and not much more than
 # rows) count every cell in place instead of sorting: 32 MB per float64 count.
 _DENSE_CELLS = 1 << 22
-# Lowest exponent given to exp() by the Gaussian kernel, in float32 (see _dense_sums).
+# Lowest exponent given to exp() by the Gaussian kernel (see _dense_sums).
 _EXP_FLOOR = -80.0
 
 
@@ -208,23 +209,64 @@ def shift_partial_sums(
 
 
 def add_partials(*partials):
-    """Add ``(sums, weights)`` pairs element-wise: the reduction step.
+    """Add tuples of arrays element-wise: the reduction step.
 
     Parameters
     ----------
-    *partials : tuple of (ndarray, ndarray)
-        Results of :func:`shift_partial_sums` for the same centers.
+    *partials : tuple of ndarray
+        Results of :func:`shift_partial_sums` (or :func:`local_moments`) for
+        the same centers.
 
     Returns
     -------
-    sums, weights : ndarray
+    tuple of ndarray
     """
-    sums = partials[0][0].copy()
-    weights = partials[0][1].copy()
-    for s, w in partials[1:]:
-        sums += s
-        weights += w
-    return sums, weights
+    total = tuple(a.copy() for a in partials[0])
+    for part in partials[1:]:
+        for acc, a in zip(total, part, strict=True):
+            acc += a
+    return total
+
+
+def local_moments(centers, X, bandwidth, sample_weight=None):
+    """Gaussian weights and the weighted moments of the rows about each center.
+
+    ``m(c) = c + first / weight`` is the mean shift of ``c``, and the Jacobian
+    of the mean map there is ``S / h^2`` with ``S = second / weight -
+    (first / weight)(first / weight)^T``, the kernel-weighted covariance: ``c``
+    is a mode of the density where ``m(c) = c`` and every eigenvalue of
+    ``S / h^2`` is below 1, a saddle where one exceeds 1. Differences ``x - c``
+    are formed exactly (in float64), for the few centers that need it.
+
+    Parameters
+    ----------
+    centers : ndarray of shape (n_centers, n_features)
+    X : ndarray of shape (n_samples, n_features)
+    bandwidth : float
+    sample_weight : ndarray of shape (n_samples,), default=None
+
+    Returns
+    -------
+    weight : ndarray of shape (n_centers,)
+    first : ndarray of shape (n_centers, n_features)
+    second : ndarray of shape (n_centers, n_features, n_features)
+    """
+    centers = np.asarray(centers, dtype=np.float64)
+    k, f = centers.shape
+    weight, first, second = np.zeros(k), np.zeros((k, f)), np.zeros((k, f, f))
+    step = max(1, _BLOCK_ELEMENTS // max(1, f))
+    for start in range(0, X.shape[0], step):
+        xb = np.asarray(X[start : start + step], dtype=np.float64)
+        sw = None if sample_weight is None else sample_weight[start : start + step]
+        for i, c in enumerate(centers):
+            diff = xb - c
+            w = np.exp(-np.einsum("ij,ij->i", diff, diff) / (2 * bandwidth**2))
+            if sw is not None:
+                w *= sw
+            weight[i] += w.sum()
+            first[i] += w @ diff
+            second[i] += (diff * w[:, None]).T @ diff
+    return weight, first, second
 
 
 def nearest_center(X, centers):
@@ -615,15 +657,14 @@ def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
     per-center threshold ``h^2 - |c|^2`` is applied directly, and the few pairs
     within rounding of the bandwidth are recomputed exactly, so that a point at
     exactly the bandwidth counts as inside. Gaussian weights and their sums
-    over a block of rows are computed in float32 and the blocks are added up in
-    float64.
+    are computed in float64.
     """
     k, n_features = centers.shape
     flat = kernel == "flat" or bandwidth == 0
-    # Gaussian weights and their sums over a block of rows (a few hundred) are
-    # computed in float32, relative error ~1e-6, far below the convergence
-    # tolerance; blocks are added up in float64.
-    work = np.float64 if flat else np.float32
+    # float64 for both kernels: float32 weights (relative error ~1e-6) made
+    # stopping decisions depend on how rows were chunked and on the CPU's BLAS;
+    # in float64 sums differ by rounding order alone, ~1e-16 relative.
+    work = np.float64
     origin = centers.mean(axis=0)
     c0 = centers - origin
     cc = np.einsum("ij,ij->i", c0, c0)
@@ -662,9 +703,9 @@ def _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
             acc += w @ B
             continue
         # d = -|x - c|^2 / 2h^2 <= 0 (to rounding). Weights that would
-        # underflow into subnormals (exp(-87) in float32) slow every later
-        # operation tenfold: floor them at a normal number that is nothing
-        # beside the weights of the rows near the center.
+        # underflow into subnormals slow every later operation tenfold: floor
+        # them at a normal number that is nothing beside the weights of the
+        # rows near the center.
         np.maximum(d, _EXP_FLOOR, out=d)
         if cut is not None:
             # Truncated: rows beyond the reach weigh exactly nothing.

@@ -25,7 +25,8 @@ import numpy as np
 import psutil
 from threadpoolctl import threadpool_limits
 
-from . import _blocks
+from . import _blocks, _centers
+from ._centers import Centers
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,13 @@ _MIN_CHUNK_ROWS = 4096
 _PERSIST_FRACTION = 0.5
 # Fan-in of the tree reduction of partial sums.
 _SPLIT_EVERY = 8
+# Stopped Gaussian centers are checked for saddle points up to this many
+# features (the check forms a features x features covariance per center).
+_MAX_MOMENT_FEATURES = 64
+# A stopped center is a saddle when the kernel-weighted covariance around it
+# has an eigenvalue above (1 + margin) h^2; it restarts this far either side.
+_SADDLE_MARGIN = 1e-3
+_SADDLE_STEP = 0.1
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,8 @@ class IterationState:
     Attributes
     ----------
     iteration : int
-        Number of shift steps done so far (1 after the first).
+        Iterations completed, counted as scikit-learn's ``n_iter_`` counts
+        them: 0 after the first shift of the seeds.
     centers : ndarray of shape (n_centers, n_features)
         Current distinct center positions, moving and stopped.
     n_centers : int
@@ -102,12 +111,20 @@ class MeanShiftResult:
     trace : list of dict
         Per-iteration figures: ``iteration``, ``n_centers``, ``n_active``,
         ``max_shift``.
+    n_unconverged : int
+        Centers still moving when ``max_iter`` stopped them.
     """
 
     cluster_centers: np.ndarray
     intensity: np.ndarray
     n_iter: int
     trace: list = field(default_factory=list)
+    n_unconverged: int = 0
+
+    @property
+    def converged(self):
+        """Whether every center stopped before ``max_iter``."""
+        return self.n_unconverged == 0
 
 
 def current_client():
@@ -424,98 +441,167 @@ def iter_mean_shift(
     n_rows = X.shape[0]
     stop_thresh = tol * bandwidth
     if resume is None:
-        pos = np.array(seeds, dtype=np.float64)  # a copy: seeds may be the input
-        mult = np.ones(len(pos))
-        active = np.ones(len(pos), dtype=bool)
-        intensity = np.zeros(len(pos))
-        pos, mult, active, intensity = _collapse_identical(pos, mult, active, intensity)
+        centers = Centers.from_seeds(seeds)
         trace, first = [], 0
     else:
-        pos, mult, active, intensity = (
-            np.array(resume[k]) for k in ("pos", "mult", "active", "intensity")
-        )
+        centers = Centers.from_checkpoint(resume)
         trace, first = list(resume["trace"]), int(resume["next_iteration"])
-        logger.info("resuming at iteration %d", first + 1)
+        logger.info("resuming after iteration %d", first - 1)
     last = first - 1  # the last iteration done
+    n_unconverged = 0
+    check_saddles = (
+        kernel == "gaussian" and bandwidth > 0 and X.shape[1] <= _MAX_MOMENT_FEATURES
+    )
+    if kernel == "gaussian" and bandwidth > 0 and not check_saddles:
+        logger.info(
+            "%d features: stopped centers are not checked for saddle points "
+            "(the check forms a features x features matrix per center)",
+            X.shape[1],
+        )
     for t in range(first, max_iter + 1):
-        if not active.any():
+        if not centers.active.any() and check_saddles:
+            centers, n_saddles = _leave_saddles(blocks, centers, bandwidth, dtype)
+            centers = centers.merge_stopped(merge_tol * bandwidth, dtype)
+            if n_saddles:
+                logger.info(
+                    "%d stopped centers are saddle points: moving on", n_saddles
+                )
+        if not centers.active.any():
             break
         last = t
-        moving = np.flatnonzero(active)
-        sums, weights = _shift_sums(blocks, pos[moving], n_rows, kernel_args)
+        moving = np.flatnonzero(centers.active)
+        sums, weights = _shift_sums(blocks, centers.pos[moving], n_rows, kernel_args)
         reached = weights > 0
-        new = sums[reached] / weights[reached, None]
+        # Seeds with no data within reach are dropped.
+        centers = centers.take(np.setdiff1d(np.arange(len(centers)), moving[~reached]))
+        moving = np.flatnonzero(centers.active)
+        sums, weights = sums[reached], weights[reached]
         # Round to the data's precision so a float32 fit follows the same path
         # as a float32 computation would.
-        new = new.astype(dtype).astype(np.float64)
-        shifted = moving[reached]
-        shift = np.linalg.norm(new - pos[shifted], axis=1)
-        pos[shifted] = new
-        intensity[shifted] = weights[reached]
-        stopping = shifted[(shift <= stop_thresh) | (t == max_iter)]
-        active[stopping] = False
-        keep = np.ones(len(pos), dtype=bool)
-        keep[moving[~reached]] = False
-        pos, mult, active, intensity = (
-            pos[keep],
-            mult[keep],
-            active[keep],
-            intensity[keep],
+        new = (sums / weights[:, None]).astype(dtype).astype(np.float64)
+        shift = _centers.step(
+            centers,
+            moving,
+            new,
+            weights,
+            kernel=kernel,
+            stop_thresh=stop_thresh,
+            bandwidth=bandwidth,
+            last=t == max_iter,
         )
+        if t == max_iter:
+            n_unconverged = int(centers.active.sum())
+            centers.active[:] = False
         if kernel == "gaussian":
-            pos, mult, active, intensity = _merge_stopped(
-                pos, mult, active, intensity, merge_tol * bandwidth, dtype
-            )
-        pos, mult, active, intensity = _collapse_identical(pos, mult, active, intensity)
+            centers = centers.merge_stopped(merge_tol * bandwidth, dtype)
+        centers = centers.collapse_identical()
         max_shift = float(shift.max()) if len(shift) else 0.0
         figures = {
-            "iteration": t + 1,
-            "n_centers": len(pos),
-            "n_active": int(active.sum()),
+            "iteration": t,
+            "n_centers": len(centers),
+            "n_active": int(centers.active.sum()),
             "max_shift": max_shift,
         }
         trace.append(figures)
         logger.info(
             "iteration %d: %d centers, %d moving, largest shift %.3g",
-            t + 1,
+            t,
             figures["n_centers"],
             figures["n_active"],
             max_shift,
         )
         yield IterationState(
-            iteration=t + 1,
-            centers=pos.astype(dtype),
-            n_centers=len(pos),
+            iteration=t,
+            centers=centers.pos.astype(dtype),
+            n_centers=len(centers),
             n_active=figures["n_active"],
             max_shift=max_shift,
             _labeller=labeller or (lambda c: None),
             _checkpoint={
-                "pos": pos.copy(),
-                "mult": mult.copy(),
-                "active": active.copy(),
-                "intensity": intensity.copy(),
+                **centers.to_checkpoint(),
                 "next_iteration": t + 1,
                 "trace": list(trace),
             },
         )
-        if not active.any():
-            break
     if result is None:
         return
-    if len(pos) == 0:
+    if len(centers) == 0:
         raise ValueError(
             f"No point was within bandwidth={bandwidth:f} of any seed. Try a "
             "different seeding strategy or increase the bandwidth."
         )
     if kernel == "flat":
-        centers, strength = _sklearn_postprocess(pos, intensity, bandwidth)
+        modes, strength = _centers.sklearn_postprocess(
+            centers.pos, centers.intensity, bandwidth
+        )
     else:
-        order = _blocks.order_by_intensity(pos, intensity)
-        centers, strength = pos[order], intensity[order]
-    result.cluster_centers = centers.astype(dtype)
+        order = _blocks.order_by_intensity(centers.pos, centers.intensity)
+        modes, strength = centers.pos[order], centers.intensity[order]
+    result.cluster_centers = modes.astype(dtype)
     result.intensity = strength
     result.n_iter = last
     result.trace = trace
+    result.n_unconverged = n_unconverged
+
+
+def _leave_saddles(blocks, centers, bandwidth, dtype):
+    """Restart the stopped centers that sit on saddle points of the density.
+
+    Along a ridge a center can creep towards a saddle and stop there, where the
+    founding algorithm (shifting until nothing moves) would in time slide off
+    to a mode. A stopped center whose kernel-weighted covariance has an
+    eigenvalue above ``h^2`` is such a point (see
+    :func:`_blocks.local_moments`): it is replaced by two moving centers a
+    tenth of a bandwidth either side along that eigenvector, each standing for
+    half its seeds.
+    """
+    stopped = np.flatnonzero(~centers.active & ~centers.checked)
+    if len(stopped) == 0:
+        return centers, 0
+    fn = dask.delayed(_blocks.local_moments, pure=False)
+    points = centers.pos[stopped]
+    (moments,) = compute(
+        _tree(
+            [fn(points, x, bandwidth, sample_weight=w) for x, w in blocks],
+            _blocks.add_partials,
+        )
+    )
+    weight, first, second = moments
+    centers.checked[stopped] = True
+    mean = first / weight[:, None]
+    cov = second / weight[:, None, None] - mean[:, :, None] * mean[:, None, :]
+    jacobian = cov / bandwidth**2
+    values, vectors = np.linalg.eigh(jacobian)
+    # A margin over 1 keeps flat-topped modes (eigenvalue near 1) where they are.
+    saddle = values[:, -1] > 1 + _SADDLE_MARGIN
+    # Polish the modes with one Newton step on m(x) = x: linear convergence
+    # leaves a center up to tol * h short of its mode, Newton's step squares
+    # that error (it is the geometric tail of the shifts, in every direction).
+    mode = values[:, -1] < 1 - _SADDLE_MARGIN
+    if mode.any():
+        eye = np.eye(len(mean[0]))
+        delta = np.linalg.solve(eye - jacobian[mode], mean[mode][:, :, None])[..., 0]
+        short = np.linalg.norm(delta, axis=1) <= _SADDLE_STEP * bandwidth
+        polished = stopped[mode][short]
+        new = (centers.pos[polished] + delta[short]).astype(dtype)
+        centers.pos[polished] = new.astype(np.float64)
+    if not saddle.any():
+        return centers, 0
+    index = stopped[saddle]
+    away = _SADDLE_STEP * bandwidth * vectors[saddle, :, -1]
+    pair = centers.take(np.repeat(index, 2))
+    pair.pos = pair.pos + np.stack([away, -away], axis=1).reshape(-1, away.shape[1])
+    pair.pos = pair.pos.astype(dtype).astype(np.float64)
+    pair.mult = pair.mult / 2
+    pair.active[:] = True
+    pair.checked[:] = False
+    pair.prev[:] = np.nan
+    pair.fallback[:] = np.nan
+    pair.base[:] = np.nan
+    pair.gain[:] = 1.0
+    keep = np.ones(len(centers), dtype=bool)
+    keep[index] = False
+    return Centers.concat(centers.take(keep), pair), int(saddle.sum())
 
 
 def _shift_sums(blocks, centers, n_rows, kernel_args):
@@ -564,60 +650,6 @@ def _tree(items, combine, split_every=_SPLIT_EVERY):
             add(*items[i : i + split_every]) for i in range(0, len(items), split_every)
         ]
     return items[0]
-
-
-def _collapse_identical(pos, mult, active, intensity):
-    """Shift bitwise-equal moving centers once, counting all their seeds."""
-    moving = np.flatnonzero(active)
-    if len(moving) < 2:
-        return pos, mult, active, intensity
-    unique, inverse = np.unique(pos[moving], axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    if len(unique) == len(moving):
-        return pos, mult, active, intensity
-    stopped = ~active
-    m = np.bincount(inverse, weights=mult[moving])
-    inten = np.zeros(len(unique))
-    np.maximum.at(inten, inverse, intensity[moving])
-    return (
-        np.concatenate([pos[stopped], unique]),
-        np.concatenate([mult[stopped], m]),
-        np.concatenate([np.zeros(stopped.sum(), bool), np.ones(len(unique), bool)]),
-        np.concatenate([intensity[stopped], inten]),
-    )
-
-
-def _merge_stopped(pos, mult, active, intensity, radius, dtype):
-    """Merge stopped centers that coincide within ``radius`` (Gaussian kernel)."""
-    stopped = np.flatnonzero(~active)
-    if len(stopped) < 2:
-        return pos, mult, active, intensity
-    component, merged, m = _blocks.merge_close_centers(
-        pos[stopped], mult[stopped], radius
-    )
-    if len(merged) == len(stopped):
-        return pos, mult, active, intensity
-    inten = np.zeros(len(merged))
-    np.maximum.at(inten, component, intensity[stopped])
-    merged = merged.astype(dtype).astype(np.float64)
-    return (
-        np.concatenate([merged, pos[active]]),
-        np.concatenate([m, mult[active]]),
-        np.concatenate([np.zeros(len(merged), bool), np.ones(active.sum(), bool)]),
-        np.concatenate([inten, intensity[active]]),
-    )
-
-
-def _sklearn_postprocess(pos, intensity, bandwidth):
-    """Order by intensity and suppress near duplicates, as scikit-learn does."""
-    # Bitwise-equal final centers are one dictionary key in scikit-learn.
-    unique, inverse = np.unique(pos, axis=0, return_inverse=True)
-    inten = np.zeros(len(unique))
-    np.maximum.at(inten, inverse.ravel(), intensity)
-    order = _blocks.order_by_intensity(unique, inten)
-    ordered, inten = unique[order], inten[order]
-    keep = _blocks.suppress_near_duplicates(ordered, bandwidth)
-    return ordered[keep], inten[keep]
 
 
 def _n_partitions(n_centers, n_rows, n_blocks, n_threads):

@@ -231,6 +231,8 @@ def check_params(est):
         )
     if not (est.persist == "auto" or isinstance(est.persist, bool | np.bool_)):
         _param_error(cls, "persist", "'auto', True or False", est.persist)
+    if est.n_jobs is not None and not _is_int(est.n_jobs):
+        _param_error(cls, "n_jobs", "an int or None", est.n_jobs)
 
 
 def _param_error(cls, name, allowed, value):

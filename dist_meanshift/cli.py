@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import types
+import warnings
 
 import click
 
@@ -288,7 +289,9 @@ def run_job(job, *, echo=print, progress=False, resume=False):
         if saved is not None:
             params["bandwidth"] = saved["bandwidth"]
         elif params.get("bandwidth") is None:
-            params["bandwidth"] = estimate_bandwidth(data, quantile=quantile)
+            params["bandwidth"] = estimate_bandwidth(
+                data, quantile=quantile, kernel=params.get("kernel", "gaussian")
+            )
             timings["estimate_bandwidth"] = time.perf_counter() - started
         model = MeanShift(**params)
         meta = {"fingerprint": fingerprint, "bandwidth": params["bandwidth"]}
@@ -302,16 +305,21 @@ def run_job(job, *, echo=print, progress=False, resume=False):
             )
         recorded = saved is not None
         try:
-            for state in _with_progress(
-                model._fit_iter(data, resume=saved), model.max_iter + 1, progress
-            ):
-                save_state(group, state.checkpoint, meta)
-                recorded = True
+            from sklearn.exceptions import ConvergenceWarning
+
+            with warnings.catch_warnings():
+                # Said in the summary instead, in the command's own words.
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                for state in _with_progress(
+                    model._fit_iter(data, resume=saved), model.max_iter + 1, progress
+                ):
+                    save_state(group, state.checkpoint, meta)
+                    recorded = True
             timings["fit"] = time.perf_counter() - started - sum(timings.values())
             attrs = _result_attrs(inp, data, model, timings)
             attrs["fingerprint"] = fingerprint
-            attrs["resumed_at_iteration"] = (
-                None if saved is None else saved["next_iteration"]
+            attrs["resumed_after_iteration"] = (
+                None if saved is None else saved["next_iteration"] - 1
             )
             sizes = finish_result(
                 group, labels=model.labels_, centers=model.cluster_centers_, attrs=attrs
@@ -419,7 +427,7 @@ def _saved_state(group, fingerprint, echo):
         echo("nothing to resume: no recorded state, starting from the beginning")
         return None
     _check_fingerprint(saved["fingerprint"], fingerprint, "stopped run")
-    echo(f"resuming at iteration {saved['next_iteration'] + 1}")
+    echo(f"resuming after iteration {saved['next_iteration'] - 1}")
     return saved
 
 
@@ -439,6 +447,9 @@ def _result_attrs(inp, data, model, timings):
         "params": {k: v for k, v in model.get_params().items() if k != "seeds"},
         "bandwidth": model.bandwidth_,
         "n_iter": model.n_iter_,
+        "converged": bool(model.converged_),
+        "n_unconverged": int(model.n_unconverged_),
+        "n_centers_at_stop": int(model.trace_[-1]["n_centers"]) if model.trace_ else 0,
         "trace": model.trace_,
         "timings": timings,
         "versions": {
@@ -491,7 +502,12 @@ def _stored_summary(group, out_path):
     """The summary of a result already complete on disk."""
     attrs = group.attrs
     model = types.SimpleNamespace(
-        n_iter_=attrs["n_iter"], bandwidth_=attrs["bandwidth"]
+        n_iter_=attrs["n_iter"],
+        bandwidth_=attrs["bandwidth"],
+        max_iter=attrs["params"]["max_iter"],
+        converged_=attrs.get("converged", True),
+        n_unconverged_=attrs.get("n_unconverged", 0),
+        trace_=attrs.get("trace", []),
     )
     seconds = sum(attrs.get("timings", {}).values())
     sizes = group["cluster_sizes"][:]
@@ -501,11 +517,13 @@ def _stored_summary(group, out_path):
 
 def _summary(model, sizes, seconds, out_path, pictures):
     headline = (
-        f"{len(sizes)} clusters, {model.n_iter_ + 1} iterations, {seconds:.1f} s, "
+        f"{len(sizes)} clusters, {model.n_iter_} iterations, {seconds:.1f} s, "
         f"bandwidth {model.bandwidth_:.4g}"
     )
-    lines = [
-        headline,
+    lines = [headline]
+    if not model.converged_:
+        lines.append(_unconverged_line(model))
+    lines += [
         f"{'cluster':>7} {'size':>10} {'share':>7}",
     ]
     total = max(1, int(sum(sizes)))
@@ -513,6 +531,14 @@ def _summary(model, sizes, seconds, out_path, pictures):
     lines.append(f"result: {os.path.abspath(out_path)}")
     lines += [f"picture: {os.path.abspath(p)}" for p in pictures]
     return "\n".join(lines)
+
+
+def _unconverged_line(model):
+    n_centers = model.trace_[-1]["n_centers"] if model.trace_ else "?"
+    return (
+        f"stopped at max_iter={model.max_iter} with {model.n_unconverged_} of "
+        f"{n_centers} centers still moving; raise max_iter"
+    )
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import estimate_bandwidth as _sklearn_estimate_bandwidth
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
@@ -38,15 +39,29 @@ BANDWIDTH_SAMPLE_SIZE = 10_000
 
 
 def estimate_bandwidth(
-    X, *, quantile=0.3, n_samples=None, random_state=0, sample_weight=None
+    X,
+    *,
+    quantile=0.3,
+    n_samples=None,
+    random_state=0,
+    sample_weight=None,
+    kernel="flat",
 ):
     """Estimate the bandwidth to use with the mean-shift algorithm.
 
     The mean over sampled points of the distance to their
     ``int(quantile * n)``-th nearest neighbour, as scikit-learn's
-    ``estimate_bandwidth``. Rows are drawn uniformly in one pass over the chunks
-    with ``random_state.permutation(n_rows)[:n_samples]``, so the same
+    ``estimate_bandwidth``: a radius for the flat kernel. Rows are drawn
+    uniformly in one pass over the chunks with
+    ``random_state.permutation(n_rows)[:n_samples]``, so the same
     ``n_samples`` and ``random_state`` give scikit-learn's value.
+
+    For the Gaussian kernel the bandwidth is a standard deviation, not a
+    radius: ``kernel="gaussian"`` returns ``r / sqrt(n_features + 2)``, the
+    Gaussian whose second moment per coordinate equals that of the flat ball
+    of radius ``r`` (``r^2 / (d + 2)``), so that both kernels average over the
+    same spread of neighbours. :class:`MeanShift` uses this rule when
+    ``bandwidth`` is None and the kernel is Gaussian.
 
     Parameters
     ----------
@@ -64,10 +79,13 @@ def estimate_bandwidth(
         Row weights: the estimate equals that of the data with every row
         repeated as often as its (integer) weight; rows are sampled with
         probability proportional to their weight.
+    kernel : {"flat", "gaussian"}, default="flat"
+        The kernel the bandwidth is for: ``"flat"`` gives scikit-learn's
+        radius, ``"gaussian"`` the matching standard deviation.
 
     Returns
     -------
-    bandwidth : float
+    bandwidth : numpy.float64
 
     Examples
     --------
@@ -91,9 +109,20 @@ def estimate_bandwidth(
             "The 'n_samples' parameter of estimate_bandwidth must be an int in the "
             f"range [1, inf) or None. Got {n_samples!r} instead."
         )
+    if kernel not in _blocks.KERNELS:
+        raise ValueError(
+            "The 'kernel' parameter of estimate_bandwidth must be a str among "
+            f"{{'flat', 'gaussian'}}. Got {kernel!r} instead."
+        )
     data = check_input(X)
     weights = check_sample_weight(sample_weight, data)
-    return _estimate_bandwidth(data, quantile, n_samples, random_state, weights)
+    radius = _estimate_bandwidth(data, quantile, n_samples, random_state, weights)
+    return np.float64(_for_kernel(radius, kernel, data.shape[1]))
+
+
+def _for_kernel(radius, kernel, n_features):
+    """The flat kernel's radius, or the Gaussian of the same second moment."""
+    return radius if kernel == "flat" else radius / np.sqrt(n_features + 2)
 
 
 def get_bin_seeds(X, bin_size, min_bin_freq=1):
@@ -179,15 +208,21 @@ class MeanShift(ClusterMixin, BaseEstimator):
     ----------
     bandwidth : float, default=None
         Kernel bandwidth ``h``. If None, it is estimated with
-        :func:`estimate_bandwidth`.
+        :func:`estimate_bandwidth` for the kernel: scikit-learn's radius for
+        the flat kernel, ``radius / sqrt(n_features + 2)`` for the Gaussian.
     kernel : {"gaussian", "flat"}, default="gaussian"
         ``"gaussian"``: every point weighs ``exp(-||x - c||^2 / (2 h^2))``, that
         is ``exp(-gamma ||x - c||^2)`` with ``gamma = 1 / (2 h^2)``; stopped
         centers within ``merge_tol * h`` of each other are merged into their
         mean; clusters are ordered by decreasing kernel density at the mode.
-        The weights, and their sums over blocks of a few hundred rows, are
-        computed in float32 (relative error about 1e-6); blocks are added up
-        in float64.
+        The weights and their sums are computed in float64, so that
+        chunkings, partitions and machines differ by rounding order alone
+        (about 1e-16 relative). A center stops when its shift and the
+        geometric tail of its shifts are both within ``tol * h``; along slow
+        ridges centers jump ahead (kept only where the density does not
+        drop); stopped centers are checked for saddle points of the density
+        (restarted either side) and polished by one Newton step, so modes
+        are those of shifting until nothing moves (up to 64 features).
         ``"flat"``: points within ``h`` (inclusive) weigh 1, others 0; results
         reproduce scikit-learn's ``MeanShift``, including its suppression of
         centers within ``h`` of a stronger one and its ordering by intensity.
@@ -234,6 +269,10 @@ class MeanShift(ClusterMixin, BaseEstimator):
         Keep dask or zarr input in (cluster) memory across iterations: "auto"
         does when it takes at most half the memory; otherwise chunks are read
         from their source on every pass.
+    n_jobs : int, default=None
+        Accepted for compatibility with scikit-learn's ``MeanShift`` and
+        ignored: the work runs on the active Dask client's workers (or on
+        dask's threads), which set the parallelism.
 
     Attributes
     ----------
@@ -252,7 +291,13 @@ class MeanShift(ClusterMixin, BaseEstimator):
         Points within the bandwidth (flat) or kernel density (gaussian) at each
         center's last shift.
     trace_ : list of dict
-        Per-iteration figures: iteration, n_centers, n_active, max_shift.
+        Per-iteration figures: iteration (counted as ``n_iter_``, from 0),
+        n_centers, n_active, max_shift.
+    converged_ : bool
+        False when ``max_iter`` stopped centers that still moved (a
+        ``ConvergenceWarning`` says so).
+    n_unconverged_ : int
+        How many distinct centers ``max_iter`` stopped while still moving.
 
     See Also
     --------
@@ -286,6 +331,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         bin_data=None,
         chunk_rows=None,
         persist="auto",
+        n_jobs=None,
     ):
         self.bandwidth = bandwidth
         self.kernel = kernel
@@ -300,6 +346,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         self.bin_data = bin_data
         self.chunk_rows = chunk_rows
         self.persist = persist
+        self.n_jobs = n_jobs
 
     def fit(self, X, y=None, sample_weight=None):
         """Perform clustering.
@@ -376,7 +423,8 @@ class MeanShift(ClusterMixin, BaseEstimator):
         weights = check_sample_weight(sample_weight, data)
         bandwidth = self.bandwidth if resume is None else resume["bandwidth"]
         if bandwidth is None:
-            bandwidth = np.float64(_estimate_bandwidth(data, 0.3, None, 0, weights))
+            radius = _estimate_bandwidth(data, 0.3, None, 0, weights)
+            bandwidth = np.float64(_for_kernel(radius, self.kernel, data.shape[1]))
             logger.info("estimated bandwidth %.6g", bandwidth)
             if bandwidth == 0:
                 logger.warning(
@@ -410,6 +458,16 @@ class MeanShift(ClusterMixin, BaseEstimator):
         self.n_iter_ = result.n_iter
         self.trace_ = result.trace
         self.bandwidth_ = bandwidth
+        self.converged_ = result.converged
+        self.n_unconverged_ = result.n_unconverged
+        if not result.converged:
+            warnings.warn(
+                f"Mean shift stopped at max_iter={self.max_iter} with "
+                f"{result.n_unconverged} of {result.trace[-1]['n_centers']} centers "
+                "still moving; raise max_iter.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
         reach = None if self.cluster_all else bandwidth
         self.labels_ = data.to_output(
             _driver.label(data.array, self.cluster_centers_, reach)

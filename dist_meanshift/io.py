@@ -110,8 +110,9 @@ def save_state(group, checkpoint, meta):
     state = group.require_group("state")
     name = str(checkpoint["next_iteration"])
     sub = state.create_group(name, overwrite=True)
-    for key in _STATE_ARRAYS:
-        sub.create_array(key, data=np.asarray(checkpoint[key]), config=_EVERY_CHUNK)
+    for key, value in checkpoint.items():
+        if isinstance(value, np.ndarray):
+            sub.create_array(key, data=value, config=_EVERY_CHUNK)
     previous = state.attrs.get("current")
     state.attrs.put(
         _jsonable(
@@ -146,7 +147,10 @@ def load_state(group):
     if "current" not in meta:
         return None
     sub = state[meta["current"]]
-    return {**{k: sub[k][:] for k in _STATE_ARRAYS}, **meta}
+    missing = [k for k in _STATE_ARRAYS if k not in sub]
+    if missing:
+        raise ValueError(f"the recorded state lacks {', '.join(missing)}")
+    return {**{name: arr[:] for name, arr in sub.arrays()}, **meta}
 
 
 def input_fingerprint(path, array, shape, dtype):
@@ -465,6 +469,7 @@ def describe(path):
             f"{node['cluster_centers'].shape[0]} clusters, bandwidth "
             f"{attrs.get('bandwidth', float('nan')):.4g}, "
             f"{attrs.get('n_iter', '?')} iterations"
+            + ("" if attrs.get("converged", True) else ", stopped at max_iter")
         )
         if "input" in attrs:
             lines.append(f"input: {attrs['input']['path']} {attrs['input']['shape']}")

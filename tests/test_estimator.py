@@ -47,7 +47,11 @@ def test_fit_iter_yields_every_iteration_then_sets_attributes(kernel):
     model = MeanShift(1.0, kernel=kernel)
     states = list(model.fit_iter(BLOBS))
     assert all(isinstance(s, IterationState) for s in states)
-    assert [s.iteration for s in states] == list(range(1, len(states) + 1))
+    # One count everywhere: the states, the trace and n_iter_ (scikit-learn's).
+    assert [s.iteration for s in states] == list(range(len(states)))
+    assert [t["iteration"] for t in model.trace_] == list(range(len(states)))
+    assert states[-1].iteration == model.n_iter_
+    assert model.converged_ and model.n_unconverged_ == 0
     assert states[-1].n_active == 0
     assert all(s.n_centers == len(s.centers) for s in states)
     assert model.n_iter_ == len(states) - 1

@@ -16,7 +16,6 @@ CASES = [
     (UNEVEN, 1.0, {}),
     (UNEVEN, 0.7, {"tol": 1e-4, "merge_tol": 0.05}),
     (SIX, 1.0, {}),
-    (BLOBS, 1.0, {"max_iter": 3}),
 ]
 
 

@@ -1,0 +1,248 @@
+"""Numpy bookkeeping of the centers between iterations (no dask).
+
+The driver computes kernel sums for the moving centers; everything it then
+decides on the client lives here: where each center goes next, which centers
+stop, which coincide and are merged, and scikit-learn's post-processing.
+
+Gaussian mean shift converges linearly: near a mode the shifts shrink by a
+factor ``rho`` per iteration (the largest eigenvalue of the mean map's
+Jacobian), close to 1 along a ridge. A center that moves less than
+``tol * h`` may then still be far from its mode, so a center stops only when
+the geometric tail of its shifts, ``s * rho / (1 - rho)``, is within
+``tol * h`` as well. The same tail is the acceleration: after two plain
+shifts in one direction the center jumps by that tail (at most
+``_MAX_JUMP * h``), and the jump is kept only if the density there is not
+lower than where it started (the plain step never lowers it); otherwise the
+center goes back to its plain step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from . import _blocks
+
+# Longest extrapolated jump, in bandwidths: a jump stays within the reach of
+# the kernel around the center, so it cannot leap over a valley unseen.
+_MAX_JUMP = 0.5
+# Jump only along a steady direction: cosine of successive shifts at least this.
+_STEADY = 0.95
+# Jump only on slow convergence (fast ones need no help): ratio at least this.
+_SLOW = 0.5
+# Shifts below this fraction of the bandwidth (or of tol * h) are rounding
+# noise of the kernel sums (relative error ~1e-6 in float32): such a center
+# has arrived, whatever the ratio of its last shifts says.
+_NOISE = 1e-5
+_NOISE_OF_TOL = 1e-2
+
+
+@dataclass
+class Centers:
+    """Distinct centers and what each one carries from iteration to iteration.
+
+    Attributes
+    ----------
+    pos : ndarray of shape (n, n_features), float64
+        Where the kernel sums are computed next (moving) or the mode (stopped).
+    mult : ndarray of shape (n,)
+        Seeds (sum of their weights) each center stands for.
+    active : ndarray of shape (n,), bool
+        Still moving.
+    intensity : ndarray of shape (n,)
+        Kernel weight around the center at its last shift.
+    prev : ndarray of shape (n, n_features)
+        The last plain shift vector, NaN when there is none to compare with.
+    fallback : ndarray of shape (n, n_features)
+        Gaussian: the plain step to return to if the jump to ``pos`` is refused.
+    base : ndarray of shape (n,)
+        Gaussian: density where the jump started; NaN when ``pos`` is no jump.
+    checked : ndarray of shape (n,), bool
+        Gaussian: a stopped center already found to be no saddle point.
+    gain : ndarray of shape (n,)
+        Gaussian: how many shifts ahead the next jump along a ridge goes.
+    """
+
+    pos: np.ndarray
+    mult: np.ndarray
+    active: np.ndarray
+    intensity: np.ndarray
+    prev: np.ndarray
+    fallback: np.ndarray
+    base: np.ndarray
+    checked: np.ndarray
+    gain: np.ndarray
+
+    @classmethod
+    def from_seeds(cls, seeds):
+        pos = np.array(seeds, dtype=np.float64)  # a copy: seeds may be the input
+        n = len(pos)
+        return cls(
+            pos,
+            np.ones(n),
+            np.ones(n, dtype=bool),
+            np.zeros(n),
+            np.full(pos.shape, np.nan),
+            np.full(pos.shape, np.nan),
+            np.full(n, np.nan),
+            np.zeros(n, dtype=bool),
+            np.ones(n),
+        ).collapse_identical()
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint):
+        pos = np.array(checkpoint["pos"], dtype=np.float64)
+        n = len(pos)
+        defaults = {  # checkpoints written before these existed
+            "prev": np.full(pos.shape, np.nan),
+            "fallback": np.full(pos.shape, np.nan),
+            "base": np.full(n, np.nan),
+            "checked": np.zeros(n, dtype=bool),
+            "gain": np.ones(n),
+        }
+        return cls(
+            **{
+                f.name: np.array(checkpoint.get(f.name, defaults.get(f.name)))
+                for f in fields(cls)
+            }
+        )
+
+    def to_checkpoint(self):
+        return {f.name: getattr(self, f.name).copy() for f in fields(self)}
+
+    def __len__(self):
+        return len(self.pos)
+
+    def take(self, index):
+        return Centers(*(getattr(self, f.name)[index] for f in fields(self)))
+
+    @staticmethod
+    def concat(a, b):
+        return Centers(
+            *(
+                np.concatenate([getattr(a, f.name), getattr(b, f.name)])
+                for f in fields(a)
+            )
+        )
+
+    def collapse_identical(self):
+        """Shift bitwise-equal moving centers once, counting all their seeds."""
+        moving = np.flatnonzero(self.active)
+        if len(moving) < 2:
+            return self
+        _, first, inverse = np.unique(
+            self.pos[moving], axis=0, return_index=True, return_inverse=True
+        )
+        if len(first) == len(moving):
+            return self
+        inverse = inverse.ravel()
+        kept = self.take(moving[first])
+        kept.mult = np.bincount(inverse, weights=self.mult[moving])
+        kept.intensity = np.zeros(len(first))
+        np.maximum.at(kept.intensity, inverse, self.intensity[moving])
+        return Centers.concat(self.take(~self.active), kept)
+
+    def merge_stopped(self, radius, dtype):
+        """Merge stopped centers within ``radius`` of each other into their mean."""
+        stopped = np.flatnonzero(~self.active)
+        if len(stopped) < 2:
+            return self
+        component, merged, mult = _blocks.merge_close_centers(
+            self.pos[stopped], self.mult[stopped], radius
+        )
+        if len(merged) == len(stopped):
+            return self
+        out = self.take(stopped[np.unique(component, return_index=True)[1]])
+        out.pos = merged.astype(dtype).astype(np.float64)
+        out.mult = mult
+        out.intensity = np.zeros(len(merged))
+        np.maximum.at(out.intensity, component, self.intensity[stopped])
+        # A merged center is a new point: check it (again) for a saddle.
+        out.checked &= np.bincount(component) == 1
+
+        return Centers.concat(out, self.take(self.active))
+
+
+def step(centers, moving, new, density, *, kernel, stop_thresh, bandwidth, last):
+    """Move the centers ``moving`` after their kernel sums, and stop some.
+
+    Parameters
+    ----------
+    centers : Centers
+        Changed in place.
+    moving : ndarray of int
+        Indices of the centers whose sums were computed.
+    new : ndarray of shape (len(moving), n_features)
+        The kernel-weighted means at their positions.
+    density : ndarray of shape (len(moving),)
+        The kernel weights there.
+    kernel : {"gaussian", "flat"}
+    stop_thresh : float
+        ``tol * bandwidth``.
+    bandwidth : float
+    last : bool
+        ``max_iter`` is reached: no jump is started (the caller stops them all).
+
+    Returns
+    -------
+    shift : ndarray of shape (len(moving),)
+        How far each center moved.
+    """
+    old = centers.pos[moving]
+    vec = new - old
+    shift = np.linalg.norm(vec, axis=1)
+    if kernel == "flat":
+        # scikit-learn's rule, exact for the flat kernel (it stops in finite steps).
+        centers.pos[moving] = new
+        centers.intensity[moving] = density
+        centers.active[moving] = shift > stop_thresh
+        return shift
+    refused = density < centers.base[moving]
+    # A refused jump returns to the plain step it left; its shift history restarts.
+    target = np.where(refused[:, None], centers.fallback[moving], new)
+    prev = centers.prev[moving]
+    prev_norm = np.linalg.norm(prev, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = shift / prev_norm
+        cosine = np.einsum("ij,ij->i", vec, prev) / (shift * prev_norm)
+        tail = shift * rho / (1 - rho)
+    known = ~np.isnan(rho) & ~refused
+    noise = max(_NOISE * bandwidth, _NOISE_OF_TOL * stop_thresh)
+    arrived = (shift <= noise) | (
+        known & (shift <= stop_thresh) & (rho < 1) & (tail <= stop_thresh)
+    )
+    arrived &= ~refused
+    jump = known & ~arrived & (rho >= _SLOW) & (cosine >= _STEADY)
+    jump &= not last
+    # Converging: jump by the tail. Creeping along a ridge at a steady pace:
+    # jump ahead by ``gain`` shifts, doubled after each jump that is kept.
+    kept = ~np.isnan(centers.base[moving]) & ~refused
+    gain = np.where(
+        kept, centers.gain[moving] * 2, np.where(refused, 1.0, centers.gain[moving])
+    )
+    centers.gain[moving] = gain
+    guess = np.where(rho < 1, tail, gain * shift)
+    length = np.minimum(np.where(jump, guess, 0.0), _MAX_JUMP * bandwidth)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ahead = np.where(jump[:, None], vec * (length / shift)[:, None], 0.0)
+    centers.pos[moving] = target + ahead
+    centers.fallback[moving] = np.where(jump[:, None], new, np.nan)
+    centers.base[moving] = np.where(jump, density, np.nan)
+    centers.prev[moving] = np.where((jump | refused)[:, None], np.nan, vec)
+    centers.intensity[moving] = np.where(refused, centers.intensity[moving], density)
+    centers.active[moving] = ~arrived
+    # A refused jump did not move the center on: it is not counted as a shift.
+    return np.where(refused, 0.0, shift)
+
+
+def sklearn_postprocess(pos, intensity, bandwidth):
+    """Order by intensity and suppress near duplicates, as scikit-learn does."""
+    # Bitwise-equal final centers are one dictionary key in scikit-learn.
+    unique, inverse = np.unique(pos, axis=0, return_inverse=True)
+    inten = np.zeros(len(unique))
+    np.maximum.at(inten, inverse.ravel(), intensity)
+    order = _blocks.order_by_intensity(unique, inten)
+    ordered, inten = unique[order], inten[order]
+    keep = _blocks.suppress_near_duplicates(ordered, bandwidth)
+    return ordered[keep], inten[keep]
