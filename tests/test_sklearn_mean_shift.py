@@ -41,12 +41,15 @@ Testing for mean shift clustering methods
 
 import warnings
 
-# --- dist-meanshift adapter ---
 import numpy as np
 import pytest
+
 from sklearn.datasets import make_blobs
 from sklearn.metrics import v_measure_score
 from sklearn.utils._testing import assert_allclose, assert_array_equal
+
+# --- dist-meanshift adapter ---
+from functools import partial
 
 import dist_meanshift
 from dist_meanshift import estimate_bandwidth, get_bin_seeds
