@@ -45,6 +45,9 @@ _SLAB_ROWS = 1 << 18
 # Below these numbers of centers, sorting the rows into grid cells costs more
 # than evaluating every pair (measured on blobs in 3-D).
 _GRID_MIN_CENTERS = {"flat": 32, "gaussian": 16}
+# Beyond this many features the grid of reach-wide cells is not used (see
+# shift_partial_sums).
+_GRID_MAX_FEATURES = 16
 # Centers per reach-wide cell from which groups of centers keep that width
 # (below it, groups twice as wide cost less; from a per-row cost model of
 # 27 vs 8 visits against 27 vs 64 cells of pairs).
@@ -182,6 +185,14 @@ def shift_partial_sums(
     reach = kernel_reach(bandwidth, kernel, truncate)
     if reach is None or reach == 0 or n_centers <= _GRID_MIN_CENTERS[kernel]:
         return _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight)
+    if n_features > _GRID_MAX_FEATURES:
+        # A grid of cells as wide as the reach holds about one row per cell in
+        # many dimensions and its 3^d neighbourhoods cannot be visited: every
+        # pair is evaluated (the flat kernel still settles rows shared by
+        # close centers at once).
+        if kernel == "flat":
+            return _flat_shared_sums(centers, X, bandwidth, sample_weight)
+        return _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight)
     if X.shape[0] > _SLAB_ROWS:
         return add_partials(
             *(
@@ -272,12 +283,16 @@ def local_moments(centers, X, bandwidth, sample_weight=None):
 def nearest_center(X, centers):
     """Index of and squared distance to the nearest center of every row.
 
-    One matrix product ``[x, 1, |x|^2 + 1] . [-2c, |c|^2, 1]`` gives
-    ``1 + |x - c|^2`` for every pair (around the centers' mean, in float64).
-    Those values are positive, so their bits order like them: the center's
-    index is written into the lowest mantissa bits and one minimum over the
-    centers gives both the distance and its index. Distances equal to within
-    ``2**-(52 - log2(n_centers))`` relative go to the lowest index.
+    One matrix product ``[x, 1, 2|x|^2 + m] . [-2c, |c|^2, 1]`` gives
+    ``|x - c|^2 + o`` for every pair, around the centers' mean, in float64,
+    with a per-row offset ``o = |x|^2 + m`` (``m`` the largest ``|c|^2``) as
+    large as the terms the product adds up: every value is positive whatever
+    the data's units or offset, and its rounding is a fixed fraction of it.
+    Positive doubles order like their bits, so the center's index is written
+    into the lowest mantissa bits and one minimum over the centers gives both
+    the distance and its index. Rows where another center comes within that
+    rounding of the nearest are settled again with the exact differences
+    ``x - c`` (ties to the lowest index, as scikit-learn's ``argmin``).
 
     Parameters
     ----------
@@ -288,45 +303,81 @@ def nearest_center(X, centers):
     -------
     labels : ndarray of shape (n_samples,), int64
     d2 : ndarray of shape (n_samples,), float64
-        Squared distances to the nearest center, to within rounding of the
-        squared norms (see :func:`assign_labels` for an exact boundary).
+        Squared distances to the nearest center.
+    err : ndarray of shape (n_samples,), float64
+        A bound on the rounding error of ``d2`` (0 where it was recomputed).
     """
     centers = np.asarray(centers, dtype=np.float64)
     k, f = centers.shape
     n = X.shape[0]
     labels = np.empty(n, dtype=np.int64)
     d2min = np.empty(n, dtype=np.float64)
+    err = np.empty(n, dtype=np.float64)
     index_bits = max(1, (k - 1).bit_length())
     clear = np.int64(~((1 << index_bits) - 1))
     tags = np.arange(k, dtype=np.int64)[:, None]
+    # Relative rounding of a value: the index bits, plus the products' sum.
+    rel = 2.0 ** (index_bits - 51) + 8 * (f + 4) * np.finfo(np.float64).eps
     origin = centers.mean(axis=0)
     c0 = centers - origin
     A = np.empty((k, f + 2))
     A[:, :f] = -2 * c0
     A[:, f] = np.einsum("ij,ij->i", c0, c0)
     A[:, f + 1] = 1
+    m = float(A[:, f].max())
     step = max(1, min(n, max(1024, _BLOCK_ELEMENTS // k)))
     # Reused block after block (see _dense_sums on MALLOC_TRIM_THRESHOLD_).
     B_buf = np.empty((step, f + 2))
     B_buf[:, f] = 1
     D_buf = np.empty((k, step))
     low_buf = np.empty(step, dtype=np.int64)
+    off_buf = np.empty(step)
+    unsure = []
     for start in range(0, n, step):
         xb = X[start : start + step]
-        m = xb.shape[0]
-        B = B_buf[:m]
+        rows = xb.shape[0]
+        B = B_buf[:rows]
         x0 = B[:, :f]
         np.subtract(xb, origin, out=x0, casting="unsafe")
-        np.einsum("ij,ij->i", x0, x0, out=B[:, f + 1])
-        B[:, f + 1] += 1
-        keys = np.matmul(A, B.T, out=D_buf[:, :m]).view(np.int64)
+        off = off_buf[:rows]
+        np.einsum("ij,ij->i", x0, x0, out=off)
+        off += m
+        np.multiply(off, 2, out=B[:, f + 1])
+        B[:, f + 1] -= m  # 2|x0|^2 + m: the product is |x - c|^2 + off
+        keys = np.matmul(A, B.T, out=D_buf[:, :rows]).view(np.int64)
         keys &= clear
         keys |= tags
-        low = np.min(keys, axis=0, out=low_buf[:m])
-        np.bitwise_and(low, ~clear, out=labels[start : start + m])
+        low = np.min(keys, axis=0, out=low_buf[:rows])
+        np.bitwise_and(low, ~clear, out=labels[start : start + rows])
         low &= clear
-        np.subtract(low.view(np.float64), 1, out=d2min[start : start + m])
-    return labels, d2min
+        value = low.view(np.float64)
+        np.subtract(value, off, out=d2min[start : start + rows])
+        np.multiply(value, rel, out=err[start : start + rows])
+        if k > 1:
+            # Another center within twice the rounding: the order is unsure.
+            bound = (value * (1 + 2 * rel)).view(np.int64) | ~clear
+            close = np.count_nonzero(keys <= bound, axis=0) > 1
+            unsure.append(start + np.flatnonzero(close))
+    if unsure:
+        rows = np.concatenate(unsure)
+        if len(rows):
+            labels[rows], d2min[rows] = _exact_nearest(X[rows], centers)
+            err[rows] = 0
+    return labels, d2min, err
+
+
+def _exact_nearest(X, centers):
+    """Nearest center by the differences ``x - c``; ties to the lowest index."""
+    X = np.asarray(X, dtype=np.float64)
+    labels = np.empty(len(X), dtype=np.int64)
+    d2 = np.empty(len(X))
+    step = max(1, _BLOCK_ELEMENTS // max(1, len(centers) * centers.shape[1]))
+    for start in range(0, len(X), step):
+        diff = X[start : start + step, None, :] - centers[None]
+        dist = np.einsum("ijk,ijk->ij", diff, diff)
+        labels[start : start + step] = np.argmin(dist, axis=1)
+        d2[start : start + step] = dist.min(axis=1)
+    return labels, d2
 
 
 def assign_labels(X, centers, bandwidth=None):
@@ -346,16 +397,11 @@ def assign_labels(X, centers, bandwidth=None):
     -------
     labels : ndarray of shape (n_samples,), int64
     """
-    labels, d2 = nearest_center(X, centers)
+    labels, d2, err = nearest_center(X, centers)
     if bandwidth is not None:
         h2 = bandwidth * bandwidth
         centers = np.asarray(centers, dtype=np.float64)
-        # Bounds the squared norms the distances were formed from; the relative
-        # error also covers the mantissa bits nearest_center gives the index.
-        scale = 4 * centers.shape[1] * np.abs(centers).max() ** 2 + 2 * h2 + 1
-        index_bits = max(1, (len(centers) - 1).bit_length())
-        rel = max(1e-12, 2.0 ** (index_bits - 48))
-        unsure = np.flatnonzero(np.abs(d2 - h2) <= rel * scale)
+        unsure = np.flatnonzero(np.abs(d2 - h2) <= 2 * err)
         if len(unsure):
             diff = centers[labels[unsure]] - np.asarray(X[unsure], dtype=np.float64)
             d2[unsure] = np.einsum("ij,ij->i", diff, diff)
@@ -503,7 +549,13 @@ def order_by_intensity(centers, intensity):
     """Order centers by decreasing intensity, ties by decreasing coordinates.
 
     This is scikit-learn's ``sorted(..., key=lambda t: (t[1], t[0]),
-    reverse=True)`` over ``(center tuple, intensity)`` pairs.
+    reverse=True)`` over ``(center tuple, intensity)`` pairs, as exact
+    arithmetic would sort them: coordinates are compared on a grid of
+    ``1e-9`` of their largest magnitude, so that two coordinates equal but for
+    rounding (``1/85`` summed in another order) do not decide a tie of
+    intensities; the next coordinate does. (scikit-learn compares the rounded
+    values: on ``load_digits`` at bandwidth 25 that once picked another of
+    three centers of equal intensity; exact arithmetic picks scikit-learn's.)
 
     Parameters
     ----------
@@ -514,7 +566,9 @@ def order_by_intensity(centers, intensity):
     -------
     order : ndarray of shape (n_centers,), int64
     """
-    keys = [centers[:, j] for j in range(centers.shape[1] - 1, -1, -1)]
+    scale = float(np.abs(centers).max()) if centers.size else 0.0
+    grid = np.round(centers / (1e-9 * scale)) if scale > 0 else centers
+    keys = [grid[:, j] for j in range(centers.shape[1] - 1, -1, -1)]
     keys.append(intensity)
     return np.lexsort(keys)[::-1].astype(np.int64)
 
@@ -578,9 +632,11 @@ def _cell_table(X, size, snap, sample_weight=None, with_sums=False):
         columns = _snapped_columns(X, size, snap, np.float64)
         lo, span = _cell_range(columns)
     keys = _cell_keys(columns, (lo, span))
-    n_slots = int(np.prod(span.astype(np.float64)))
+    slots = _n_cells(span)
     w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
-    if n_slots <= min(_DENSE_CELLS, max(2 * n, _DENSE_CELLS >> 6)):
+    # numpy unravels indices over at most 32 dimensions (64 from numpy 2).
+    if n_features <= 32 and slots <= min(_DENSE_CELLS, max(2 * n, _DENSE_CELLS >> 6)):
+        n_slots = int(slots)
         # A small grid is counted in place, every cell of it, with no sort
         # (1.3-3x faster on 2M rows in cells of h/10 to h): rows are summed by key.
         del columns
@@ -893,6 +949,12 @@ def _cell_range(columns):
     return lo, np.array([int(c.max()) for c in columns]) - lo + 1
 
 
+def _n_cells(span):
+    """Cells in a grid of ``span`` cells per axis, as a float (inf if huge)."""
+    with np.errstate(over="ignore"):
+        return float(np.prod(span.astype(np.float64)))
+
+
 def _cell_keys(columns, cell_range=None):
     """One int64 key per row of integer cell coordinates, ordered like the rows.
 
@@ -904,7 +966,7 @@ def _cell_keys(columns, cell_range=None):
     """
     columns = list(columns)
     lo, span = cell_range or _cell_range(columns)
-    if np.prod(span.astype(np.float64)) < 2.0**62:
+    if _n_cells(span) < 2.0**62:
         strides = np.cumprod(np.concatenate([span[1:], [1]])[::-1])[::-1]
         # Column by column, through one reused buffer: numpy has no fast
         # integer matrix product, and fresh temporaries are costly in workers.

@@ -16,7 +16,14 @@ import numpy as np
 
 
 def founding_mean_shift(
-    X, bandwidth, *, seeds=None, max_iter=100_000, tol=1e-9, merge_tol=0.1
+    X,
+    bandwidth,
+    *,
+    seeds=None,
+    max_iter=100_000,
+    tol=1e-9,
+    merge_tol=0.1,
+    return_n_iter=False,
 ):
     X = np.asarray(X, dtype=np.float64)
     centers = [np.array(s, dtype=np.float64) for s in (X if seeds is None else seeds)]
@@ -41,7 +48,7 @@ def founding_mean_shift(
     )
     modes = np.array([centers[i] for i in order])
     labels = np.argmin(((X[:, None, :] - modes[None]) ** 2).sum(axis=2), axis=1)
-    return modes, labels
+    return (modes, labels, t) if return_n_iter else (modes, labels)
 
 
 def _merge_stopped(centers, count, density, moving, radius):

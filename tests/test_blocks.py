@@ -99,7 +99,9 @@ def test_gaussian_weights_are_the_rbf_kernel():
 
 
 def test_nearest_center_ties_go_to_the_lowest_index():
-    labels, d2 = nearest_center(np.array([[0.0, 0.0]]), np.array([[1.0, 0], [-1.0, 0]]))
+    labels, d2, _ = nearest_center(
+        np.array([[0.0, 0.0]]), np.array([[1.0, 0], [-1.0, 0]])
+    )
     assert labels.tolist() == [0] and d2.tolist() == [1.0]
 
 
@@ -151,7 +153,7 @@ def test_nearest_center_equals_the_brute_force_difference_form(n_centers):
     rng = np.random.default_rng(n_centers)
     X = (rng.normal(size=(3000, 3)) * 10 + 1e3).astype(np.float32)
     centers = X[rng.choice(len(X), n_centers, replace=False)].astype(np.float64)
-    labels, d2 = nearest_center(X, centers)
+    labels, d2, _ = nearest_center(X, centers)
     diff = centers[:, None, :] - X[None, :, :].astype(np.float64)
     exact = np.einsum("kij,kij->ki", diff, diff)
     np.testing.assert_array_equal(labels, np.argmin(exact, axis=0))

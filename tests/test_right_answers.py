@@ -1,0 +1,161 @@
+"""Right answers in the corners: units, slow ridges, many features, ties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import BLOBS
+from reference import founding_mean_shift
+from sklearn.cluster import MeanShift as SklearnMeanShift
+from sklearn.datasets import (
+    load_digits,
+    load_iris,
+    make_blobs,
+    make_circles,
+    make_moons,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
+from test_cli import cli
+
+from dist_meanshift import MeanShift, estimate_bandwidth
+
+UNITS_X, _ = make_blobs(1500, centers=5, n_features=2, random_state=1)
+
+
+@pytest.fixture(scope="module")
+def unit_reference():
+    return SklearnMeanShift(bandwidth=1.5, bin_seeding=True).fit(UNITS_X).labels_
+
+
+@pytest.mark.parametrize("scale", [1e-12, 1e-9, 1e-3, 1.0, 1e3, 1e9, 1e12])
+@pytest.mark.parametrize("offset", [0.0, 1e6])
+def test_units_and_offsets_never_change_the_labels(unit_reference, scale, offset):
+    # An offset of 1e6 spreads 10: float64 still resolves 1e-10 of the spread.
+    X = (UNITS_X + offset) * scale
+    model = MeanShift(1.5 * scale, kernel="flat", bin_seeding=True).fit(X)
+    np.testing.assert_array_equal(model.labels_, unit_reference)
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+    gauss = MeanShift(0.8 * scale).fit(X)
+    base = MeanShift(0.8).fit(UNITS_X)
+    np.testing.assert_array_equal(gauss.labels_, base.labels_)
+    np.testing.assert_allclose(
+        gauss.cluster_centers_ / scale - offset, base.cluster_centers_, atol=1e-6
+    )
+
+
+def _spiral(n=400, seed=0):
+    rs = np.random.RandomState(seed)
+    t = np.sqrt(rs.rand(n)) * 3 * np.pi
+    return np.c_[t * np.cos(t), t * np.sin(t)] / 3 + rs.normal(0, 0.05, (n, 2))
+
+
+RIDGES = {
+    "moons": (make_moons(300, noise=0.05, random_state=0)[0], 0.25),
+    "circles": (make_circles(300, noise=0.05, factor=0.5, random_state=0)[0], 0.2),
+    "spiral": (_spiral(), 0.3),
+    "elongated": (
+        make_blobs(300, centers=3, random_state=0)[0] @ np.diag([4.0, 0.5]),
+        1.0,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(RIDGES))
+def test_gaussian_reaches_the_founding_modes_on_ridges_in_fewer_iterations(name):
+    X, h = RIDGES[name]
+    modes, labels, founding_iter = founding_mean_shift(X, h, return_n_iter=True)
+    model = MeanShift(h).fit(X)
+    assert model.cluster_centers_.shape == modes.shape
+    # The same modes, in the same order (by density), within 1e-3 h.
+    np.testing.assert_allclose(model.cluster_centers_, modes, rtol=0, atol=1e-3 * h)
+    np.testing.assert_array_equal(model.labels_, labels)
+    assert model.converged_
+    assert model.n_iter_ < founding_iter / 2
+
+
+def test_moons_finds_five_modes_where_a_small_shift_stopped_at_seven():
+    X, h = RIDGES["moons"]
+    assert len(MeanShift(h).fit(X).cluster_centers_) == 5
+
+
+@pytest.mark.parametrize("n_features", [65, 256, 1000])
+def test_many_features_in_every_mode(n_features):
+    X, _ = make_blobs(300, n_features=n_features, centers=3, random_state=0)
+    h = 1.5 * np.sqrt(n_features)
+    for params in (
+        {"kernel": "flat"},
+        {"kernel": "flat", "bin_data": 0.1},
+        {"kernel": "gaussian"},
+        {"kernel": "gaussian", "bin_data": 0.1},
+    ):
+        model = MeanShift(h, **params).fit(X)
+        assert len(model.cluster_centers_) == 3, params
+    # Bin seeds sit on grid corners, far from every point in many dimensions:
+    # scikit-learn refuses the same way.
+    with pytest.raises(ValueError, match="No point was within bandwidth"):
+        SklearnMeanShift(bandwidth=h, bin_seeding=True).fit(X)
+    with pytest.raises(ValueError, match="No point was within bandwidth"):
+        MeanShift(h, kernel="flat", bin_seeding=True).fit(X)
+    model = MeanShift(h, kernel="gaussian", bin_seeding=True).fit(X)
+    assert len(model.cluster_centers_) >= 1
+
+
+@pytest.mark.parametrize(
+    "bandwidth",
+    [
+        25.0,
+        pytest.param(22.0, marks=pytest.mark.slow),
+        pytest.param(25.5, marks=pytest.mark.slow),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.uint8])
+def test_digits_in_64_dimensions_equal_scikit_learn(bandwidth, dtype):
+    X = load_digits().data.astype(dtype)
+    ref = SklearnMeanShift(bandwidth=bandwidth).fit(X)
+    ours = MeanShift(bandwidth, kernel="flat").fit(X)
+    np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, atol=1e-9)
+    np.testing.assert_array_equal(ours.labels_, ref.labels_)
+
+
+def test_max_iter_with_centers_still_moving_warns_and_says_so(tmp_path):
+    with pytest.warns(ConvergenceWarning, match=r"stopped at max_iter=2 with \d+ of"):
+        model = MeanShift(0.5, max_iter=2).fit(BLOBS)
+    assert not model.converged_ and model.n_unconverged_ > 0
+    assert model.n_iter_ == 2 == model.trace_[-1]["iteration"]
+    np.save(tmp_path / "x.npy", BLOBS)
+    done = cli(
+        "fit",
+        "x.npy",
+        "--out",
+        "out.zarr",
+        "--bandwidth",
+        "0.5",
+        "--max-iter",
+        "2",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "2 iterations" in done.stdout
+    assert (
+        "stopped at max_iter=2 with" in done.stdout and "raise max_iter" in done.stdout
+    )
+    assert "Warning" not in done.stderr
+    import zarr
+
+    attrs = zarr.open_group(str(tmp_path / "out.zarr"), mode="r").attrs
+    assert attrs["converged"] is False and attrs["n_iter"] == 2
+
+
+def test_bandwidth_estimate_suits_the_kernel():
+    X, _ = make_blobs(n_samples=3000, centers=5, n_features=3, random_state=0)
+    flat = estimate_bandwidth(X, quantile=0.1)
+    gauss = estimate_bandwidth(X, quantile=0.1, kernel="gaussian")
+    assert type(flat) is np.float64 and type(gauss) is np.float64
+    assert gauss == pytest.approx(flat / np.sqrt(3 + 2), rel=1e-12)
+    # The README's quickstart: 5 blobs with the default (Gaussian) kernel.
+    assert len(MeanShift(bandwidth=gauss).fit(X).cluster_centers_) == 5
+    iris = StandardScaler().fit_transform(load_iris().data)
+    assert len(MeanShift().fit(iris).cluster_centers_) > 1
+    with pytest.raises(ValueError, match="'kernel' parameter of estimate_bandwidth"):
+        estimate_bandwidth(X, kernel="epanechnikov")
