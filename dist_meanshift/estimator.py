@@ -92,7 +92,7 @@ def estimate_bandwidth(
     >>> import numpy as np
     >>> from dist_meanshift import estimate_bandwidth
     >>> X = np.array([[1, 1], [2, 1], [1, 0], [4, 7], [3, 5], [3, 6]])
-    >>> round(estimate_bandwidth(X, quantile=0.5), 2)
+    >>> print(round(estimate_bandwidth(X, quantile=0.5), 2))
     1.62
     """
     if not (isinstance(quantile, Real) and 0 <= quantile <= 1):
