@@ -591,9 +591,11 @@ def suppress_near_duplicates(centers, radius):
     """
     keep = np.ones(centers.shape[0], dtype=bool)
     tree = cKDTree(centers)
-    for i, neighbours in enumerate(tree.query_ball_point(centers, radius)):
+    # Only the centers still kept ask for their neighbours, one at a time:
+    # memory stays linear however crowded the centers are.
+    for i in range(len(centers)):
         if keep[i]:
-            keep[neighbours] = False
+            keep[tree.query_ball_point(centers[i], radius)] = False
             keep[i] = True
     return keep
 
