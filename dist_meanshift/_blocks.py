@@ -8,6 +8,8 @@ Nothing in this module imports dask.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -529,9 +531,7 @@ def merge_close_centers(centers, multiplicity, radius):
     n = centers.shape[0]
     if n == 0:
         return np.zeros(0, np.int64), np.zeros((0, centers.shape[1])), multiplicity
-    pairs = cKDTree(centers).query_pairs(radius, output_type="ndarray")
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    _, component = connected_components(graph, directed=False)
+    component = _radius_components(np.asarray(centers, dtype=np.float64), radius)
     # Renumber components by first member so that the output order is that of
     # the input, whatever numbering the graph routine chose.
     _, first = np.unique(component, return_index=True)
@@ -543,6 +543,75 @@ def merge_close_centers(centers, multiplicity, radius):
     np.add.at(merged, component, centers * multiplicity[:, None])
     merged /= mult[:, None]
     return component.astype(np.int64), merged, mult
+
+
+def _radius_components(points, radius):
+    """Connected components of the graph joining points at most ``radius`` apart.
+
+    Memory stays close to linear in the points however crowded they are (a
+    list of all pairs would not: 16,001 stopped centers near a few modes make
+    25.6 million). Points are gathered into grid cells of diagonal ``radius``,
+    whose members are all joined; two cells are joined when some pair of their
+    members is within ``radius``, checked exactly, and only for cells whose
+    centers are near enough (found block by block with a tree).
+    """
+    n, d = points.shape
+    lo = points.min(axis=0)
+    side = radius / np.sqrt(d) * (1 - 1e-9)
+    span = float((points.max(axis=0) - lo).max()) / side if side > 0 else np.inf
+    if span < 2.0**50:
+        cells = np.floor((points - lo) / side)
+        keys, cell_of = np.unique(cells, axis=0, return_inverse=True)
+        anchors = lo + (keys + 0.5) * side
+        half_diagonal = 0.5 * side * np.sqrt(d)
+    else:  # too fine a grid for float64 cell numbers: each point its own cell
+        cell_of = np.arange(n)
+        anchors = points
+        half_diagonal = 0.0
+    cell_of = cell_of.ravel()
+    n_cells = len(anchors)
+    order = np.argsort(cell_of, kind="stable")
+    starts = np.searchsorted(cell_of[order], np.arange(n_cells + 1))
+    sizes = np.diff(starts)
+    reach = (radius + 2 * half_diagonal) * (1 + 1e-9)
+    tree = cKDTree(anchors)
+    parent = list(range(n_cells))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    edges_a, edges_b = [], []
+    block = max(1, (1 << 20) // max(1, n_cells))
+    for start in range(0, n_cells, block):
+        near = tree.query_ball_point(anchors[start : start + block], reach)
+        counts = np.fromiter(map(len, near), dtype=np.int64, count=len(near))
+        a = np.repeat(np.arange(start, start + len(near)), counts)
+        b = np.fromiter(itertools.chain.from_iterable(near), np.int64, counts.sum())
+        keep = a < b
+        a, b = a[keep], b[keep]
+        single = (sizes[a] == 1) & (sizes[b] == 1)
+        pa, pb = points[order[starts[a[single]]]], points[order[starts[b[single]]]]
+        close = np.einsum("ij,ij->i", pa - pb, pa - pb) <= radius * radius
+        edges_a.append(a[single][close])
+        edges_b.append(b[single][close])
+        for i, j in zip(a[~single].tolist(), b[~single].tolist(), strict=True):
+            ri, rj = root(i), root(j)
+            if ri == rj:
+                continue
+            mi = points[order[starts[i] : starts[i + 1]]]
+            mj = points[order[starts[j] : starts[j + 1]]]
+            dist, _ = cKDTree(mj).query(mi, distance_upper_bound=radius * (1 + 1e-12))
+            if np.any(dist <= radius):
+                parent[ri] = rj
+                edges_a.append(np.array([i]))
+                edges_b.append(np.array([j]))
+    a, b = np.concatenate(edges_a), np.concatenate(edges_b)
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n_cells, n_cells))
+    _, cell_component = connected_components(graph, directed=False)
+    return cell_component[cell_of]
 
 
 def order_by_intensity(centers, intensity):

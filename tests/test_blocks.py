@@ -305,3 +305,31 @@ def test_float32_cells_too_far_for_float32_are_divided_in_float64():
     expected, inverse = np.unique(exact, axis=0, return_inverse=True)
     np.testing.assert_array_equal(cells, expected)
     np.testing.assert_array_equal(counts, np.bincount(inverse.ravel()))
+
+
+@pytest.mark.parametrize("n_features", [1, 2, 3, 5, 20])
+@pytest.mark.parametrize("spread", [0.01, 0.3, 3.0])
+def test_merge_components_equal_those_of_all_pairs(n_features, spread):
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    rs = np.random.RandomState(n_features)
+    points = rs.normal(size=(1500, n_features)) * spread
+    points += rs.randint(0, 3, size=(1500, 1))
+    ours, merged, _ = merge_close_centers(points, np.ones(len(points)), 0.1)
+    pairs = cKDTree(points).query_pairs(0.1, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), (1500, 1500))
+    n_components, component = connected_components(graph, directed=False)
+    assert len(merged) == n_components
+    # Same partition: every reference component maps to one merged center.
+    assert len(set(zip(ours.tolist(), component.tolist(), strict=True))) == n_components
+
+
+def test_merging_crowded_centers_keeps_memory_linear():
+    # 200,000 centers in 8 tight crowds: all pairs would be 2.5 billion.
+    rs = np.random.RandomState(0)
+    points = rs.normal(size=(200_000, 3)) * 1e-3
+    points += rs.randint(0, 8, size=(200_000, 1)) * 5.0
+    _, merged, mult = merge_close_centers(points, np.ones(len(points)), 0.1)
+    assert len(merged) == 8 and mult.sum() == len(points)
