@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 # Center-point pairs a task should at least evaluate (~50-100 ms here) so that
 # Dask's per-task cost of a few milliseconds stays small.
 _TARGET_PAIRS_PER_TASK = 20_000_000
+# In-memory data of at most this many rows is shifted in this process when an
+# iteration is no more than one task's work: a task graph would cost more.
+_LOCAL_MAX_ROWS = 20_000
 # Upper bound of an automatic chunk of in-memory input.
 _MAX_CHUNK_BYTES = 64 * 2**20
 # Largest graph sent at once; distributed warns from 10 MB.
@@ -397,6 +400,7 @@ def iter_mean_shift(
     labeller=None,
     result=None,
     resume=None,
+    local=None,
 ) -> Iterator[IterationState]:
     """Run mean shift iterations on Dask, yielding the state after each.
 
@@ -430,13 +434,18 @@ def iter_mean_shift(
         Filled in when the generator is exhausted.
     resume : dict, optional
         A :attr:`IterationState.checkpoint` to continue from instead of seeds.
+    local : tuple of (ndarray, ndarray or None), optional
+        The same rows (and weights) in this process's memory: with at most
+        ``_LOCAL_MAX_ROWS`` rows, iterations of at most
+        ``_TARGET_PAIRS_PER_TASK`` center-row pairs are computed here, with no
+        task graph.
 
     Yields
     ------
     IterationState
     """
     dtype = X.dtype
-    blocks = _row_blocks(X, sample_weight)
+    blocks = _Rows(_row_blocks(X, sample_weight), local)
     kernel_args = {"bandwidth": bandwidth, "kernel": kernel, "truncate": truncate}
     n_rows = X.shape[0]
     stop_thresh = tol * bandwidth
@@ -558,15 +567,8 @@ def _leave_saddles(blocks, centers, bandwidth, dtype):
     stopped = np.flatnonzero(~centers.active & ~centers.checked)
     if len(stopped) == 0:
         return centers, 0
-    fn = dask.delayed(_blocks.local_moments, pure=False)
     points = centers.pos[stopped]
-    (moments,) = compute(
-        _tree(
-            [fn(points, x, bandwidth, sample_weight=w) for x, w in blocks],
-            _blocks.add_partials,
-        )
-    )
-    weight, first, second = moments
+    weight, first, second = blocks.map_reduce(_blocks.local_moments, points, bandwidth)
     centers.checked[stopped] = True
     mean = first / weight[:, None]
     cov = second / weight[:, None, None] - mean[:, :, None] * mean[:, None, :]
@@ -604,8 +606,41 @@ def _leave_saddles(blocks, centers, bandwidth, dtype):
     return Centers.concat(centers.take(keep), pair), int(saddle.sum())
 
 
-def _shift_sums(blocks, centers, n_rows, kernel_args):
-    """Kernel sums of all data for ``centers``, computed on the cluster."""
+@dataclass
+class _Rows:
+    """The data rows as delayed chunks, and in this process's memory if small."""
+
+    blocks: list
+    local: tuple | None = None
+
+    def is_small(self, n_centers):
+        if self.local is None or len(self.local[0]) > _LOCAL_MAX_ROWS:
+            return False
+        return n_centers * len(self.local[0]) <= _TARGET_PAIRS_PER_TASK
+
+    def map_reduce(self, fn, centers, *args, **kwargs):
+        """``fn(centers, rows, *args, sample_weight=w)`` summed over all rows."""
+        if self.is_small(len(centers)):
+            x, w = self.local
+            return fn(centers, x, *args, sample_weight=w, **kwargs)
+        delayed = dask.delayed(fn, pure=False)
+        (result,) = compute(
+            _tree(
+                [
+                    delayed(centers, x, *args, sample_weight=w, **kwargs)
+                    for x, w in self.blocks
+                ],
+                _blocks.add_partials,
+            )
+        )
+        return result
+
+
+def _shift_sums(rows, centers, n_rows, kernel_args):
+    """Kernel sums of all data for ``centers``: here when small, else on the cluster."""
+    if rows.is_small(len(centers)):
+        return rows.map_reduce(_blocks.shift_partial_sums, centers, **kernel_args)
+    blocks = rows.blocks
     client = current_client()
     n_parts = _n_partitions(len(centers), n_rows, len(blocks), _n_threads(client))
     parts = upload(np.array_split(centers, n_parts), "centers")

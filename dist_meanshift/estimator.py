@@ -452,6 +452,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
             labeller=lambda centers: data.to_output(_driver.label(data.array, centers)),
             result=result,
             resume=resume,
+            local=_in_memory(fit_data, fit_weights),
         )
         self.cluster_centers_ = result.cluster_centers
         self.intensity_ = result.intensity
@@ -499,6 +500,14 @@ class MeanShift(ClusterMixin, BaseEstimator):
         if self.bin_seeding:
             return _bin_seeds(data, bandwidth, self.min_bin_freq, weights)
         return _all_points(data, weights)
+
+
+def _in_memory(data, weights):
+    """The rows and weights as numpy arrays when the input was in memory."""
+    if data.numpy is None:
+        return None
+    w = None if weights is None else weights.to_numpy()
+    return data.numpy, w
 
 
 def _binned(data, weights, cell_size):

@@ -159,3 +159,21 @@ def test_bandwidth_estimate_suits_the_kernel():
     assert len(MeanShift().fit(iris).cluster_centers_) > 1
     with pytest.raises(ValueError, match="'kernel' parameter of estimate_bandwidth"):
         estimate_bandwidth(X, kernel="epanechnikov")
+
+
+def test_small_in_memory_fits_build_no_task_graph_per_iteration():
+    from dask.callbacks import Callback
+
+    started = []
+
+    class Record(Callback):
+        def _pretask(self, key, dsk, state):
+            started.append(str(key))
+
+    X, h = RIDGES["moons"]
+    with Record():
+        model = MeanShift(h).fit(X)
+    assert model.n_iter_ > 10
+    # The labels are one small graph; no shift or moment task ran.
+    assert not any("shift_partial_sums" in k or "local_moments" in k for k in started)
+    assert len(started) < 50
