@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 import zarr
-from test_cli import cli
+from test_cli import cli, run_cli
 
 from dist_meanshift import MeanShift
 
@@ -196,7 +196,7 @@ def test_bad_input_on_the_command_line(tmp_path, make, args, message):
     if make is not None:
         make(tmp_path)
     before = _snapshot(tmp_path)
-    done = cli(*args, cwd=tmp_path)
+    done = run_cli(*args, cwd=tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr

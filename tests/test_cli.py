@@ -1,10 +1,13 @@
-"""The dist-meanshift command, run as a real subprocess."""
+"""The dist-meanshift command, in this process and as a real subprocess."""
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(*args, cwd):
+    """The command as a real subprocess: for exit codes, signals and kills."""
     return subprocess.run(
         [sys.executable, "-m", "dist_meanshift", *map(str, args)],
         cwd=cwd,
@@ -24,6 +28,41 @@ def cli(*args, cwd):
         text=True,
         timeout=240,
         check=False,
+    )
+
+
+def run_cli(*args, cwd):
+    """The command in this process (click's CliRunner), with what cli() returns.
+
+    The command sets up logging for its own process; the loggers are put back
+    as they were afterwards so that later tests see pytest's set-up.
+    """
+    from click.testing import CliRunner
+
+    from dist_meanshift.cli import main
+
+    names = (
+        "dist_meanshift",
+        "distributed",
+        "distributed.worker",
+        "distributed.batched",
+    )
+    saved = [
+        (lg, lg.handlers[:], lg.level, lg.propagate)
+        for lg in map(logging.getLogger, names)
+    ]
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(
+            main, [str(a) for a in args], catch_exceptions=False
+        )
+    finally:
+        os.chdir(here)
+        for lg, handlers, level, propagate in saved:
+            lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
+    return types.SimpleNamespace(
+        returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr
     )
 
 
@@ -85,7 +124,7 @@ def test_quickstart_job_runs_and_its_result_equals_the_in_memory_fit(tmp_path):
 def test_bad_job_files_exit_2_with_one_line(tmp_path, text, message):
     job = tmp_path / "job.toml"
     job.write_text(text)
-    done = cli("run", job, cwd=tmp_path)
+    done = run_cli("run", job, cwd=tmp_path)
     assert done.returncode == 2
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
@@ -96,7 +135,7 @@ def test_bad_job_files_exit_2_with_one_line(tmp_path, text, message):
 @pytest.fixture(scope="module")
 def blobs(tmp_path_factory):
     where = tmp_path_factory.mktemp("blobs")
-    done = cli(
+    done = run_cli(
         "make-blobs",
         "blobs.zarr",
         "--n-samples",
@@ -127,7 +166,7 @@ def test_make_blobs_writes_chunked_data_and_true_labels(blobs):
 
 def test_fit_predict_and_inspect(blobs, tmp_path):
     path, X = blobs
-    done = cli(
+    done = run_cli(
         "fit",
         path,
         "--array",
@@ -163,15 +202,15 @@ def test_fit_predict_and_inspect(blobs, tmp_path):
     assert (tmp_path / "fit.png").stat().st_size > 1000
 
     np.save(tmp_path / "new.npy", X[:100].astype(np.float64))
-    done = cli("predict", "fit.zarr", "new.npy", "--out", "pred.zarr", cwd=tmp_path)
+    done = run_cli("predict", "fit.zarr", "new.npy", "--out", "pred.zarr", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     pred = zarr.open_group(str(tmp_path / "pred.zarr"), mode="r")["labels"][:]
     np.testing.assert_array_equal(pred, ref.predict(X[:100]))
 
-    shown = cli("inspect", "fit.zarr", cwd=tmp_path)
+    shown = run_cli("inspect", "fit.zarr", cwd=tmp_path)
     assert shown.returncode == 0
     assert "result: complete, 3 clusters" in shown.stdout
-    data = cli("inspect", path, cwd=tmp_path)
+    data = run_cli("inspect", path, cwd=tmp_path)
     assert "X: shape (3000, 2), dtype float32" in data.stdout
 
 

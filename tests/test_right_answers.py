@@ -16,7 +16,7 @@ from sklearn.datasets import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
-from test_cli import cli
+from test_cli import run_cli
 
 from dist_meanshift import MeanShift, estimate_bandwidth
 
@@ -124,7 +124,7 @@ def test_max_iter_with_centers_still_moving_warns_and_says_so(tmp_path):
     assert not model.converged_ and model.n_unconverged_ > 0
     assert model.n_iter_ == 2 == model.trace_[-1]["iteration"]
     np.save(tmp_path / "x.npy", BLOBS)
-    done = cli(
+    done = run_cli(
         "fit",
         "x.npy",
         "--out",
