@@ -3,6 +3,7 @@
     python benchmarks/run.py                 # the in-memory table (about 15 minutes)
     python benchmarks/run.py --quick         # smaller sizes, a couple of minutes
     python benchmarks/run.py --out-of-core   # adds the 200,000,000-row zarr case
+    python benchmarks/run.py --gaussian-all-seeds  # adds 100,000 and 1,000,000 rows
 
 Prints one table: wall time of each, their ratio, cluster counts, the adjusted Rand
 index between the two labelings, and the peak resident memory of all processes
@@ -127,6 +128,26 @@ def in_memory(sizes):
     return lines
 
 
+def gaussian_all_seeds(sizes):
+    """The founding algorithm's own mode: Gaussian kernel, every point a seed.
+
+    scikit-learn has no Gaussian kernel; its flat fit of the same rows is the
+    peer where it finishes in reasonable time (the first size).
+    """
+    lines = []
+    for i, n in enumerate(sizes):
+        X, _ = make_blobs(n_samples=n, random_state=0, **BLOBS)
+        ours = timed(MeanShift(1.5).fit, X)
+        sk = (
+            timed(SkMeanShift(bandwidth=1.5 * np.sqrt(5), n_jobs=-1).fit, X)
+            if i == 0
+            else None
+        )
+        lines.append(row(f"{n:,} gaussian, every point a seed", ours, sk))
+        print(lines[-1], f"  {ours[0].n_iter_} iterations", flush=True)
+    return lines
+
+
 def out_of_core(n_rows, workdir):
     from distributed import Client, LocalCluster, get_task_stream
 
@@ -209,6 +230,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out-of-core", action="store_true")
+    parser.add_argument("--gaussian-all-seeds", action="store_true")
     parser.add_argument("--rows", type=int, default=200_000_000)
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
@@ -220,6 +242,8 @@ def main():
         f"{'ARI':>7} {'peak MiB ours/sk':>8}"
     )
     lines = in_memory(sizes)
+    if args.gaussian_all_seeds:
+        lines += gaussian_all_seeds((100_000, 1_000_000))
     if args.out_of_core:
         workdir = args.workdir or tempfile.mkdtemp(prefix="dist-meanshift-bench-")
         lines += out_of_core(args.rows, workdir)

@@ -49,7 +49,7 @@ _SLAB_ROWS = 1 << 18
 _GRID_MIN_CENTERS = {"flat": 32, "gaussian": 16}
 # Beyond this many features the grid of reach-wide cells is not used (see
 # shift_partial_sums).
-_GRID_MAX_FEATURES = 16
+GRID_MAX_FEATURES = 16
 # Centers per reach-wide cell from which groups of centers keep that width
 # (below it, groups twice as wide cost less; from a per-row cost model of
 # 27 vs 8 visits against 27 vs 64 cells of pairs).
@@ -187,7 +187,7 @@ def shift_partial_sums(
     reach = kernel_reach(bandwidth, kernel, truncate)
     if reach is None or reach == 0 or n_centers <= _GRID_MIN_CENTERS[kernel]:
         return _dense_sums(centers, X, bandwidth, kernel, reach, sample_weight)
-    if n_features > _GRID_MAX_FEATURES:
+    if n_features > GRID_MAX_FEATURES:
         # A grid of cells as wide as the reach holds about one row per cell in
         # many dimensions and its 3^d neighbourhoods cannot be visited: every
         # pair is evaluated (the flat kernel still settles rows shared by

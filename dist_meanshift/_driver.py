@@ -461,6 +461,12 @@ def iter_mean_shift(
     check_saddles = (
         kernel == "gaussian" and bandwidth > 0 and X.shape[1] <= _MAX_MOMENT_FEATURES
     )
+    if X.shape[1] > _blocks.GRID_MAX_FEATURES:
+        logger.info(
+            "%d features: no grid of the kernel's reach (its cells would hold about "
+            "one row each); every center meets every row",
+            X.shape[1],
+        )
     if kernel == "gaussian" and bandwidth > 0 and not check_saddles:
         logger.info(
             "%d features: stopped centers are not checked for saddle points "

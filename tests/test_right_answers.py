@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from conftest import BLOBS
@@ -80,9 +82,12 @@ def test_moons_finds_five_modes_where_a_small_shift_stopped_at_seven():
 
 
 @pytest.mark.parametrize("n_features", [65, 256, 1000])
-def test_many_features_in_every_mode(n_features):
+def test_many_features_in_every_mode(n_features, caplog):
     X, _ = make_blobs(300, n_features=n_features, centers=3, random_state=0)
     h = 1.5 * np.sqrt(n_features)
+    with caplog.at_level(logging.INFO, logger="dist_meanshift"):
+        MeanShift(h, kernel="flat").fit(X)
+    assert f"{n_features} features: no grid" in caplog.text
     for params in (
         {"kernel": "flat"},
         {"kernel": "flat", "bin_data": 0.1},
