@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -164,7 +163,13 @@ def fit(ctx, input_path, out, array, no_cluster_all, **options):
 def predict(ctx, model_path, input_path, out, array, overwrite, scheduler):
     """Label INPUT with the clusters of a fitted result MODEL."""
     from .estimator import MeanShift
-    from .io import check_output_path, open_input, read_result, write_result
+    from .io import (
+        check_output_path,
+        open_input,
+        output_lock,
+        read_result,
+        write_result,
+    )
 
     group = _guard(read_result, model_path)
     data = _guard(open_input, input_path, array)
@@ -173,7 +178,9 @@ def predict(ctx, model_path, input_path, out, array, overwrite, scheduler):
     model = MeanShift()
     model.cluster_centers_ = centers
     model.n_features_in_ = centers.shape[1]
-    with _connect({"scheduler": scheduler} if scheduler else {}):
+    with contextlib.ExitStack() as stack:
+        _guard(stack.enter_context, output_lock(out))
+        stack.enter_context(_connect({"scheduler": scheduler} if scheduler else {}))
         labels = _guard(model.predict, data)
         attrs = {
             "model": os.path.abspath(model_path),
@@ -205,10 +212,12 @@ def predict(ctx, model_path, input_path, out, array, overwrite, scheduler):
 @click.pass_context
 def make_blobs(ctx, output, overwrite, **options):
     """Write a demo blobs dataset (X, y, centers) to a zarr group, chunk by chunk."""
-    from .io import check_output_path, make_blobs_zarr
+    from .io import BLOBS_FORMAT, check_output_path, make_blobs_zarr, output_lock
 
-    _guard(check_output_path, output, overwrite)
-    make_blobs_zarr(output, **options)
+    _guard(check_output_path, output, overwrite, replaceable=(BLOBS_FORMAT,))
+    with contextlib.ExitStack() as stack:
+        _guard(stack.enter_context, output_lock(output))
+        make_blobs_zarr(output, **options)
     _echo(ctx, f"wrote {options['n_samples']} x {options['n_features']} to {output}/X")
 
 
@@ -251,11 +260,23 @@ def run_job(job, *, echo=print, progress=False, resume=False):
     str
         The summary table.
     """
+    from .io import check_output_path, output_lock
+
+    inp, out = job["input"], job["output"]
+    out_path = out.get("path") or f"{inp['path'].rstrip('/')}.result.zarr"
+    overwrite = out.get("overwrite", False)
+    check_output_path(out_path, overwrite, (inp["path"],), resume=resume)
+    with output_lock(out_path):
+        return _run_locked(job, out_path, overwrite, echo, progress, resume)
+
+
+def _run_locked(job, out_path, overwrite, echo, progress, resume):
     from .estimator import MeanShift, estimate_bandwidth
     from .io import (
-        check_output_path,
         create_output,
+        discard_output,
         finish_result,
+        group_path,
         input_fingerprint,
         open_input,
         open_stopped_output,
@@ -263,9 +284,6 @@ def run_job(job, *, echo=print, progress=False, resume=False):
     )
 
     inp, out, params = job["input"], job["output"], dict(job["model"])
-    out_path = out.get("path") or f"{inp['path'].rstrip('/')}.result.zarr"
-    overwrite = out.get("overwrite", False)
-    check_output_path(out_path, overwrite, (inp["path"],), resume=resume)
     image_shape = _prepare_input(job, echo)
     data = open_input(inp["path"], inp.get("array"))
     fingerprint = {
@@ -304,6 +322,9 @@ def run_job(job, *, echo=print, progress=False, resume=False):
                 inputs=(inp["path"],),
             )
         recorded = saved is not None
+        # Written beside an earlier output (swapped in when complete): its
+        # recorded state cannot be resumed from there, so it goes on failure.
+        beside = group.attrs.get("destination") not in (None, group_path(group))
         try:
             from sklearn.exceptions import ConvergenceWarning
 
@@ -325,9 +346,10 @@ def run_job(job, *, echo=print, progress=False, resume=False):
                 group, labels=model.labels_, centers=model.cluster_centers_, attrs=attrs
             )
         except BaseException:
-            if not recorded:
-                # Nothing to resume: leave nothing that looks like a result.
-                shutil.rmtree(os.path.abspath(out_path), ignore_errors=True)
+            if not recorded or beside:
+                # Nothing to resume: leave nothing that looks like a result
+                # (and an earlier result as it was).
+                discard_output(group)
             raise
         pictures = _pictures(job, data, model, image_shape, echo)
     return _summary(model, sizes, time.perf_counter() - started, out_path, pictures)

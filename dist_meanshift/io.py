@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import shutil
+import socket
 import time
 
 import dask
@@ -244,24 +247,31 @@ def create_output(path, attrs, *, overwrite=False, inputs=()):
     """
     check_output_path(path, overwrite, inputs)
     path = os.path.abspath(os.fspath(path))
-    if os.path.exists(path):
+    # An earlier result stays as it is until the new one is complete: the new
+    # one is written beside it and swapped in by finish_result. A stopped run
+    # (ours, checked above) has nothing to keep and is replaced in place, so
+    # that --resume finds the new run's state.
+    where = path
+    if _output_status(path) is True:
+        where = _partial_path(path)
+    elif os.path.isdir(path) and not os.path.islink(path):
         _remove_output(path)
     # One write makes the group with its attributes: a kill cannot leave a
     # group that is not recognisably ours.
     return zarr.create_group(
-        path, attributes={**_jsonable(attrs), "format": FORMAT, "complete": False}
+        where,
+        attributes={
+            **_jsonable(attrs),
+            "format": FORMAT,
+            "complete": False,
+            "destination": path,
+        },
     )
 
 
 def _remove_output(path):
-    """Delete an output so that a kill midway never leaves it looking complete.
-
-    It is first marked incomplete; its group metadata, which marks it as ours,
-    goes last.
-    """
+    """Delete a stopped output; its metadata, which marks it as ours, goes last."""
     meta = os.path.join(path, "zarr.json")
-    if os.path.exists(meta):
-        zarr.open_group(path, mode="r+").attrs["complete"] = False
     for entry in os.scandir(path):
         if entry.name == "zarr.json":
             continue
@@ -272,6 +282,77 @@ def _remove_output(path):
     if os.path.exists(meta):
         os.remove(meta)
     os.rmdir(path)
+
+
+def group_path(group):
+    """The directory of a zarr group on a local store."""
+    return os.fspath(group.store.root)
+
+
+def discard_output(group):
+    """Delete an output this run created (never an earlier one it replaces)."""
+    path = group_path(group)
+    if _output_status(path) is False:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def output_lock(path):
+    """Hold the lock of an output for as long as a run writes it.
+
+    The lock is ``flock`` on a file beside the output (``<output>.lock``,
+    removed at the end) that names its holder. A second run for the same output
+    is refused, naming the holder; the kernel drops the lock of a process that
+    died, so its successor takes the lock over without asking.
+
+    Raises
+    ------
+    FileExistsError
+        When a live run holds the lock.
+    """
+    lock = f"{os.path.realpath(os.fspath(path)).rstrip(os.sep)}.lock"
+    made = _make_parents(os.path.dirname(lock))
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip()
+            os.close(fd)
+            raise FileExistsError(
+                f"Output {os.fspath(path)!r} is being written by another run "
+                f"({holder or 'starting'}). Wait for it to end, or choose another "
+                "output path."
+            ) from None
+        try:
+            # The holder before us may have removed the file after we opened it.
+            if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()} on host {socket.gethostname()}".encode())
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        os.close(fd)
+        for folder in reversed(made):  # those made for nothing go again
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+
+
+def _make_parents(folder):
+    """Create ``folder`` and its missing parents; return those created."""
+    missing = []
+    while folder and not os.path.exists(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    for made in reversed(missing):
+        os.makedirs(made, exist_ok=True)
+    return missing[::-1]
 
 
 def open_stopped_output(path, inputs=()):
@@ -340,6 +421,7 @@ def finish_result(group, *, labels, centers, attrs):
     # One atomic write of the attributes marks the result complete, after every
     # byte of it. The recorded state goes after that: a kill in between leaves
     # a complete result, never a result-less output without its state.
+    destination = group.attrs.get("destination", group_path(group))
     group.attrs.put(
         {
             **_jsonable(attrs),
@@ -351,6 +433,8 @@ def finish_result(group, *, labels, centers, attrs):
     )
     if "state" in group:
         del group["state"]
+    if os.path.abspath(group_path(group)) != destination:
+        _replace(group_path(group), destination)
     return sizes[1:]
 
 
@@ -377,39 +461,50 @@ def write_result(path, *, labels, centers, attrs, overwrite=False, inputs=()):
     return finish_result(group, labels=labels, centers=centers, attrs=attrs)
 
 
-def check_output_path(path, overwrite, inputs=(), resume=False):
+def check_output_path(path, overwrite, inputs=(), resume=False, replaceable=None):
     """Refuse an output that would overwrite input, or that exists unless allowed.
 
-    An existing path may be replaced (``overwrite``) or resumed (``resume``)
-    only if it is a dist-meanshift output.
+    Paths are compared after resolving every symbolic link, so an output
+    reached through a link to the input is refused like the input itself; an
+    output that is itself a link is refused (replacing it would act on what it
+    points to). An existing path may be replaced (``overwrite``) or resumed
+    (``resume``) only if it is a dist-meanshift output of a ``replaceable``
+    format: results by default, never a dataset.
     """
-    out = os.path.abspath(os.fspath(path))
+    replaceable = (FORMAT,) if replaceable is None else replaceable
+    name = os.fspath(path)
+    if os.path.islink(name):
+        raise ValueError(
+            f"Output {name!r} is a symbolic link (to {os.readlink(name)!r}); it is "
+            "left alone. Give the path it points to, or another path."
+        )
+    out = os.path.realpath(name)
     for inp in inputs:
-        inp = os.path.abspath(os.fspath(inp))
+        inp = os.path.realpath(os.fspath(inp))
         if out == inp or out.startswith(inp + os.sep) or inp.startswith(out + os.sep):
             raise ValueError(
-                f"Output {os.fspath(path)!r} is the input or lies inside it (or holds "
-                "it). Choose an output path outside the input."
+                f"Output {name!r} is the input or lies inside it (or holds it), "
+                "once links are resolved. Choose an output path outside the input."
             )
-    if not os.path.exists(path) or _is_empty_dir(path):
+    if not os.path.exists(name) or _is_empty_dir(name):
         return
-    complete = _output_status(path)
+    complete = _output_status(name, replaceable)
     if complete is None:
         if overwrite or resume:
             raise FileExistsError(
-                f"Output {os.fspath(path)!r} exists and is not a dist-meanshift "
-                "result, so it is left alone. Choose another output path."
+                f"Output {name!r} exists and is not a dist-meanshift result, so it "
+                "is left alone. Choose another output path."
             )
     elif resume:
         return
     elif not complete and not overwrite:
         raise FileExistsError(
-            f"Output {os.fspath(path)!r} holds a stopped run. Pass --resume to "
+            f"Output {name!r} holds a stopped run. Pass --resume to "
             "continue it, --overwrite to start afresh, or choose another path."
         )
     if not overwrite:
         raise FileExistsError(
-            f"Output {os.fspath(path)!r} already exists. Pass --overwrite (or "
+            f"Output {name!r} already exists. Pass --overwrite (or "
             "output.overwrite = true) to replace it, or choose another path."
         )
 
@@ -418,15 +513,16 @@ def _is_empty_dir(path):
     return os.path.isdir(path) and not os.listdir(path)
 
 
-def _output_status(path):
-    """True/False for a complete/incomplete dist-meanshift output, else None."""
+def _output_status(path, formats=None):
+    """True/False for a complete/incomplete output of ``formats``, else None."""
+    formats = (FORMAT,) if formats is None else formats
     try:
         attrs = dict(zarr.open_group(os.fspath(path), mode="r").attrs)
     except (OSError, ValueError):  # not a zarr group, or unreadable metadata
         return None
-    if attrs.get("format") not in (FORMAT, BLOBS_FORMAT):
+    if attrs.get("format") not in formats:
         return None
-    return bool(attrs.get("complete"))
+    return attrs.get("complete") is True
 
 
 def read_result(path):
@@ -499,6 +595,19 @@ def _partial_path(path):
 
 
 def _replace(tmp, path):
-    if os.path.exists(path):
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+    """Put the complete ``tmp`` at ``path``; the earlier ``path`` goes last.
+
+    The earlier one is renamed aside first and deleted only once ``tmp`` is in
+    place: a kill in between leaves both, never neither. Links were refused
+    before any write (see :func:`check_output_path`).
+    """
+    if not os.path.lexists(path):
+        os.replace(tmp, path)
+        return
+    aside = f"{path}.old-{os.getpid()}"
+    os.rename(path, aside)
+    os.rename(tmp, path)
+    if os.path.isdir(aside) and not os.path.islink(aside):
+        shutil.rmtree(aside)
+    else:
+        os.remove(aside)

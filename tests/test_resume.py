@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -205,6 +206,9 @@ def test_resume_refuses_changed_parameters_and_input(tmp_path):
         "input": input_fingerprint(str(tmp_path / "blobs.zarr"), "X", X.shape, X.dtype),
         "model": {"kernel": "gaussian", "bandwidth": 0.6, "tol": 1e-7},
     }
+    # A stopped run at the output (create_output writes beside a complete
+    # result, keeping it until the new one is complete: remove it first).
+    shutil.rmtree(tmp_path / "out.zarr")
     state = create_output(tmp_path / "out.zarr", {}, overwrite=True)
     save_state(state, checkpoint, {"fingerprint": fingerprint, "bandwidth": 0.6})
     changed = (

@@ -1,0 +1,161 @@
+"""Nothing lost: links, earlier results and outputs in use, on real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import zarr
+from test_bad_input import _snapshot
+from test_cli import cli
+
+from dist_meanshift.io import output_lock
+
+pytestmark = pytest.mark.timeout(300)
+
+BLOBS = ["--n-samples", 3000, "--n-features", 2, "--centers", 3, "--chunk-rows", 1000]
+
+
+def _one_error_line(done, code=2):
+    assert done.returncode == code, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def data(tmp_path):
+    done = cli("make-blobs", "data.zarr", *BLOBS, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    return tmp_path
+
+
+def test_output_through_a_link_to_the_input_deletes_nothing(data):
+    os.symlink("data.zarr", data / "link.zarr")
+    before = _snapshot(data)
+    for inp, out in (("link.zarr", "data.zarr"), ("data.zarr", "link.zarr")):
+        done = cli(
+            "fit",
+            inp,
+            "--array",
+            "X",
+            "--out",
+            out,
+            "--overwrite",
+            "--bandwidth",
+            2,
+            cwd=data,
+        )
+        line = _one_error_line(done)
+        assert "link" in line or "is the input" in line
+        assert _snapshot(data) == before
+
+
+def test_a_dataset_is_never_replaced_as_if_it_were_a_result(data):
+    done = cli("make-blobs", "other.zarr", *BLOBS, cwd=data)
+    assert done.returncode == 0
+    before = _snapshot(data)
+    done = cli(
+        "fit",
+        "data.zarr",
+        "--array",
+        "X",
+        "--out",
+        "other.zarr",
+        "--overwrite",
+        "--bandwidth",
+        2,
+        cwd=data,
+    )
+    assert "is not a dist-meanshift result" in _one_error_line(done)
+    assert _snapshot(data) == before
+
+
+def test_an_output_that_is_a_link_to_an_earlier_result_is_refused(data):
+    fit = ["fit", "data.zarr", "--array", "X", "--bandwidth", 2, "--kernel", "flat"]
+    assert cli(*fit, "--out", "first.zarr", cwd=data).returncode == 0
+    os.symlink("first.zarr", data / "link.zarr")
+    before = _snapshot(data)
+    done = cli(*fit, "--out", "link.zarr", "--overwrite", cwd=data)
+    assert "is a symbolic link" in _one_error_line(done)
+    assert _snapshot(data) == before
+
+
+def test_a_killed_overwrite_leaves_the_earlier_result_as_it_was(data):
+    fit = ["fit", "data.zarr", "--array", "X", "--bandwidth", 0.3, "--out", "r.zarr"]
+    assert cli(*fit, "--kernel", "flat", cwd=data).returncode == 0
+    earlier = _snapshot(data / "r.zarr")
+    # A long Gaussian fit over it, killed once it has recorded an iteration.
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dist_meanshift",
+            *map(str, fit),
+            "--overwrite",
+            "--max-iter",
+            "100000",
+        ],
+        cwd=data,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    partial = data / f"r.zarr.partial-{proc.pid}"
+    while proc.poll() is None and not (partial / "state" / "zarr.json").exists():
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it recorded an iteration"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _snapshot(data / "r.zarr") == earlier
+    assert zarr.open_group(str(data / "r.zarr"), mode="r").attrs["complete"] is True
+    # A later overwrite completes and replaces it.
+    done = cli(*fit, "--overwrite", cwd=data)
+    assert done.returncode == 0, done.stderr
+    result = zarr.open_group(str(data / "r.zarr"), mode="r")
+    assert result.attrs["params"]["kernel"] == "gaussian"
+    assert len(result["labels"][:]) == 3000
+
+
+HOLD = """
+import time
+from dist_meanshift.io import output_lock
+with output_lock("r.zarr"):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_one_run_per_output_and_a_dead_holder_is_taken_over(data):
+    fit = ["fit", "data.zarr", "--array", "X", "--bandwidth", 2, "--out", "r.zarr"]
+    with output_lock(data / "r.zarr"):
+        done = cli(*fit, cwd=data)
+        line = _one_error_line(done)
+        assert f"pid {os.getpid()} on host" in line and "another run" in line
+    assert not (data / "r.zarr").exists()
+    # A holder killed with SIGKILL leaves its lock file; the next run takes it.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            HOLD,
+        ],
+        cwd=data,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    assert "another run" in _one_error_line(cli(*fit, cwd=data))
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    holder.stdout.close()
+    assert (data / "r.zarr.lock").exists()
+    done = cli(*fit, cwd=data)
+    assert done.returncode == 0, done.stderr
+    assert not (data / "r.zarr.lock").exists()
+    assert np.asarray(zarr.open_group(str(data / "r.zarr"))["labels"]).shape == (3000,)
