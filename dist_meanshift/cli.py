@@ -167,14 +167,15 @@ def predict(ctx, model_path, input_path, out, array, overwrite, scheduler):
         check_output_path,
         open_input,
         output_lock,
+        read_centers,
         read_result,
         write_result,
     )
 
     group = _guard(read_result, model_path)
+    centers = _guard(read_centers, group, model_path)
     data = _guard(open_input, input_path, array)
     _guard(check_output_path, out, overwrite, (input_path, model_path))
-    centers = group["cluster_centers"][:]
     model = MeanShift()
     model.cluster_centers_ = centers
     model.n_features_in_ = centers.shape[1]

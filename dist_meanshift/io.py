@@ -536,19 +536,63 @@ def read_result(path):
     -------
     zarr.Group
     """
+    name = os.fspath(path)
     try:
-        group = zarr.open_group(os.fspath(path), mode="r")
+        group = zarr.open_group(name, mode="r")
     except Exception as exc:
         raise ValueError(
-            f"Model {os.fspath(path)!r} is not a dist-meanshift result ({exc}). Give "
+            f"Model {name!r} is not a dist-meanshift result ({exc}). Give "
             "the output of 'dist-meanshift run' or 'fit'."
         ) from exc
-    if "cluster_centers" not in group or not group.attrs.get("complete"):
+    if "cluster_centers" not in group or group.attrs.get("complete") is not True:
         raise ValueError(
-            f"Model {os.fspath(path)!r} is not a complete dist-meanshift result. "
+            f"Model {name!r} is not a complete dist-meanshift result. "
             "Give the output of a finished 'dist-meanshift run' or 'fit'."
         )
     return group
+
+
+def read_centers(group, path):
+    """The cluster centers of a result, checked as strictly as input data.
+
+    Every chunk must be present (zarr would read a missing one as fill values)
+    and decodable; the centers must be a non-empty 2-D array of finite real
+    numbers.
+
+    Parameters
+    ----------
+    group : zarr.Group
+        From :func:`read_result`.
+    path : str or os.PathLike
+        The model's path, for the messages.
+
+    Returns
+    -------
+    ndarray of shape (n_clusters, n_features)
+    """
+    name = os.fspath(path)
+    damaged = (
+        f"Model {name!r} has damaged cluster_centers ({{}}). Fit again, or give "
+        "an intact result."
+    )
+    node = group["cluster_centers"]
+    if not isinstance(node, zarr.Array):
+        raise ValueError(damaged.format("not an array"))
+    if node.nchunks_initialized < node.nchunks:
+        missing = node.nchunks - node.nchunks_initialized
+        raise ValueError(damaged.format(f"{missing} of {node.nchunks} chunks missing"))
+    try:
+        centers = node[...]
+    except Exception as exc:  # any codec's failure means the same
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:120]
+        raise ValueError(damaged.format(f"unreadable: {detail}")) from exc
+    if centers.dtype.kind not in "iuf":
+        raise ValueError(damaged.format(f"dtype {centers.dtype}, not real numbers"))
+    if centers.ndim != 2 or centers.shape[0] == 0 or centers.shape[1] == 0:
+        raise ValueError(damaged.format(f"shape {centers.shape}"))
+    if not np.isfinite(centers).all():
+        raise ValueError(damaged.format("NaN or infinite values"))
+    return centers
 
 
 def describe(path):

@@ -159,3 +159,78 @@ def test_one_run_per_output_and_a_dead_holder_is_taken_over(data):
     assert done.returncode == 0, done.stderr
     assert not (data / "r.zarr.lock").exists()
     assert np.asarray(zarr.open_group(str(data / "r.zarr"))["labels"]).shape == (3000,)
+
+
+def _centers(values):
+    def damage(model):
+        group = zarr.open_group(str(model), mode="r+")
+        group.create_array("cluster_centers", data=np.asarray(values), overwrite=True)
+
+    return damage
+
+
+def _chunk_file(model):
+    return next(
+        p
+        for p in (model / "cluster_centers").rglob("*")
+        if p.is_file() and p.name != "zarr.json"
+    )
+
+
+def _delete_chunk(model):
+    _chunk_file(model).unlink()
+
+
+def _garble_chunk(model):
+    _chunk_file(model).write_bytes(b"\x00garbage\xff" * 3)
+
+
+def _complete_as_string(model):
+    zarr.open_group(str(model), mode="r+").attrs["complete"] = "false"
+
+
+MODEL_DAMAGE = {
+    "nan": (_centers([[0.0, np.nan], [1.0, 1.0]]), "NaN or infinite"),
+    "inf": (_centers([[0.0, np.inf], [1.0, 1.0]]), "NaN or infinite"),
+    "complex": (_centers([[0.0 + 1j, 0.0], [1.0, 1.0]]), "not real numbers"),
+    "one-d": (_centers([0.0, 1.0]), "shape (2,)"),
+    "no-rows": (_centers(np.zeros((0, 2))), "shape (0, 2)"),
+    "missing-chunk": (_delete_chunk, "chunks missing"),
+    "undecodable-chunk": (_garble_chunk, "unreadable"),
+    "complete-string": (_complete_as_string, "not a complete dist-meanshift result"),
+}
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    where = tmp_path_factory.mktemp("model")
+    assert cli("make-blobs", "data.zarr", *BLOBS, cwd=where).returncode == 0
+    done = cli(
+        "fit",
+        "data.zarr",
+        "--array",
+        "X",
+        "--bandwidth",
+        2,
+        "--kernel",
+        "flat",
+        "--out",
+        "model.zarr",
+        cwd=where,
+    )
+    assert done.returncode == 0, done.stderr
+    return where
+
+
+@pytest.mark.parametrize("case", list(MODEL_DAMAGE))
+def test_predict_refuses_a_damaged_model_and_writes_nothing(fitted, tmp_path, case):
+    import shutil
+
+    damage, message = MODEL_DAMAGE[case]
+    shutil.copytree(fitted / "model.zarr", tmp_path / "model.zarr")
+    np.save(tmp_path / "new.npy", np.zeros((10, 2)))
+    damage(tmp_path / "model.zarr")
+    before = _snapshot(tmp_path)
+    done = cli("predict", "model.zarr", "new.npy", "--out", "pred.zarr", cwd=tmp_path)
+    assert message in _one_error_line(done)
+    assert _snapshot(tmp_path) == before
