@@ -302,14 +302,59 @@ def _from_zarr(z, name):
             "really are all fill value, write it with "
             "config={'write_empty_chunks': True})."
         )
+    return _checked_reads(z, chunks)
+
+
+class InputChanged(RuntimeError):
+    """A chunk of the input changed, vanished or appeared during a run."""
+
+
+def _checked_reads(z, chunks):
+    """A dask array reading ``z`` block by block, each checked against its start.
+
+    The identity of every chunk's file (its size and modification time, in
+    nanoseconds) is recorded now; every later read of a block first checks its
+    file against that record, so that a chunk rewritten or deleted while a
+    streamed run goes on stops the run instead of being read as other data or
+    as fill values. Stores other than local directories are read unchecked.
+    """
+    grid = [math.ceil(n / c) for n, c in zip(z.shape, chunks, strict=True)]
+    root = getattr(z.store, "root", None)
     token = dask.base.tokenize(z, chunks)
-    return da.from_array(
-        z,
-        chunks=chunks,
-        name=f"from-zarr-{token}",
-        getitem=_read_zarr_block,
-        meta=np.empty((0, 0), z.dtype),
+    name = f"from-zarr-{token}"
+    source = f"zarr-source-{token}"
+    dsk = {source: z}
+    for coords in np.ndindex(*grid):
+        index = tuple(
+            slice(i * c, min(n, (i + 1) * c))
+            for i, c, n in zip(coords, chunks, z.shape, strict=True)
+        )
+        file = None if root is None else _chunk_file(z, root, coords)
+        dsk[(name, *coords)] = (_read_zarr_block, source, index, file, _identity(file))
+    block_chunks = tuple(
+        tuple(min(n, (i + 1) * c) - i * c for i in range(g))
+        for n, c, g in zip(z.shape, chunks, grid, strict=True)
     )
+    return da.Array(dsk, name, block_chunks, meta=np.empty((0,) * z.ndim, z.dtype))
+
+
+def _chunk_file(z, root, coords):
+    key = z.metadata.encode_chunk_key(coords)
+    return (
+        os.path.join(os.fspath(root), z.path, key)
+        if z.path
+        else os.path.join(os.fspath(root), key)
+    )
+
+
+def _identity(file):
+    if file is None:
+        return None
+    try:
+        st = os.stat(file)
+    except FileNotFoundError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def _chunk_exists(z, coords):
@@ -317,12 +362,18 @@ def _chunk_exists(z, coords):
     return zarr.core.sync.sync(z.store.exists(f"{z.path}/{key}" if z.path else key))
 
 
-def _read_zarr_block(z, index, *args, **kwargs):
-    """Read one block; name the rows if the store cannot give them."""
+def _read_zarr_block(z, index, file=None, identity=None):
+    """Read one block; name the rows if the store cannot give them or changed."""
+    rows = index[0]
+    if file is not None and _identity(file) != identity:
+        raise InputChanged(
+            f"Input chunk for rows {rows.start}-{rows.stop - 1} of {z.store_path} "
+            "changed during the run (its file was rewritten, added or deleted). "
+            "Leave the input alone while it is clustered, then run again."
+        )
     try:
         return np.asarray(z[index])
     except Exception as exc:  # a decoding failure of any codec means the same
-        rows = index[0]
         detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
         raise ValueError(
             f"Input chunk for rows {rows.start}-{rows.stop - 1} of {z.store_path} "

@@ -92,7 +92,12 @@ def _object_npy(where):
 def _model(where):
     model = zarr.open_group(str(where / "M.zarr"), mode="w")
     model.attrs.update({"format": "dist-meanshift-result/1", "complete": True})
-    model.create_array("cluster_centers", data=np.zeros((2, 2)))
+    # As dist-meanshift writes results: every chunk stored, even all zeros.
+    model.create_array(
+        "cluster_centers",
+        data=np.zeros((2, 2)),
+        config={"write_empty_chunks": True},
+    )
     _blobs(where)
 
 

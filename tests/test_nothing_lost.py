@@ -234,3 +234,55 @@ def test_predict_refuses_a_damaged_model_and_writes_nothing(fitted, tmp_path, ca
     done = cli("predict", "model.zarr", "new.npy", "--out", "pred.zarr", cwd=tmp_path)
     assert message in _one_error_line(done)
     assert _snapshot(tmp_path) == before
+
+
+CHANGING_JOB = """
+[input]
+path = "data.zarr"
+array = "X"
+
+[model]
+kernel = "gaussian"
+bandwidth = 0.3
+tol = 1e-7
+persist = false
+
+[output]
+path = "out.zarr"
+"""
+
+
+def test_a_chunk_deleted_under_a_streamed_run_stops_it(data):
+    (data / "job.toml").write_text(CHANGING_JOB)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dist_meanshift", "run", "job.toml"],
+        cwd=data,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    state = data / "out.zarr" / "state" / "zarr.json"
+    while proc.poll() is None and not state.exists():
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it recorded an iteration"
+    (data / "data.zarr" / "X" / "c" / "1" / "0").unlink()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err
+    assert "rows 1000-1999" in lines[0] and "changed during the run" in lines[0]
+    assert zarr.open_group(str(data / "out.zarr"), mode="r").attrs["complete"] is False
+
+
+def test_a_chunk_rewritten_between_iterations_stops_the_fit(data):
+    from dist_meanshift import MeanShift
+    from dist_meanshift._validation import InputChanged
+
+    chunk = data / "data.zarr" / "X" / "c" / "2" / "0"
+    model = MeanShift(0.3, persist=False, tol=1e-7)
+    with pytest.raises(InputChanged, match=r"rows 2000-2999 .* changed during the run"):
+        for state in model.fit_iter(str(data / "data.zarr" / "X")):
+            if state.iteration == 1:
+                chunk.write_bytes(chunk.read_bytes())  # same bytes, a new write
+                stat = chunk.stat()
+                os.utime(chunk, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
