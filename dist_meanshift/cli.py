@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import types
 import warnings
@@ -44,6 +46,56 @@ class RunFailed(BadInput):
     exit_code = EXIT_FAILED
 
 
+class Stopped(RunFailed):
+    """Stopped by a signal: one line, exit code 128 + the signal's number."""
+
+    def __init__(self, signum):
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"stopped by {name}; the state of the last finished iteration is kept "
+            f"in the output: run {_resume_command()} to continue"
+        )
+        self.exit_code = 128 + signum
+
+
+class _Terminate(BaseException):
+    """Raised in the main thread by SIGTERM, as KeyboardInterrupt is by SIGINT.
+
+    A BaseException, so that no ``except Exception`` swallows it: context
+    managers close the cluster (removing its scratch directories) on the way.
+    """
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminate
+
+
+def _resume_command():
+    """This command line with --resume added (to continue a stopped run)."""
+    import shlex
+
+    # --overwrite would start afresh: resuming continues the stopped run.
+    args = [a for a in sys.argv[1:] if a != "--overwrite"]
+    resume = [] if "--resume" in args else ["--resume"]
+    return shlex.join(["dist-meanshift", *args, *resume])
+
+
+def _scheduler_lost(exc):
+    """Whether ``exc`` (or what caused it) is the client losing its scheduler."""
+    lost = {
+        "CommClosedError",
+        "StreamClosedError",
+        "FutureCancelledError",
+        "CancelledError",
+        "TimeoutError",
+    }
+    while exc is not None:
+        if type(exc).__name__ in lost:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 class _Command(click.Group):
     """One line on stderr for every error: usage (2), input (2), failure (1)."""
 
@@ -67,10 +119,24 @@ class _Command(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:
+            # The reader stopped reading (`| head`): the output was cut short,
+            # as asked. Later writes (and the flush at exit) go nowhere.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise click.exceptions.Exit(0) from None
         except KeyboardInterrupt:
-            raise RunFailed("interrupted") from None
+            raise Stopped(signal.SIGINT) from None
+        except _Terminate:
+            raise Stopped(signal.SIGTERM) from None
         except Exception as exc:
             logger.debug("command failed", exc_info=True)
+            if _scheduler_lost(exc):
+                raise RunFailed(
+                    "lost the connection to the Dask scheduler mid-run; the state of "
+                    "the last finished iteration is kept in the output: once the "
+                    f"scheduler is back, run {_resume_command()}"
+                ) from exc
             raise RunFailed(
                 f"{type(exc).__name__}: {exc} (rerun with -v for the full log)"
             ) from exc
@@ -85,6 +151,9 @@ def main(ctx, verbose, quiet):
     """Mean shift clustering at any scale, on Dask."""
     ctx.obj = {"quiet": quiet, "verbose": verbose}
     _setup_logging(verbose)
+    if threading.current_thread() is threading.main_thread():
+        # How SLURM and Kubernetes stop jobs: end as Ctrl-C does.
+        signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 _cluster_options = [
@@ -311,6 +380,12 @@ def _run_locked(job, out_path, overwrite, echo, progress, resume):
             params["bandwidth"] = estimate_bandwidth(
                 data, quantile=quantile, kernel=params.get("kernel", "gaussian")
             )
+            if params["bandwidth"] == 0:
+                raise ValueError(
+                    "estimated bandwidth is 0 (all sampled rows are identical, or "
+                    "there is one row); pass --bandwidth (bandwidth = ... in a job "
+                    "file)"
+                )
             timings["estimate_bandwidth"] = time.perf_counter() - started
         model = MeanShift(**params)
         meta = {"fingerprint": fingerprint, "bandwidth": params["bandwidth"]}
@@ -681,9 +756,24 @@ def _setup_logging(verbose):
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
-    # The distributed scheduler and workers are chatty at INFO.
-    logging.getLogger("distributed").setLevel(level)
-    # A failed task, and the cluster closing after it, are reported as the
-    # one-line error; their logs only with -v.
-    for name in ("distributed.worker", "distributed.batched"):
+    # distributed's own logs (a lost scheduler, a failed task, the cluster
+    # closing after it) go to our handler with -v only: without it the error
+    # is the one line the command prints. Its workers are chatty below INFO.
+    dist = logging.getLogger("distributed")
+    # A handler of its own: LocalCluster(silence_logs=...) sets the level of
+    # every handler of the "distributed" logger.
+    dist_handler = logging.StreamHandler()
+    dist_handler.setFormatter(handler.formatter)
+    dist.handlers[:] = [dist_handler]
+    dist.propagate = False
+    dist.setLevel(logging.INFO if verbose else logging.CRITICAL)
+    # Some of its loggers (distributed.client) carry their own handler and level.
+    for name, child in list(logging.root.manager.loggerDict.items()):
+        if name.startswith("distributed.") and isinstance(child, logging.Logger):
+            child.handlers[:] = []
+            child.propagate = True
+            child.setLevel(logging.NOTSET)
+    # asyncio reports the client's gather task, cancelled by Ctrl-C, as an
+    # exception never retrieved: the one-line message already says it.
+    for name in ("distributed.worker", "distributed.batched", "asyncio"):
         logging.getLogger(name).setLevel(level if verbose else logging.CRITICAL)

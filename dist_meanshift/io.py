@@ -396,10 +396,23 @@ def finish_result(group, *, labels, centers, attrs):
         Points per cluster (points labelled -1 are counted in
         ``attrs["n_unlabelled"]``).
     """
-    labels = labels if isinstance(labels, da.Array) else da.from_array(labels)
     # The smallest signed integer holding -1 and every cluster index: int8
     # up to 128 clusters, an eighth of the bytes of int64 to compress and write.
     label_dtype = np.min_scalar_type(-max(1, len(centers)))
+    if not isinstance(labels, da.Array):
+        # In memory already: written from here (a graph would carry the labels).
+        labels = np.asarray(labels)
+        out = group.create_array(
+            "labels",
+            shape=labels.shape,
+            dtype=label_dtype,
+            chunks=(min(max(1, len(labels)), 1 << 20),),
+            overwrite=True,
+            config=_EVERY_CHUNK,
+        )
+        out[:] = labels.astype(label_dtype)
+        sizes = np.bincount(labels + 1, minlength=len(centers) + 1)
+        return _finish(group, centers, sizes, attrs)
     rows = labels.chunks[0][0]
     if any(c != rows for c in labels.chunks[0][:-1]):
         labels = labels.rechunk({0: rows})
@@ -414,6 +427,11 @@ def finish_result(group, *, labels, centers, attrs):
     stored = da.store(labels.astype(label_dtype), out, lock=False, compute=False)
     counts = da.bincount(labels + 1, minlength=len(centers) + 1)
     _, sizes = dask.compute(stored, counts)
+    return _finish(group, centers, sizes, attrs)
+
+
+def _finish(group, centers, sizes, attrs):
+    """Centers and sizes, then the attributes that mark the result complete."""
     for key, value in (("cluster_centers", centers), ("cluster_sizes", sizes[1:])):
         group.create_array(
             key, data=np.asarray(value), overwrite=True, config=_EVERY_CHUNK

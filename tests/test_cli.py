@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import types
@@ -46,11 +47,13 @@ def run_cli(*args, cwd):
         "distributed",
         "distributed.worker",
         "distributed.batched",
+        "asyncio",
     )
     saved = [
         (lg, lg.handlers[:], lg.level, lg.propagate)
         for lg in map(logging.getLogger, names)
     ]
+    sigterm = signal.getsignal(signal.SIGTERM)
     here = os.getcwd()
     os.chdir(cwd)
     try:
@@ -59,6 +62,7 @@ def run_cli(*args, cwd):
         )
     finally:
         os.chdir(here)
+        signal.signal(signal.SIGTERM, sigterm)
         for lg, handlers, level, propagate in saved:
             lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
     return types.SimpleNamespace(

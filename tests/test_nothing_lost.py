@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -261,10 +262,7 @@ def test_a_chunk_deleted_under_a_streamed_run_stops_it(data):
         stderr=subprocess.PIPE,
         text=True,
     )
-    state = data / "out.zarr" / "state" / "zarr.json"
-    while proc.poll() is None and not state.exists():
-        time.sleep(0.01)
-    assert proc.poll() is None, "the run ended before it recorded an iteration"
+    _wait_for_a_record(data, proc)
     (data / "data.zarr" / "X" / "c" / "1" / "0").unlink()
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, out + err
@@ -286,3 +284,114 @@ def test_a_chunk_rewritten_between_iterations_stops_the_fit(data):
                 chunk.write_bytes(chunk.read_bytes())  # same bytes, a new write
                 stat = chunk.stat()
                 os.utime(chunk, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+
+
+def _start_run(where, *extra, env=None):
+    (where / "job.toml").write_text(CHANGING_JOB)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dist_meanshift", "run", "job.toml", *extra],
+        cwd=where,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _wait_for_a_record(where, proc):
+    """Until the output records a whole iteration's state (as --resume reads it)."""
+    state = where / "out.zarr" / "state" / "zarr.json"
+    while proc.poll() is None and not _recorded(state):
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it recorded an iteration"
+
+
+def _recorded(state):
+    try:
+        return "current" in json.loads(state.read_text())["attributes"]
+    except (FileNotFoundError, ValueError, KeyError):
+        return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_ends_the_run_in_one_line_and_resume_continues(data, signum):
+    scratch = data / "tmp"
+    scratch.mkdir()
+    proc = _start_run(data, env={"TMPDIR": str(scratch)})
+    _wait_for_a_record(data, proc)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert f"stopped by {signal.Signals(signum).name}" in lines[0]
+    assert "dist-meanshift run job.toml --resume" in lines[0]
+    assert not list(scratch.iterdir())  # the workers' scratch space is gone
+    assert zarr.open_group(str(data / "out.zarr"), mode="r").attrs["complete"] is False
+    done = cli("run", "job.toml", "--resume", cwd=data)
+    assert done.returncode == 0, done.stderr
+    assert "resuming after iteration" in done.stdout
+
+
+def test_a_lost_scheduler_ends_the_run_in_one_line_naming_resume(data):
+    from clusters import dask_cluster
+    from distributed import Client
+
+    with dask_cluster(data, n_workers=1) as address:
+        with Client(address) as client:
+            pid = client.run_on_scheduler(os.getpid)
+        proc = _start_run(data, "--scheduler", address)
+        _wait_for_a_record(data, proc)
+        os.kill(pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "lost the connection to the Dask scheduler" in lines[0]
+    assert f"run dist-meanshift run job.toml --scheduler {address} --resume" in lines[0]
+
+
+def test_a_closed_pipe_ends_the_command_quietly(data):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dist_meanshift", "inspect", "data.zarr"],
+        cwd=data,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # as `| head` does once it has read enough
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait() == 0 and err == b""
+
+
+def test_an_estimated_bandwidth_of_zero_says_so(tmp_path):
+    np.save(tmp_path / "same.npy", np.ones((50, 2)))
+    done = cli("fit", "same.npy", "--out", "o.zarr", cwd=tmp_path)
+    line = _one_error_line(done)
+    assert "estimated bandwidth is 0 (all sampled rows are identical" in line
+    assert "pass --bandwidth" in line
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_successful_runs_print_no_warnings(tmp_path):
+    rs = np.random.RandomState(0)
+    # 2,000,000 labels in memory (16 MB): once sent in a task graph, warned.
+    np.save(tmp_path / "big.npy", rs.normal(size=(2_000_000, 2)).astype(np.float32))
+    np.save(tmp_path / "wide.npy", rs.normal(size=(300, 256)))
+    for name, h in (("big", 3.0), ("wide", 30.0)):
+        done = cli(
+            "-q",
+            "fit",
+            f"{name}.npy",
+            "--out",
+            f"{name}.zarr",
+            "--bandwidth",
+            h,
+            "--kernel",
+            "flat",
+            "--bin-seeding" if name == "big" else "--max-iter",
+            *([] if name == "big" else [300]),
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == "", done.stderr
