@@ -29,6 +29,13 @@ EXIT_BAD_INPUT = 2
 
 #: Seconds to wait for a remote scheduler before refusing it.
 CONNECT_TIMEOUT = 10
+#: Seconds every worker may stay paused over its memory limit (or the cluster
+#: without workers) before the run is stopped; ``[cluster] stall_timeout``.
+STALL_TIMEOUT = 60
+#: Bytes a task holds beyond its data chunk: block work arrays, cell tables.
+_TASK_OVERHEAD = 64 * 2**20
+#: Copies of its data chunk a task may hold at once (read, float64, sorted).
+_CHUNK_COPIES = 3
 
 
 class BadInput(click.ClickException):
@@ -126,6 +133,8 @@ class _Command(click.Group):
             os.dup2(devnull, sys.stdout.fileno())
             raise click.exceptions.Exit(0) from None
         except KeyboardInterrupt:
+            if _STALLED:
+                raise RunFailed(_STALLED.pop()) from None
             raise Stopped(signal.SIGINT) from None
         except _Terminate:
             raise Stopped(signal.SIGTERM) from None
@@ -371,7 +380,12 @@ def _run_locked(job, out_path, overwrite, echo, progress, resume):
     quantile = params.pop("quantile", 0.3)
     timings = {}
     started = time.perf_counter()
-    with _connect(job["cluster"]) as client, _report(out.get("report")):
+    with (
+        _connect(job["cluster"]) as client,
+        _report(out.get("report")),
+        _watchdog(client, job["cluster"].get("stall_timeout", STALL_TIMEOUT)),
+    ):
+        _check_worker_memory(client, data, job["cluster"])
         if _has_dashboard(client, remote=bool(job["cluster"].get("scheduler"))):
             echo(f"dashboard: {client.dashboard_link}")
         if saved is not None:
@@ -675,6 +689,96 @@ def _connect(spec):
         Client(cluster) as client,
     ):
         yield client
+
+
+def _check_worker_memory(client, data, spec):
+    """Refuse before any task runs when workers cannot hold one task.
+
+    A worker pauses above 80% of its memory limit and runs nothing more: a
+    limit below what one task needs would leave the run waiting for ever. With
+    in-process workers (a local cluster of threads) the limit is measured on
+    this whole process, so its present memory counts too.
+    """
+    import numpy as np
+    import psutil
+
+    limits = [
+        w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()
+    ]
+    limit = min((m for m in limits if m), default=0)
+    if not limit:
+        return
+    itemsize = max(8, np.dtype(data.dtype).itemsize)
+    # zarr: its chunks; in memory: sent in pieces of 8 MiB (see _driver.upload).
+    rows = getattr(data, "chunks", None)
+    rows = rows[0] if rows else max(1, 8 * 2**20 // (data.shape[1] * itemsize))
+    need = _CHUNK_COPIES * rows * data.shape[1] * itemsize + _TASK_OVERHEAD
+    in_process = not spec.get("scheduler") and not spec.get("processes", False)
+    held = psutil.Process().memory_info().rss if in_process else 0
+    if held + need <= 0.8 * limit:
+        return
+    mib = 2**20
+    shared = (
+        f" and share this process's {held / mib:.0f} MiB (in-process workers)"
+        if held
+        else ""
+    )
+    raise ValueError(
+        f"each task needs about {need / mib:.0f} MiB; workers have "
+        f"{limit / mib:.0f} MiB{shared} and pause above 80% of it: raise "
+        f"--memory-limit to at least {(held + need) / 0.8 / mib:.0f} MiB or lower "
+        "the input's chunk rows"
+    )
+
+
+_STALLED = []
+
+
+@contextlib.contextmanager
+def _watchdog(client, timeout):
+    """Stop the run (exit 1, one line) when the cluster cannot make progress.
+
+    Every worker paused over its memory limit, or no worker at all, for
+    ``timeout`` seconds in a row: distributed itself would wait for ever.
+    """
+    import _thread
+
+    stop = threading.Event()
+
+    def watch():
+        since = None
+        while not stop.wait(0.5):
+            try:
+                workers = client.scheduler_info()["workers"].values()
+            # The client closing or lost raises what it may: not ours to judge.
+            except Exception as exc:  # noqa: BLE001
+                logger.debug("watchdog stops: %r", exc)
+                return
+            stuck = not workers or all(w.get("status") == "paused" for w in workers)
+            since = (since or time.monotonic()) if stuck else None
+            if since is not None and time.monotonic() - since > timeout:
+                limit = min((w.get("memory_limit") or 0 for w in workers), default=0)
+                _STALLED.append(
+                    f"no worker could run for {timeout:g} s: "
+                    + (
+                        f"every worker is paused over its memory limit "
+                        f"({limit / 2**20:.0f} MiB); raise --memory-limit or lower "
+                        "the input's chunk rows"
+                        if workers
+                        else "the cluster has no worker; start workers or check "
+                        "why they die (dist-meanshift -v shows their logs)"
+                    )
+                )
+                _thread.interrupt_main()
+                return
+
+    thread = threading.Thread(target=watch, daemon=True, name="dist-meanshift-watch")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _security(spec, address):

@@ -37,6 +37,7 @@ SCHEMA = {
         "memory_limit": (str, int),
         "processes": (bool,),
         "timeout": (int, float),
+        "stall_timeout": (int, float),
         "tls_ca_file": (str,),
         "tls_cert": (str,),
         "tls_key": (str,),

@@ -13,11 +13,21 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def dask_cluster(tmp_path, n_workers=2, tls=None, timeout=60):
+def dask_cluster(
+    tmp_path,
+    n_workers=2,
+    tls=None,
+    timeout=60,
+    memory_limit="2GiB",
+    worker=(),
+    worker_env=None,
+):
     """Start `dask scheduler` and `dask worker` processes; yield the address.
 
     tls : dict, optional
         ``{"ca": path, "cert": path, "key": path}`` to serve tls:// only.
+    memory_limit, worker, worker_env : the workers' memory limit, extra flags
+        and environment variables.
     """
     scheduler_file = Path(tmp_path) / "scheduler.json"
     flags = []
@@ -73,11 +83,12 @@ def dask_cluster(tmp_path, n_workers=2, tls=None, timeout=60):
                         "--dashboard-address",
                         ":0",
                         "--memory-limit",
-                        "2GiB",
+                        memory_limit,
+                        *worker,
                         *flags,
                     ],
                     tmp_path / f"worker{i}.log",
-                    env,
+                    {**env, **(worker_env or {})},
                 )
             )
         yield address

@@ -19,6 +19,7 @@ from dist_meanshift.io import output_lock
 
 pytestmark = pytest.mark.timeout(300)
 
+FIT = ["fit", "data.zarr", "--array", "X"]
 BLOBS = ["--n-samples", 3000, "--n-features", 2, "--centers", 3, "--chunk-rows", 1000]
 
 
@@ -41,18 +42,8 @@ def test_output_through_a_link_to_the_input_deletes_nothing(data):
     os.symlink("data.zarr", data / "link.zarr")
     before = _snapshot(data)
     for inp, out in (("link.zarr", "data.zarr"), ("data.zarr", "link.zarr")):
-        done = cli(
-            "fit",
-            inp,
-            "--array",
-            "X",
-            "--out",
-            out,
-            "--overwrite",
-            "--bandwidth",
-            2,
-            cwd=data,
-        )
+        args = f"fit {inp} --array X --out {out} --overwrite --bandwidth 2"
+        done = cli(*args.split(), cwd=data)
         line = _one_error_line(done)
         assert "link" in line or "is the input" in line
         assert _snapshot(data) == before
@@ -63,10 +54,7 @@ def test_a_dataset_is_never_replaced_as_if_it_were_a_result(data):
     assert done.returncode == 0
     before = _snapshot(data)
     done = cli(
-        "fit",
-        "data.zarr",
-        "--array",
-        "X",
+        *FIT,
         "--out",
         "other.zarr",
         "--overwrite",
@@ -79,7 +67,7 @@ def test_a_dataset_is_never_replaced_as_if_it_were_a_result(data):
 
 
 def test_an_output_that_is_a_link_to_an_earlier_result_is_refused(data):
-    fit = ["fit", "data.zarr", "--array", "X", "--bandwidth", 2, "--kernel", "flat"]
+    fit = [*FIT, "--bandwidth", 2, "--kernel", "flat"]
     assert cli(*fit, "--out", "first.zarr", cwd=data).returncode == 0
     os.symlink("first.zarr", data / "link.zarr")
     before = _snapshot(data)
@@ -89,7 +77,7 @@ def test_an_output_that_is_a_link_to_an_earlier_result_is_refused(data):
 
 
 def test_a_killed_overwrite_leaves_the_earlier_result_as_it_was(data):
-    fit = ["fit", "data.zarr", "--array", "X", "--bandwidth", 0.3, "--out", "r.zarr"]
+    fit = [*FIT, "--bandwidth", 0.3, "--out", "r.zarr"]
     assert cli(*fit, "--kernel", "flat", cwd=data).returncode == 0
     earlier = _snapshot(data / "r.zarr")
     # A long Gaussian fit over it, killed once it has recorded an iteration.
@@ -133,7 +121,7 @@ with output_lock("r.zarr"):
 
 
 def test_one_run_per_output_and_a_dead_holder_is_taken_over(data):
-    fit = ["fit", "data.zarr", "--array", "X", "--bandwidth", 2, "--out", "r.zarr"]
+    fit = [*FIT, "--bandwidth", 2, "--out", "r.zarr"]
     with output_lock(data / "r.zarr"):
         done = cli(*fit, cwd=data)
         line = _one_error_line(done)
@@ -207,10 +195,7 @@ def fitted(tmp_path_factory):
     where = tmp_path_factory.mktemp("model")
     assert cli("make-blobs", "data.zarr", *BLOBS, cwd=where).returncode == 0
     done = cli(
-        "fit",
-        "data.zarr",
-        "--array",
-        "X",
+        *FIT,
         "--bandwidth",
         2,
         "--kernel",
@@ -254,14 +239,7 @@ path = "out.zarr"
 
 
 def test_a_chunk_deleted_under_a_streamed_run_stops_it(data):
-    (data / "job.toml").write_text(CHANGING_JOB)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dist_meanshift", "run", "job.toml"],
-        cwd=data,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _start_run(data)
     _wait_for_a_record(data, proc)
     (data / "data.zarr" / "X" / "c" / "1" / "0").unlink()
     out, err = proc.communicate(timeout=120)
@@ -286,10 +264,11 @@ def test_a_chunk_rewritten_between_iterations_stops_the_fit(data):
                 os.utime(chunk, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
 
 
-def _start_run(where, *extra, env=None):
-    (where / "job.toml").write_text(CHANGING_JOB)
+def _start_run(where, *extra, job="job.toml", env=None):
+    if job == "job.toml":
+        (where / job).write_text(CHANGING_JOB)
     return subprocess.Popen(
-        [sys.executable, "-m", "dist_meanshift", "run", "job.toml", *extra],
+        [sys.executable, "-m", "dist_meanshift", "run", job, *extra],
         cwd=where,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -304,6 +283,17 @@ def _wait_for_a_record(where, proc):
     while proc.poll() is None and not _recorded(state):
         time.sleep(0.01)
     assert proc.poll() is None, "the run ended before it recorded an iteration"
+
+
+def _killed_midway(where, proc, pid):
+    """SIGKILL ``pid`` once the run recorded an iteration; its one error line."""
+    _wait_for_a_record(where, proc)
+    os.kill(pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
 
 
 def _recorded(state):
@@ -340,15 +330,9 @@ def test_a_lost_scheduler_ends_the_run_in_one_line_naming_resume(data):
     with dask_cluster(data, n_workers=1) as address:
         with Client(address) as client:
             pid = client.run_on_scheduler(os.getpid)
-        proc = _start_run(data, "--scheduler", address)
-        _wait_for_a_record(data, proc)
-        os.kill(pid, signal.SIGKILL)
-        out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1, out + err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert "lost the connection to the Dask scheduler" in lines[0]
-    assert f"run dist-meanshift run job.toml --scheduler {address} --resume" in lines[0]
+        line = _killed_midway(data, _start_run(data, "--scheduler", address), pid)
+    assert "lost the connection to the Dask scheduler" in line
+    assert f"run dist-meanshift run job.toml --scheduler {address} --resume" in line
 
 
 def test_a_closed_pipe_ends_the_command_quietly(data):
@@ -395,3 +379,48 @@ def test_successful_runs_print_no_warnings(tmp_path):
         )
         assert done.returncode == 0, done.stderr
         assert done.stderr == "", done.stderr
+
+
+def _job_on(where, address):
+    text = CHANGING_JOB.replace(
+        "[output]", f'[cluster]\nscheduler = "{address}"\nstall_timeout = 2\n\n[output]'
+    )
+    (where / "remote.toml").write_text(text)
+
+
+def test_workers_too_small_for_one_task_are_refused_before_it_runs(data):
+    before = _snapshot(data)
+    small = "--out o.zarr --bandwidth 2 --n-workers 1 --memory-limit 40MiB"
+    done = cli(*FIT, *small.split(), cwd=data)
+    line = _one_error_line(done)
+    assert "each task needs about" in line and "raise --memory-limit" in line
+    assert _snapshot(data) == before
+
+
+def test_paused_workers_end_the_run_in_one_line(data):
+    from clusters import dask_cluster
+    from distributed import Client
+
+    # Workers that pause over 1% of their limit: paused from the start.
+    pause = {"DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE": "0.01"}
+    with dask_cluster(data, n_workers=1, memory_limit="1GiB", worker_env=pause) as a:
+        with Client(a) as client:
+            client.wait_for_workers(1, timeout=60)
+        _job_on(data, a)
+        done = cli("run", "remote.toml", cwd=data)
+    line = _one_error_line(done, code=1)
+    assert "every worker is paused over its memory limit (1024 MiB)" in line
+    assert "raise --memory-limit" in line
+
+
+def test_a_cluster_whose_workers_die_ends_the_run_in_one_line(data):
+    from clusters import dask_cluster
+    from distributed import Client
+
+    with dask_cluster(data, n_workers=1, worker=["--no-nanny"]) as address:
+        with Client(address) as client:
+            client.wait_for_workers(1, timeout=60)
+            (pid,) = client.run(os.getpid).values()
+        _job_on(data, address)
+        line = _killed_midway(data, _start_run(data, job="remote.toml"), pid)
+    assert "the cluster has no worker" in line
