@@ -424,3 +424,19 @@ def test_a_cluster_whose_workers_die_ends_the_run_in_one_line(data):
         _job_on(data, address)
         line = _killed_midway(data, _start_run(data, job="remote.toml"), pid)
     assert "the cluster has no worker" in line
+
+
+def test_sigterm_before_any_record_leaves_no_output(data):
+    proc = _start_run(data)
+    out = data / "out.zarr"
+    while proc.poll() is None and not (out / "zarr.json").exists():
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    # Either nothing was recorded yet and nothing is left, or the output holds
+    # a resumable state; never an empty or complete-looking directory.
+    if out.exists():
+        assert _recorded(out / "state" / "zarr.json")
+        assert zarr.open_group(str(out), mode="r").attrs["complete"] is False
+    assert not (data / "out.zarr.lock").exists()
