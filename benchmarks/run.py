@@ -4,6 +4,7 @@
     python benchmarks/run.py --quick         # smaller sizes, a couple of minutes
     python benchmarks/run.py --out-of-core   # adds the 200,000,000-row zarr case
     python benchmarks/run.py --gaussian-all-seeds  # adds 100,000 and 1,000,000 rows
+    python benchmarks/run.py --input-check-cost    # the chunk check on the store
 
 Prints one table: wall time of each, their ratio, cluster counts, the adjusted Rand
 index between the two labelings, and the peak resident memory of all processes
@@ -148,15 +149,55 @@ def gaussian_all_seeds(sizes):
     return lines
 
 
-def out_of_core(n_rows, workdir):
-    from distributed import Client, LocalCluster, get_task_stream
+def input_check_cost(n_rows, workdir, repeats=3):
+    """What checking every chunk's identity before its read costs a streamed pass.
 
+    The out-of-core store, read through dist-meanshift's reader on 2 workers of
+    512 MiB, with and without the check, alternately; medians.
+    """
+    from distributed import Client, LocalCluster
+
+    from dist_meanshift import _validation
+
+    X = zarr.open_array(os.path.join(_ooc_store(n_rows, workdir), "X"), mode="r")
+    times = {True: [], False: []}
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            memory_limit="512MiB",
+            dashboard_address=":0",
+        ) as cluster,
+        Client(cluster),
+    ):
+        for _ in range(repeats):
+            for check in (True, False):
+                start = time.perf_counter()
+                _validation._checked_reads(X, X.chunks, check=check).sum().compute()
+                times[check].append(time.perf_counter() - start)
+    with_check, without = np.median(times[True]), np.median(times[False])
+    line = (
+        f"input check on {n_rows:,} rows ({X.nchunks} chunks): read {with_check:.2f} s "
+        f"checked, {without:.2f} s unchecked, cost {with_check / without - 1:+.1%}"
+    )
+    print(line, flush=True)
+    return [line]
+
+
+def _ooc_store(n_rows, workdir):
     path = os.path.join(workdir, "big.zarr")
     if not os.path.exists(path):
         print(f"writing {n_rows:,} x 3 float32 to {path} ...", flush=True)
         make_blobs_zarr(
             path, n_samples=n_rows, n_features=3, centers=8, chunk_rows=2_000_000
         )
+    return path
+
+
+def out_of_core(n_rows, workdir):
+    from distributed import Client, LocalCluster, get_task_stream
+
+    path = _ooc_store(n_rows, workdir)
     X = zarr.open_array(os.path.join(path, "X"), mode="r")
     h = float(
         sk_estimate_bandwidth(X[:100_000], quantile=0.1, n_samples=2000, random_state=0)
@@ -231,9 +272,18 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out-of-core", action="store_true")
     parser.add_argument("--gaussian-all-seeds", action="store_true")
+    parser.add_argument(
+        "--input-check-cost",
+        action="store_true",
+        help="only: the out-of-core store read with and without the chunk check",
+    )
     parser.add_argument("--rows", type=int, default=200_000_000)
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
+    if args.input_check_cost:
+        workdir = args.workdir or tempfile.mkdtemp(prefix="dist-meanshift-bench-")
+        input_check_cost(args.rows, workdir)
+        return
     sizes = (
         (10_000, 100_000, 1_000_000) if args.quick else (100_000, 1_000_000, 10_000_000)
     )

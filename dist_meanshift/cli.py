@@ -73,8 +73,19 @@ class _Terminate(BaseException):
     """
 
 
-def _on_sigterm(signum, frame):
-    raise _Terminate
+#: Signals received: the run also stops at the next iteration's end if an
+#: exception raised by the handler was swallowed on its way up.
+_SIGNALLED = []
+
+
+def _on_signal(signum, frame):
+    _SIGNALLED.append(signum)
+    raise KeyboardInterrupt if signum == signal.SIGINT else _Terminate
+
+
+def _check_signals():
+    if _SIGNALLED:
+        raise _Terminate
 
 
 def _resume_command():
@@ -132,14 +143,19 @@ class _Command(click.Group):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             raise click.exceptions.Exit(0) from None
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, _Terminate) as exc:
             if _STALLED:
                 raise RunFailed(_STALLED.pop()) from None
-            raise Stopped(signal.SIGINT) from None
-        except _Terminate:
-            raise Stopped(signal.SIGTERM) from None
+            if _SIGNALLED:
+                raise Stopped(_SIGNALLED[0]) from None
+            sig = (
+                signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
+            )
+            raise Stopped(sig) from None
         except Exception as exc:
             logger.debug("command failed", exc_info=True)
+            if _SIGNALLED:  # what the signal interrupted failed on its way out
+                raise Stopped(_SIGNALLED[0]) from None
             if _scheduler_lost(exc):
                 raise RunFailed(
                     "lost the connection to the Dask scheduler mid-run; the state of "
@@ -161,8 +177,9 @@ def main(ctx, verbose, quiet):
     ctx.obj = {"quiet": quiet, "verbose": verbose}
     _setup_logging(verbose)
     if threading.current_thread() is threading.main_thread():
-        # How SLURM and Kubernetes stop jobs: end as Ctrl-C does.
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        # SIGTERM is how SLURM and Kubernetes stop jobs: end as Ctrl-C does.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _on_signal)
 
 
 _cluster_options = [
@@ -426,12 +443,14 @@ def _run_locked(job, out_path, overwrite, echo, progress, resume):
                 ):
                     save_state(group, state.checkpoint, meta)
                     recorded = True
+                    _check_signals()
             timings["fit"] = time.perf_counter() - started - sum(timings.values())
             attrs = _result_attrs(inp, data, model, timings)
             attrs["fingerprint"] = fingerprint
             attrs["resumed_after_iteration"] = (
                 None if saved is None else saved["next_iteration"] - 1
             )
+            _check_signals()
             sizes = finish_result(
                 group, labels=model.labels_, centers=model.cluster_centers_, attrs=attrs
             )
@@ -702,6 +721,8 @@ def _check_worker_memory(client, data, spec):
     import numpy as np
     import psutil
 
+    if len(data.shape) != 2:
+        return  # refused by the input checks, with a better message
     limits = [
         w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()
     ]
@@ -749,11 +770,13 @@ def _watchdog(client, timeout):
         since = None
         while not stop.wait(0.5):
             try:
-                workers = client.scheduler_info()["workers"].values()
-            # The client closing or lost raises what it may: not ours to judge.
+                workers = list(client.scheduler_info()["workers"].values())
+            # A busy, closing or lost client raises what it may: a lost one is
+            # reported by the run itself; look again in a moment.
             except Exception as exc:  # noqa: BLE001
-                logger.debug("watchdog stops: %r", exc)
-                return
+                logger.debug("watchdog: no scheduler info (%r)", exc)
+                since = None
+                continue
             stuck = not workers or all(w.get("status") == "paused" for w in workers)
             since = (since or time.monotonic()) if stuck else None
             if since is not None and time.monotonic() - since > timeout:

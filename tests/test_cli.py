@@ -53,7 +53,7 @@ def run_cli(*args, cwd):
         (lg, lg.handlers[:], lg.level, lg.propagate)
         for lg in map(logging.getLogger, names)
     ]
-    sigterm = signal.getsignal(signal.SIGTERM)
+    handlers = {n: signal.getsignal(n) for n in (signal.SIGINT, signal.SIGTERM)}
     here = os.getcwd()
     os.chdir(cwd)
     try:
@@ -62,7 +62,8 @@ def run_cli(*args, cwd):
         )
     finally:
         os.chdir(here)
-        signal.signal(signal.SIGTERM, sigterm)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
         for lg, handlers, level, propagate in saved:
             lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
     return types.SimpleNamespace(
