@@ -17,6 +17,7 @@ workers' time for that read), which shows where the time beyond the reads goes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import tempfile
@@ -155,21 +156,11 @@ def input_check_cost(n_rows, workdir, repeats=3):
     The out-of-core store, read through dist-meanshift's reader on 2 workers of
     512 MiB, with and without the check, alternately; medians.
     """
-    from distributed import Client, LocalCluster
-
     from dist_meanshift import _validation
 
     X = zarr.open_array(os.path.join(_ooc_store(n_rows, workdir), "X"), mode="r")
     times = {True: [], False: []}
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            memory_limit="512MiB",
-            dashboard_address=":0",
-        ) as cluster,
-        Client(cluster),
-    ):
+    with _small_workers():
         for _ in range(repeats):
             for check in (True, False):
                 start = time.perf_counter()
@@ -184,6 +175,23 @@ def input_check_cost(n_rows, workdir, repeats=3):
     return [line]
 
 
+@contextlib.contextmanager
+def _small_workers():
+    """The out-of-core cluster: 2 worker processes of 512 MiB, 1 thread each."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            memory_limit="512MiB",
+            dashboard_address=":0",
+        ) as cluster,
+        Client(cluster),
+    ):
+        yield
+
+
 def _ooc_store(n_rows, workdir):
     path = os.path.join(workdir, "big.zarr")
     if not os.path.exists(path):
@@ -195,7 +203,7 @@ def _ooc_store(n_rows, workdir):
 
 
 def out_of_core(n_rows, workdir):
-    from distributed import Client, LocalCluster, get_task_stream
+    from distributed import get_task_stream
 
     path = _ooc_store(n_rows, workdir)
     X = zarr.open_array(os.path.join(path, "X"), mode="r")
@@ -203,15 +211,7 @@ def out_of_core(n_rows, workdir):
         sk_estimate_bandwidth(X[:100_000], quantile=0.1, n_samples=2000, random_state=0)
     )
     lines = []
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            memory_limit="512MiB",
-            dashboard_address=":0",
-        ) as cluster,
-        Client(cluster),
-    ):
+    with _small_workers():
         with get_task_stream() as stream:
             _, read, read_mem = timed(lambda: da.from_zarr(X).sum().compute())
         read_work = sum(worker_seconds(stream.data).values())
