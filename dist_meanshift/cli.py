@@ -7,6 +7,7 @@ traceback); 1 a failure while running (one line, details with ``-v``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -98,6 +99,13 @@ def _resume_command():
     return shlex.join(["dist-meanshift", *args, *resume])
 
 
+_FS_ERRORS = {
+    errno.ENOSPC: ("the output's filesystem is full", "free space"),
+    errno.EDQUOT: ("the output's disk quota is used up", "free space"),
+    errno.EROFS: ("the output's filesystem is read-only", "make it writable"),
+}
+
+
 def _scheduler_lost(exc):
     """Whether ``exc`` (or what caused it) is the client losing its scheduler."""
     lost = {
@@ -156,6 +164,13 @@ class _Command(click.Group):
             logger.debug("command failed", exc_info=True)
             if _SIGNALLED:  # what the signal interrupted failed on its way out
                 raise Stopped(_SIGNALLED[0]) from None
+            if isinstance(exc, OSError) and exc.errno in _FS_ERRORS:
+                what, remedy = _FS_ERRORS[exc.errno]
+                raise RunFailed(
+                    f"{what} ({exc.strerror}: {exc.filename or 'the output'}); "
+                    f"nothing complete was left there: {remedy} or choose another "
+                    "output path, then run again"
+                ) from exc
             if _scheduler_lost(exc):
                 raise RunFailed(
                     "lost the connection to the Dask scheduler mid-run; the state of "

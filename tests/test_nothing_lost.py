@@ -440,3 +440,55 @@ def test_sigterm_before_any_record_leaves_no_output(data):
         assert _recorded(out / "state" / "zarr.json")
         assert zarr.open_group(str(out), mode="r").attrs["complete"] is False
     assert not (data / "out.zarr.lock").exists()
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 16 KiB tmpfs at tmp_path / "fs" (root only); yields a mount function."""
+    where = tmp_path / "fs"
+    where.mkdir()
+    mounted = []
+
+    def mount(*options):
+        opts = ",".join(("size=16k", *options))
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)],
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small filesystem here: {done.stderr!r}")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", str(path)], check=False)
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [((), "filesystem is full"), (("ro",), "filesystem is read-only")],
+)
+def test_a_full_or_read_only_filesystem_ends_in_one_line(
+    tmp_path, small_fs, options, message
+):
+    rs = np.random.RandomState(0)
+    np.save(tmp_path / "x.npy", rs.normal(size=(200_000, 2)).astype(np.float32))
+    before = _snapshot(tmp_path)
+    fs = small_fs(*options)
+    done = cli(
+        "fit",
+        "x.npy",
+        "--out",
+        fs / "o.zarr",
+        "--bandwidth",
+        3,
+        "--kernel",
+        "flat",
+        cwd=tmp_path,
+    )
+    line = _one_error_line(done, code=1)
+    assert message in line and "choose another output path" in line
+    assert not list(fs.iterdir())  # nothing complete-looking, no lock
+    assert _snapshot(tmp_path) == before  # the input, and the empty mount point
