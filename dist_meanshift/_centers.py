@@ -31,9 +31,9 @@ _MAX_JUMP = 0.5
 _STEADY = 0.95
 # Jump only on slow convergence (fast ones need no help): ratio at least this.
 _SLOW = 0.5
-# Shifts below this fraction of the bandwidth (or of tol * h) are rounding
-# noise of the kernel sums (relative error ~1e-6 in float32): such a center
-# has arrived, whatever the ratio of its last shifts says.
+# Shifts below this fraction of the bandwidth (or of tol * h) are noise (the
+# positions of a float32 fit are rounded to float32, ~6e-8 relative): such a
+# center has arrived, whatever the ratio of its last shifts says.
 _NOISE = 1e-5
 _NOISE_OF_TOL = 1e-2
 
@@ -75,12 +75,13 @@ class Centers:
     gain: np.ndarray
 
     @classmethod
-    def from_seeds(cls, seeds):
-        pos = np.array(seeds, dtype=np.float64)  # a copy: seeds may be the input
+    def moving(cls, pos, mult):
+        """Centers at ``pos`` (a copy), all moving, with no history yet."""
+        pos = np.array(pos, dtype=np.float64)
         n = len(pos)
         return cls(
             pos,
-            np.ones(n),
+            np.asarray(mult, dtype=np.float64),
             np.ones(n, dtype=bool),
             np.zeros(n),
             np.full(pos.shape, np.nan),
@@ -88,22 +89,19 @@ class Centers:
             np.full(n, np.nan),
             np.zeros(n, dtype=bool),
             np.ones(n),
-        ).collapse_identical()
+        )
+
+    @classmethod
+    def from_seeds(cls, seeds):
+        return cls.moving(seeds, np.ones(len(seeds))).collapse_identical()
 
     @classmethod
     def from_checkpoint(cls, checkpoint):
-        pos = np.array(checkpoint["pos"], dtype=np.float64)
-        n = len(pos)
-        defaults = {  # checkpoints written before these existed
-            "prev": np.full(pos.shape, np.nan),
-            "fallback": np.full(pos.shape, np.nan),
-            "base": np.full(n, np.nan),
-            "checked": np.zeros(n, dtype=bool),
-            "gain": np.ones(n),
-        }
+        # Arrays a checkpoint written before they existed lacks start afresh.
+        fresh = cls.moving(checkpoint["pos"], checkpoint["mult"])
         return cls(
             **{
-                f.name: np.array(checkpoint.get(f.name, defaults.get(f.name)))
+                f.name: np.array(checkpoint.get(f.name, getattr(fresh, f.name)))
                 for f in fields(cls)
             }
         )

@@ -597,16 +597,9 @@ def _leave_saddles(blocks, centers, bandwidth, dtype):
         return centers, 0
     index = stopped[saddle]
     away = _SADDLE_STEP * bandwidth * vectors[saddle, :, -1]
-    pair = centers.take(np.repeat(index, 2))
-    pair.pos = pair.pos + np.stack([away, -away], axis=1).reshape(-1, away.shape[1])
-    pair.pos = pair.pos.astype(dtype).astype(np.float64)
-    pair.mult = pair.mult / 2
-    pair.active[:] = True
-    pair.checked[:] = False
-    pair.prev[:] = np.nan
-    pair.fallback[:] = np.nan
-    pair.base[:] = np.nan
-    pair.gain[:] = 1.0
+    both = np.repeat(index, 2)
+    pos = centers.pos[both] + np.stack([away, -away], axis=1).reshape(len(both), -1)
+    pair = Centers.moving(pos.astype(dtype), centers.mult[both] / 2)
     keep = np.ones(len(centers), dtype=bool)
     keep[index] = False
     return Centers.concat(centers.take(keep), pair), int(saddle.sum())

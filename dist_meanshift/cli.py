@@ -595,7 +595,6 @@ def _result_attrs(inp, data, model, timings):
         "n_iter": model.n_iter_,
         "converged": bool(model.converged_),
         "n_unconverged": int(model.n_unconverged_),
-        "n_centers_at_stop": int(model.trace_[-1]["n_centers"]) if model.trace_ else 0,
         "trace": model.trace_,
         "timings": timings,
         "versions": {
@@ -736,18 +735,21 @@ def _check_worker_memory(client, data, spec):
     import numpy as np
     import psutil
 
+    from ._driver import _auto_chunk_rows
+
     if len(data.shape) != 2:
         return  # refused by the input checks, with a better message
-    limits = [
-        w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()
-    ]
-    limit = min((m for m in limits if m), default=0)
+    limit = _memory_limit(client.scheduler_info()["workers"].values())
     if not limit:
         return
     itemsize = max(8, np.dtype(data.dtype).itemsize)
-    # zarr: its chunks; in memory: sent in pieces of 8 MiB (see _driver.upload).
-    rows = getattr(data, "chunks", None)
-    rows = rows[0] if rows else max(1, 8 * 2**20 // (data.shape[1] * itemsize))
+    # zarr: its chunks; in memory: the chunks the fit will send (float32 stays
+    # float32, anything else becomes float64).
+    if getattr(data, "chunks", None):
+        rows = data.chunks[0]
+    else:
+        sent = 4 if data.dtype == np.float32 else 8
+        rows = _auto_chunk_rows(data.shape, sent, client)
     need = _CHUNK_COPIES * rows * data.shape[1] * itemsize + _TASK_OVERHEAD
     in_process = not spec.get("scheduler") and not spec.get("processes", False)
     held = psutil.Process().memory_info().rss if in_process else 0
@@ -765,6 +767,11 @@ def _check_worker_memory(client, data, spec):
         f"--memory-limit to at least {(held + need) / 0.8 / mib:.0f} MiB or lower "
         "the input's chunk rows"
     )
+
+
+def _memory_limit(workers):
+    """The smallest memory limit among workers that have one (0 if none has)."""
+    return min((w["memory_limit"] for w in workers if w.get("memory_limit")), default=0)
 
 
 _STALLED = []
@@ -795,7 +802,7 @@ def _watchdog(client, timeout):
             stuck = not workers or all(w.get("status") == "paused" for w in workers)
             since = (since or time.monotonic()) if stuck else None
             if since is not None and time.monotonic() - since > timeout:
-                limit = min((w.get("memory_limit") or 0 for w in workers), default=0)
+                limit = _memory_limit(workers)
                 _STALLED.append(
                     f"no worker could run for {timeout:g} s: "
                     + (
@@ -917,5 +924,4 @@ def _setup_logging(verbose):
             child.setLevel(logging.NOTSET)
     # asyncio reports the client's gather task, cancelled by Ctrl-C, as an
     # exception never retrieved: the one-line message already says it.
-    for name in ("distributed.worker", "distributed.batched", "asyncio"):
-        logging.getLogger(name).setLevel(level if verbose else logging.CRITICAL)
+    logging.getLogger("asyncio").setLevel(level if verbose else logging.CRITICAL)

@@ -399,23 +399,15 @@ def finish_result(group, *, labels, centers, attrs):
     # The smallest signed integer holding -1 and every cluster index: int8
     # up to 128 clusters, an eighth of the bytes of int64 to compress and write.
     label_dtype = np.min_scalar_type(-max(1, len(centers)))
-    if not isinstance(labels, da.Array):
-        # In memory already: written from here (a graph would carry the labels).
+    in_memory = not isinstance(labels, da.Array)
+    if in_memory:
+        # Written from here: a task graph would carry the labels themselves.
         labels = np.asarray(labels)
-        out = group.create_array(
-            "labels",
-            shape=labels.shape,
-            dtype=label_dtype,
-            chunks=(min(max(1, len(labels)), 1 << 20),),
-            overwrite=True,
-            config=_EVERY_CHUNK,
-        )
-        out[:] = labels.astype(label_dtype)
-        sizes = np.bincount(labels + 1, minlength=len(centers) + 1)
-        return _finish(group, centers, sizes, attrs)
-    rows = labels.chunks[0][0]
-    if any(c != rows for c in labels.chunks[0][:-1]):
-        labels = labels.rechunk({0: rows})
+        rows = min(max(1, len(labels)), 1 << 20)
+    else:
+        rows = labels.chunks[0][0]
+        if any(c != rows for c in labels.chunks[0][:-1]):
+            labels = labels.rechunk({0: rows})
     out = group.create_array(
         "labels",
         shape=labels.shape,
@@ -424,14 +416,13 @@ def finish_result(group, *, labels, centers, attrs):
         overwrite=True,
         config=_EVERY_CHUNK,
     )
-    stored = da.store(labels.astype(label_dtype), out, lock=False, compute=False)
-    counts = da.bincount(labels + 1, minlength=len(centers) + 1)
-    _, sizes = dask.compute(stored, counts)
-    return _finish(group, centers, sizes, attrs)
-
-
-def _finish(group, centers, sizes, attrs):
-    """Centers and sizes, then the attributes that mark the result complete."""
+    if in_memory:
+        out[:] = labels.astype(label_dtype)
+        sizes = np.bincount(labels + 1, minlength=len(centers) + 1)
+    else:
+        stored = da.store(labels.astype(label_dtype), out, lock=False, compute=False)
+        counts = da.bincount(labels + 1, minlength=len(centers) + 1)
+        _, sizes = dask.compute(stored, counts)
     for key, value in (("cluster_centers", centers), ("cluster_sizes", sizes[1:])):
         group.create_array(
             key, data=np.asarray(value), overwrite=True, config=_EVERY_CHUNK
