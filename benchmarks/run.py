@@ -35,7 +35,8 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from dist_meanshift import MeanShift
-from dist_meanshift.io import make_blobs_zarr, write_result
+from dist_meanshift.io import make_blobs_zarr
+from dist_meanshift.results import write_result
 
 BLOBS = {"centers": 8, "n_features": 3, "cluster_std": 1.0, "center_box": (-20, 20)}
 
@@ -156,7 +157,7 @@ def input_check_cost(n_rows, workdir, repeats=3):
     The out-of-core store, read through dist-meanshift's reader on 2 workers of
     512 MiB, with and without the check, alternately; medians.
     """
-    from dist_meanshift import _validation
+    from dist_meanshift import _dask
 
     X = zarr.open_array(os.path.join(_ooc_store(n_rows, workdir), "X"), mode="r")
     times = {True: [], False: []}
@@ -164,7 +165,7 @@ def input_check_cost(n_rows, workdir, repeats=3):
         for _ in range(repeats):
             for check in (True, False):
                 start = time.perf_counter()
-                _validation._checked_reads(X, X.chunks, check=check).sum().compute()
+                _dask.from_zarr(X, check=check).sum().compute()
                 times[check].append(time.perf_counter() - start)
     with_check, without = np.median(times[True]), np.median(times[False])
     line = (

@@ -13,12 +13,18 @@ from importlib.metadata import PackageNotFoundError, version
 # command answers ``--help`` and bad input without loading dask and
 # scikit-learn (2 s of imports).
 _LAZY = {
-    "BANDWIDTH_SAMPLE_SIZE": "estimator",
-    "IterationState": "_driver",
+    "BANDWIDTH_SAMPLE_SIZE": "_seeds",
+    "Checkpoint": "_checkpoint",
+    "InputError": "errors",
+    "IterationState": "_loop",
+    "Job": "jobs",
     "MeanShift": "estimator",
-    "estimate_bandwidth": "estimator",
-    "get_bin_seeds": "estimator",
+    "RunError": "errors",
+    "RunResult": "runner",
+    "estimate_bandwidth": "_seeds",
+    "get_bin_seeds": "_seeds",
     "mean_shift": "estimator",
+    "run_job": "runner",
 }
 
 try:
@@ -28,12 +34,18 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "BANDWIDTH_SAMPLE_SIZE",
+    "Checkpoint",
+    "InputError",
     "IterationState",
+    "Job",
     "MeanShift",
+    "RunError",
+    "RunResult",
     "__version__",
     "estimate_bandwidth",
     "get_bin_seeds",
     "mean_shift",
+    "run_job",
 ]
 
 

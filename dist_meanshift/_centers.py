@@ -96,18 +96,19 @@ class Centers:
         return cls.moving(seeds, np.ones(len(seeds))).collapse_identical()
 
     @classmethod
-    def from_checkpoint(cls, checkpoint):
+    def from_arrays(cls, arrays):
+        """Centers from a dict of their arrays (a recorded checkpoint)."""
         # Arrays a checkpoint written before they existed lacks start afresh.
-        fresh = cls.moving(checkpoint["pos"], checkpoint["mult"])
+        fresh = cls.moving(arrays["pos"], arrays["mult"])
         return cls(
             **{
-                f.name: np.array(checkpoint.get(f.name, getattr(fresh, f.name)))
+                f.name: np.array(arrays.get(f.name, getattr(fresh, f.name)))
                 for f in fields(cls)
             }
         )
 
-    def to_checkpoint(self):
-        return {f.name: getattr(self, f.name).copy() for f in fields(self)}
+    def copy(self):
+        return Centers(*(getattr(self, f.name).copy() for f in fields(self)))
 
     def __len__(self):
         return len(self.pos)

@@ -1,168 +1,35 @@
-"""The scikit-learn face of dist-meanshift: a thin estimator and functions.
+"""The scikit-learn face of dist-meanshift: a thin estimator.
 
-The algorithm lives in ``_driver`` (Dask orchestration) and ``_blocks`` (numpy
-maths); this module validates, chooses the bandwidth and seeds, and stores the
-fitted attributes.
+The loop lives in ``_loop`` (iterations), ``_dask`` (the task graphs) and
+``_blocks`` (numpy maths); this module validates, chooses the bandwidth and
+seeds (``_seeds``), runs the loop and stores the fitted attributes.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from numbers import Integral, Real
 
 import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
-from sklearn.cluster import estimate_bandwidth as _sklearn_estimate_bandwidth
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import _blocks, _driver
+from . import _dask, _seeds
+from ._loop import iter_mean_shift
+from ._params import check_params
 from ._validation import (
     InputData,
+    NonFiniteValues,
     SampleWeight,
     check_finite,
     check_input,
-    check_params,
     check_sample_weight,
     check_seeds,
 )
 
 logger = logging.getLogger(__name__)
-
-#: Rows sampled by :func:`estimate_bandwidth` when ``n_samples`` is None. The
-#: estimate is quadratic in the sample, so larger data is subsampled uniformly;
-#: data with at most this many rows is used whole, as scikit-learn does.
-BANDWIDTH_SAMPLE_SIZE = 10_000
-
-
-def estimate_bandwidth(
-    X,
-    *,
-    quantile=0.3,
-    n_samples=None,
-    random_state=0,
-    sample_weight=None,
-    kernel="flat",
-):
-    """Estimate the bandwidth to use with the mean-shift algorithm.
-
-    The mean over sampled points of the distance to their
-    ``int(quantile * n)``-th nearest neighbour, as scikit-learn's
-    ``estimate_bandwidth``: a radius for the flat kernel. Rows are drawn
-    uniformly in one pass over the chunks with
-    ``random_state.permutation(n_rows)[:n_samples]``, so the same
-    ``n_samples`` and ``random_state`` give scikit-learn's value.
-
-    For the Gaussian kernel the bandwidth is a standard deviation, not a
-    radius: ``kernel="gaussian"`` returns ``r / sqrt(n_features + 2)``, the
-    Gaussian whose second moment per coordinate equals that of the flat ball
-    of radius ``r`` (``r^2 / (d + 2)``), so that both kernels average over the
-    same spread of neighbours. :class:`MeanShift` uses this rule when
-    ``bandwidth`` is None and the kernel is Gaussian.
-
-    Parameters
-    ----------
-    X : array-like, dask array, zarr array or path of shape (n_samples, n_features)
-        Input points.
-    quantile : float, default=0.3
-        Should be in [0, 1]; 0.5 means the median of pairwise distances is used.
-    n_samples : int, default=None
-        Number of rows to use. If None, all rows up to
-        ``BANDWIDTH_SAMPLE_SIZE`` (10,000) and a uniform sample of that many
-        beyond it.
-    random_state : int or RandomState, default=0
-        Seeds the row sample.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Row weights: the estimate equals that of the data with every row
-        repeated as often as its (integer) weight; rows are sampled with
-        probability proportional to their weight.
-    kernel : {"flat", "gaussian"}, default="flat"
-        The kernel the bandwidth is for: ``"flat"`` gives scikit-learn's
-        radius, ``"gaussian"`` the matching standard deviation.
-
-    Returns
-    -------
-    bandwidth : numpy.float64
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from dist_meanshift import estimate_bandwidth
-    >>> X = np.array([[1, 1], [2, 1], [1, 0], [4, 7], [3, 5], [3, 6]])
-    >>> print(round(estimate_bandwidth(X, quantile=0.5), 2))
-    1.62
-    """
-    if not (isinstance(quantile, Real) and 0 <= quantile <= 1):
-        raise ValueError(
-            "The 'quantile' parameter of estimate_bandwidth must be a float in the "
-            f"range [0, 1]. Got {quantile!r} instead."
-        )
-    if n_samples is not None and not (
-        isinstance(n_samples, Integral)
-        and not isinstance(n_samples, bool)
-        and n_samples >= 1
-    ):
-        raise ValueError(
-            "The 'n_samples' parameter of estimate_bandwidth must be an int in the "
-            f"range [1, inf) or None. Got {n_samples!r} instead."
-        )
-    if kernel not in _blocks.KERNELS:
-        raise ValueError(
-            "The 'kernel' parameter of estimate_bandwidth must be a str among "
-            f"{{'flat', 'gaussian'}}. Got {kernel!r} instead."
-        )
-    data = check_input(X)
-    weights = check_sample_weight(sample_weight, data)
-    radius = _estimate_bandwidth(data, quantile, n_samples, random_state, weights)
-    return np.float64(_for_kernel(radius, kernel, data.shape[1]))
-
-
-def _for_kernel(radius, kernel, n_features):
-    """The flat kernel's radius, or the Gaussian of the same second moment."""
-    return radius if kernel == "flat" else radius / np.sqrt(n_features + 2)
-
-
-def get_bin_seeds(X, bin_size, min_bin_freq=1):
-    """Find seeds for mean shift by binning the data onto a grid.
-
-    As scikit-learn's ``get_bin_seeds``: points are binned onto a grid of
-    spacing ``bin_size`` (cell ``round(x / bin_size)``), cells with at least
-    ``min_bin_freq`` points become seeds at ``cell * bin_size`` (float32, as
-    scikit-learn). If every point falls in its own cell, the points are
-    returned instead, with a warning. Seeds are in lexicographic cell order.
-
-    Parameters
-    ----------
-    X : array-like, dask array, zarr array or path of shape (n_samples, n_features)
-        Input points, the same points that will be used in mean shift.
-    bin_size : float
-        Grid spacing; usually the bandwidth. 0 returns the points.
-    min_bin_freq : int, default=1
-        Only cells with at least this many points become seeds.
-
-    Returns
-    -------
-    bin_seeds : ndarray of shape (n_seeds, n_features)
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from dist_meanshift import get_bin_seeds
-    >>> X = np.array([[1.0, 1.0], [1.2, 0.9], [5.0, 5.0]])
-    >>> get_bin_seeds(X, 1.0)
-    array([[1., 1.],
-           [5., 5.]], dtype=float32)
-    """
-    if not (isinstance(bin_size, Real) and 0 <= bin_size < np.inf):
-        raise ValueError(
-            "The 'bin_size' parameter of get_bin_seeds must be a float in the range "
-            f"[0, inf). Got {bin_size!r} instead."
-        )
-    data = X if hasattr(X, "kind") else check_input(X)
-    return _bin_seeds(data, bin_size, min_bin_freq)
 
 
 def mean_shift(X, *, bandwidth=None, **params):
@@ -371,7 +238,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
             pass
         return self
 
-    def fit_iter(self, X, y=None, sample_weight=None):
+    def fit_iter(self, X, y=None, sample_weight=None, *, resume=None):
         """Fit step by step, yielding the state after every iteration.
 
         The fitted attributes are set once the generator is exhausted; a caller
@@ -384,13 +251,17 @@ class MeanShift(ClusterMixin, BaseEstimator):
         y : Ignored
         sample_weight : array-like or dask array of shape (n_samples,), default=None
             As in :meth:`fit`.
+        resume : Checkpoint, default=None
+            The :attr:`IterationState.checkpoint` of an earlier fit of the same
+            data and parameters, to continue after its iteration instead of
+            starting from the seeds.
 
         Yields
         ------
         state : IterationState
             ``iteration``, ``centers``, ``n_centers``, ``n_active``,
-            ``max_shift`` and ``labels`` (computed on access). Seeds at bitwise
-            equal positions count as one center.
+            ``max_shift``, ``checkpoint`` and ``labels()`` (a pass over the
+            data). Seeds at bitwise equal positions count as one center.
 
         Examples
         --------
@@ -400,12 +271,9 @@ class MeanShift(ClusterMixin, BaseEstimator):
         >>> [s.n_active for s in MeanShift(2, kernel="flat").fit_iter(X)]
         [4, 1, 0]
         """
-        return self._fit_iter(X, sample_weight)
-
-    def _fit_iter(self, X, sample_weight=None, resume=None):
-        """fit_iter, optionally continuing from a checkpoint (see the CLI's --resume)."""
         check_params(self)
-        data = check_input(X, estimator=self, reset=True, chunk_rows=self.chunk_rows)
+        data = check_input(X, estimator=self, reset=True)
+        data = _dask.as_dask(data, self.chunk_rows)
         if data.kind == "numpy":
             yield from self._fit_steps(data, sample_weight, resume)
             return
@@ -413,24 +281,15 @@ class MeanShift(ClusterMixin, BaseEstimator):
         # passes of the fit itself; only a failed check costs a pass, to count.
         source = data.array
         try:
-            data.array = _driver.prepare(_driver.checked_finite(source), self.persist)
+            data.array = _dask.prepare(_dask.checked_finite(source), self.persist)
             yield from self._fit_steps(data, sample_weight, resume)
-        except _blocks.NonFiniteValues:
-            check_finite(*_driver.count_non_finite(source))
+        except NonFiniteValues:
+            check_finite(*_dask.count_non_finite(source))
             raise
 
     def _fit_steps(self, data, sample_weight, resume):
         weights = check_sample_weight(sample_weight, data)
-        bandwidth = self.bandwidth if resume is None else resume["bandwidth"]
-        if bandwidth is None:
-            radius = _estimate_bandwidth(data, 0.3, None, 0, weights)
-            bandwidth = np.float64(_for_kernel(radius, self.kernel, data.shape[1]))
-            logger.info("estimated bandwidth %.6g", bandwidth)
-            if bandwidth == 0:
-                logger.warning(
-                    "the estimated bandwidth is 0 (many duplicate points): every "
-                    "distinct point becomes a cluster; set 'bandwidth' explicitly"
-                )
+        bandwidth = self._bandwidth(data, weights, resume)
         fit_data, fit_weights = data, weights
         if self.bin_data is not None and bandwidth > 0:
             fit_data, fit_weights = _binned(data, weights, self.bin_data * bandwidth)
@@ -438,21 +297,21 @@ class MeanShift(ClusterMixin, BaseEstimator):
             None if resume else self._initial_seeds(fit_data, bandwidth, fit_weights)
         )
         bandwidth = float(bandwidth)
-        result = _driver.MeanShiftResult(np.empty(0), np.empty(0), 0)
-        yield from _driver.iter_mean_shift(
-            fit_data.array,
+        w = None if fit_weights is None else fit_weights.array
+        result = yield from iter_mean_shift(
+            _dask.Rows.of(fit_data.array, w, _in_memory(fit_data, fit_weights)),
             seeds,
             bandwidth=bandwidth,
+            dtype=fit_data.array.dtype,
             kernel=self.kernel,
             max_iter=self.max_iter,
             tol=self.tol,
             merge_tol=self.merge_tol,
             truncate=self.truncate,
-            sample_weight=None if fit_weights is None else fit_weights.array,
-            labeller=lambda centers: data.to_output(_driver.label(data.array, centers)),
-            result=result,
+            labeller=lambda centers: _dask.output(
+                data, _dask.label(data.array, centers)
+            ),
             resume=resume,
-            local=_in_memory(fit_data, fit_weights),
         )
         self.cluster_centers_ = result.cluster_centers
         self.intensity_ = result.intensity
@@ -470,9 +329,25 @@ class MeanShift(ClusterMixin, BaseEstimator):
                 stacklevel=3,
             )
         reach = None if self.cluster_all else bandwidth
-        self.labels_ = data.to_output(
-            _driver.label(data.array, self.cluster_centers_, reach)
+        self.labels_ = _dask.output(
+            data, _dask.label(data.array, self.cluster_centers_, reach)
         )
+
+    def _bandwidth(self, data, weights, resume):
+        """The bandwidth given, recorded in ``resume``, or estimated for the kernel."""
+        if resume is not None:
+            return resume.bandwidth
+        if self.bandwidth is not None:
+            return self.bandwidth
+        radius = _seeds.estimate_radius(data, 0.3, None, 0, weights)
+        bandwidth = np.float64(_seeds.for_kernel(radius, self.kernel, data.shape[1]))
+        logger.info("estimated bandwidth %.6g", bandwidth)
+        if bandwidth == 0:
+            logger.warning(
+                "the estimated bandwidth is 0 (many duplicate points): every "
+                "distinct point becomes a cluster; set 'bandwidth' explicitly"
+            )
+        return bandwidth
 
     def predict(self, X):
         """Predict the closest cluster each sample in X belongs to.
@@ -489,17 +364,17 @@ class MeanShift(ClusterMixin, BaseEstimator):
             dask array for dask or zarr input.
         """
         check_is_fitted(self)
-        data = check_input(X, estimator=self, reset=False)
+        data = _dask.as_dask(check_input(X, estimator=self, reset=False))
         if data.kind != "numpy":
-            check_finite(*_driver.count_non_finite(data.array))
-        return data.to_output(_driver.label(data.array, self.cluster_centers_))
+            check_finite(*_dask.count_non_finite(data.array))
+        return _dask.output(data, _dask.label(data.array, self.cluster_centers_))
 
     def _initial_seeds(self, data, bandwidth, weights):
         if self.seeds is not None:
             return check_seeds(self.seeds, data.shape[1])
         if self.bin_seeding:
-            return _bin_seeds(data, bandwidth, self.min_bin_freq, weights)
-        return _all_points(data, weights)
+            return _seeds.bin_seeds(data, bandwidth, self.min_bin_freq, weights)
+        return _seeds.all_points(data, weights)
 
 
 def _in_memory(data, weights):
@@ -512,94 +387,10 @@ def _in_memory(data, weights):
 
 def _binned(data, weights, cell_size):
     """The data reduced to weighted grid cells, as in-memory input."""
-    points, counts = _driver.bin_data(
+    points, counts = _dask.bin_data(
         data.array, cell_size, None if weights is None else weights.array
     )
-    points = points.astype(data.array.dtype)
-    cells = InputData(_driver.to_dask_array(points), points, "numpy")
+    cells = _dask.as_dask(InputData(points.astype(data.array.dtype), "numpy"))
     return cells, SampleWeight(
         da.from_array(counts, chunks=(cells.array.chunks[0],)), counts
     )
-
-
-def _all_points(data, weights=None):
-    points = data.numpy if data.numpy is not None else data.array.compute()
-    if weights is not None:
-        # A row of weight 0 is a row that is not there: it seeds nothing.
-        points = points[weights.to_numpy() > 0]
-    return points
-
-
-def _estimate_bandwidth(data, quantile, n_samples, random_state, weights=None):
-    n_rows = data.shape[0]
-    small = n_samples is not None or n_rows <= BANDWIDTH_SAMPLE_SIZE
-    if weights is None and data.numpy is not None and small:
-        return float(
-            _sklearn_estimate_bandwidth(
-                data.numpy,
-                quantile=quantile,
-                n_samples=n_samples,
-                random_state=random_state,
-            )
-        )
-    rs = check_random_state(random_state)
-    w = None if weights is None else weights.to_numpy()
-    if n_samples is None and n_rows <= BANDWIDTH_SAMPLE_SIZE:
-        rows = _all_points(data)
-    elif w is None:
-        size = n_samples or BANDWIDTH_SAMPLE_SIZE
-        rows = _driver.sample_rows(data.array, size, rs)
-    else:
-        size = min(n_samples or BANDWIDTH_SAMPLE_SIZE, int((w > 0).sum()))
-        idx = np.sort(rs.choice(n_rows, size=size, replace=False, p=w / w.sum()))
-        rows, w = np.asarray(data.array[idx].compute()), None
-    if not np.isfinite(rows).all():
-        # Lazy data is checked in full when fitted; name the whole count now.
-        check_finite(*_driver.count_non_finite(data.array))
-    if w is None:
-        return float(_sklearn_estimate_bandwidth(rows, quantile=quantile))
-    return _weighted_bandwidth(rows, w, quantile)
-
-
-def _weighted_bandwidth(X, w, quantile):
-    """scikit-learn's estimate on the data with each row repeated w times."""
-    from sklearn.neighbors import NearestNeighbors
-
-    keep = w > 0
-    X, w = X[keep], w[keep]
-    total = w.sum()
-    # The k-th neighbour of a row among repeated rows: the nearest distance at
-    # which the cumulative weight (its own included) reaches k.
-    k = max(1.0, float(int(total * quantile)))
-    nbrs = NearestNeighbors(n_neighbors=len(X)).fit(X)
-    bandwidth = 0.0
-    for start in range(0, len(X), 500):
-        dist, idx = nbrs.kneighbors(X[start : start + 500])
-        reached = np.cumsum(w[idx], axis=1) >= k * (1 - 1e-12)
-        first = np.argmax(reached, axis=1)
-        bandwidth += (dist[np.arange(len(dist)), first] * w[start : start + 500]).sum()
-    return float(bandwidth / total)
-
-
-def _bin_seeds(data, bin_size, min_bin_freq, weights=None):
-    if bin_size == 0:
-        return _all_points(data, weights)
-    w = None if weights is None else weights.array
-    cells, counts = _driver.bin_seeds(data.array, bin_size, w)
-    seeds = cells[(counts >= min_bin_freq) & (counts > 0)].astype(np.float32)
-    if len(seeds) == 0:
-        raise ValueError(
-            f"Bin seeding with 'min_bin_freq'={min_bin_freq} left no seed: no grid "
-            f"cell of size {bin_size:g} holds that many points. Lower min_bin_freq "
-            "or use a larger bandwidth."
-        )
-    if len(seeds) == data.shape[0]:
-        warnings.warn(
-            f"Binning data failed with provided bin_size={bin_size:f}, using data "
-            "points as seeds.",
-            stacklevel=3,
-        )
-        return _all_points(data, weights)
-    # float32 cells times the bin size keep scikit-learn's precision: float32
-    # for a Python float, float64 for a numpy float64 (an estimated bandwidth).
-    return seeds * bin_size

@@ -1,11 +1,22 @@
-"""Job files: TOML data (never code), checked key by key against a schema."""
+"""Job files: TOML data (never code), checked key by key into a :class:`Job`.
+
+The ``[model]`` section takes every parameter of the one table in
+``_params`` (the ``fit`` command's options come from the same table); the
+other sections are listed in :data:`SCHEMA`.
+"""
 
 from __future__ import annotations
 
 import os
 import tomllib
+from dataclasses import dataclass, field
 
-# section -> key -> allowed types. A job file may hold only these.
+from ._params import COMMAND
+from .errors import InputError
+
+_TOML_TYPES = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
+
+# section -> key -> allowed TOML types. A job file may hold only these.
 SCHEMA = {
     "input": {"path": (str,), "array": (str,), "image": (str,)},
     "input.make_blobs": {
@@ -17,18 +28,7 @@ SCHEMA = {
         "std": (int, float),
     },
     "model": {
-        "bandwidth": (int, float),
-        "quantile": (int, float),
-        "kernel": (str,),
-        "bin_seeding": (bool,),
-        "min_bin_freq": (int,),
-        "cluster_all": (bool,),
-        "max_iter": (int,),
-        "tol": (int, float),
-        "merge_tol": (int, float),
-        "truncate": (int, float),
-        "bin_data": (int, float),
-        "persist": (bool,),
+        p.name: _TOML_TYPES[p.kind] + ((str,) if p.literals else ()) for p in COMMAND
     },
     "cluster": {
         "scheduler": (str,),
@@ -51,42 +51,78 @@ SCHEMA = {
         "report": (str,),
     },
 }
+_MODEL = {p.name: p for p in COMMAND}
 
 
-class JobError(ValueError):
+class JobError(InputError):
     """A job file that cannot be run as written."""
 
 
-def load_job(path):
-    """Read and check a job file.
+@dataclass
+class Job:
+    """A checked job: what to read, how to cluster, where to run, what to write.
 
-    Relative paths inside the job are taken relative to the current directory.
-
-    Parameters
+    Attributes
     ----------
-    path : str or os.PathLike
-
-    Returns
-    -------
-    dict
-        ``{"input": {...}, "input.make_blobs": {...}, "model": {...},
-        "cluster": {...}, "output": {...}}``, each section present (maybe empty).
+    input : dict
+        ``path`` (zarr array or group, or ``.npy``), ``array``, ``image``.
+    make_blobs : dict
+        Parameters of a demo dataset made at ``input.path`` if it is missing.
+    model : dict
+        Model parameters (see ``dist-meanshift fit --help``).
+    cluster : dict
+        ``scheduler`` address, or the local cluster's size.
+    output : dict
+        ``path``, ``overwrite``, ``plot``, ``image``, ``report``.
     """
-    if not os.path.isfile(path):
-        raise JobError(f"Job file {str(path)!r} does not exist. Check the path.")
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
-        raise JobError(f"Job file {str(path)!r} is not valid TOML: {exc}.") from exc
-    job = {section: {} for section in SCHEMA}
-    _check_table(raw, "", job)
-    if "path" not in job["input"]:
-        raise JobError(
-            f"Job file {str(path)!r} has no input path. Add [input] path = "
-            '"data.zarr" to it.'
+
+    input: dict = field(default_factory=dict)
+    make_blobs: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+    cluster: dict = field(default_factory=dict)
+    output: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path):
+        """Read and check a job file (relative paths are taken from the current directory).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        Job
+        """
+        if not os.path.isfile(path):
+            raise JobError(f"Job file {str(path)!r} does not exist. Check the path.")
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise JobError(f"Job file {str(path)!r} is not valid TOML: {exc}.") from exc
+        sections = {section: {} for section in SCHEMA}
+        _check_table(raw, "", sections)
+        if "path" not in sections["input"]:
+            raise JobError(
+                f"Job file {str(path)!r} has no input path. Add [input] path = "
+                '"data.zarr" to it.'
+            )
+        sections["make_blobs"] = sections.pop("input.make_blobs")
+        return cls(**sections)
+
+    def override(self, section, **values):
+        """Set the values that are not None (command-line options over the file)."""
+        getattr(self, section).update(
+            {k: v for k, v in values.items() if v is not None}
         )
-    return job
+        return self
+
+    def run(self, **kwargs):
+        """Run the job: see :func:`dist_meanshift.run_job`."""
+        from .runner import run_job
+
+        return run_job(self, **kwargs)
 
 
 def _check_table(table, prefix, job):
@@ -110,12 +146,27 @@ def _check_table(table, prefix, job):
                 else f"Unknown top-level key '{name}' in the job file; keys belong "
                 "in a section such as [model]."
             )
-        types = allowed[key]
-        wrong_bool = isinstance(value, bool) and bool not in types
-        if wrong_bool or not isinstance(value, types):
-            want = " or ".join(t.__name__ for t in types)
-            raise JobError(
-                f"Key '{name}' in the job file must be of type {want}. Got "
-                f"{value!r} ({type(value).__name__}) instead."
-            )
-        job[section][key] = value
+        job[section][key] = _checked(section, key, value, allowed[key])
+
+
+def _checked(section, key, value, types):
+    name = f"{section}.{key}"
+    param = _MODEL.get(key) if section == "model" else None
+    words = param.literals if param else ()
+    as_word = isinstance(value, str) and param and param.kind != "str"
+    if as_word and value.strip().lower() not in words:
+        types = types[:-1]  # a str only as one of the words
+    wrong_bool = isinstance(value, bool) and bool not in types
+    if wrong_bool or not isinstance(value, types):
+        want = " or ".join(t.__name__ for t in types)
+        also = " (or " + ", ".join(f'"{w}"' for w in words) + ")" if words else ""
+        raise JobError(
+            f"Key '{name}' in the job file must be of type {want}{also}. Got "
+            f"{value!r} ({type(value).__name__}) instead."
+        )
+    if param is None:
+        return value
+    try:
+        return param.check(param.parse(value))
+    except ValueError as exc:
+        raise JobError(f"{exc} (key '{name}' of the job file)") from None

@@ -64,6 +64,12 @@ def _group(where):
     group.create_array("X", data=X3)
 
 
+def _two_arrays(where):
+    group = zarr.open_group(str(where / "G.zarr"), mode="w")
+    group.create_array("X", data=X3)
+    group.create_array("y", data=X3[:, 0])
+
+
 def _shaped(shape, dtype="f4"):
     def make(where):
         _array(where, "X.zarr", np.zeros(shape, dtype=dtype))
@@ -112,8 +118,8 @@ FIT = ["fit", "X.zarr", "--out", "o.zarr"]
 # id, make the input, command line, message on the command line.
 COMMAND_CASES = [
     ("missing-path", None, FIT, "Input 'X.zarr' does not exist. Check the path"),
-    ("not-zarr", _not_zarr, FIT, "is neither a zarr store nor a .npy file"),
-    ("damaged-metadata", _damaged_metadata, FIT, "is neither a zarr store nor a"),
+    ("not-zarr", _not_zarr, FIT, "is not a readable zarr array or group, nor a .npy"),
+    ("damaged-metadata", _damaged_metadata, FIT, "is not a readable zarr array"),
     ("missing-chunk", _missing_chunk, FIT, "is missing 1 of 4 chunks, the first"),
     ("truncated-chunk", _truncated_chunk, FIT, "Input chunk for rows 200-299 of"),
     (
@@ -244,7 +250,7 @@ API_CASES = [
     ("damaged-metadata", _damaged_metadata, _fit("X.zarr"), "not a readable zarr"),
     ("missing-chunk", _missing_chunk, _fit("X.zarr"), "is missing 1 of 4 chunks"),
     ("truncated-chunk", _truncated_chunk, _fit("X.zarr"), "Input chunk for rows 200"),
-    ("group", _group, _fit("G.zarr"), "is a zarr group, not an array"),
+    ("group", _two_arrays, _fit("G.zarr"), "is a zarr group, not an array"),
     ("1-d", _shaped((10,)), _fit("X.zarr"), "Expected a 2-D array"),
     ("3-d", _shaped((10, 3, 2)), _fit("X.zarr"), "Expected a 2-D array"),
     ("0-rows", _shaped((0, 3)), _fit("X.zarr"), "at least 1 sample"),

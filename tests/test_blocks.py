@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from dist_meanshift._blocks import (
-    NonFiniteValues,
     add_partials,
     assign_labels,
     bin_counts,
@@ -19,10 +18,13 @@ from dist_meanshift._blocks import (
     merge_close_centers,
     nearest_center,
     order_by_intensity,
-    require_finite,
     shift_partial_sums,
     suppress_near_duplicates,
 )
+from dist_meanshift._blocks.kernel import dense_sums
+from dist_meanshift._blocks.sharing import flat_shared_sums
+from dist_meanshift._blocks.sums import _GRID_MIN_CENTERS as GRID_MIN_CENTERS
+from dist_meanshift._validation import NonFiniteValues, require_finite
 
 coords = st.floats(-50, 50, allow_nan=False, allow_infinity=False)
 
@@ -136,8 +138,8 @@ def test_slabs_of_a_large_chunk_give_the_same_sums(monkeypatch):
         blocks.cell_sums(X, 0.5),
         shift_partial_sums(centers, X, 1.0, "flat"),
     )
-    monkeypatch.setattr(blocks, "_SLAB_ROWS", 1000)
-    monkeypatch.setattr(blocks, "_TABLE_ROWS", 1000)
+    monkeypatch.setattr(blocks.grid, "SLAB_ROWS", 1000)
+    monkeypatch.setattr(blocks.binning, "_TABLE_ROWS", 1000)
     slabs = (
         bin_counts(X, 1.0),
         blocks.cell_sums(X, 0.5),
@@ -168,7 +170,6 @@ def test_assign_labels_counts_a_row_at_exactly_the_bandwidth_as_inside():
 
 @pytest.mark.parametrize("kernel,truncate", [("flat", None), ("gaussian", 2.0)])
 def test_few_centers_direct_and_many_centers_by_grid_agree(kernel, truncate):
-    import dist_meanshift._blocks as blocks
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(4000, 3)) * 5
@@ -179,7 +180,7 @@ def test_few_centers_direct_and_many_centers_by_grid_agree(kernel, truncate):
         shift_partial_sums(centers[i : i + 5], X, 1.5, kernel, truncate=truncate)
         for i in range(0, 40, 5)
     ]
-    assert len(centers) > blocks._GRID_MIN_CENTERS[kernel] >= 5
+    assert len(centers) > GRID_MIN_CENTERS[kernel] >= 5
     # Gaussian weights and block sums are float32: equal to its rounding
     # (relative to the sums of absolute values, for coordinate sums near 0).
     rtol = 1e-12 if kernel == "flat" else 1e-5
@@ -212,7 +213,7 @@ def test_assign_labels_boundary_is_exact_with_thousands_of_centers():
 def test_shared_cells_of_centers_give_the_pairwise_flat_sums(weighted, monkeypatch):
     import dist_meanshift._blocks as blocks
 
-    monkeypatch.setattr(blocks, "_SHARE_MIN", 8)
+    monkeypatch.setattr(blocks.sharing, "_SHARE_MIN", 8)
 
     # 64 centers on a 1/16 lattice fill one sharing cell (side 0.29 at h = 2);
     # data on a half-integer lattice lie at exactly h from many of them, and
@@ -224,8 +225,8 @@ def test_shared_cells_of_centers_give_the_pairwise_flat_sums(weighted, monkeypat
     lattice = np.stack(np.meshgrid(half, half, half), -1).reshape(-1, 3)
     X = np.concatenate([lattice, rng.normal(size=(3000, 3)) * 1.5])
     w = rng.random(len(X)) if weighted else None
-    shared = blocks._flat_shared_sums(centers, X, 2.0, w)
-    pairwise = blocks._dense_sums(centers, X, 2.0, "flat", 2.0, w)
+    shared = flat_shared_sums(centers, X, 2.0, w)
+    pairwise = dense_sums(centers, X, 2.0, "flat", 2.0, w)
     diff = X[None, :, :] - centers[:, None, :]
     d2 = np.einsum("ijk,ijk->ij", diff, diff)
     inside = d2 <= 4.0
@@ -238,7 +239,7 @@ def test_shared_cells_of_centers_give_the_pairwise_flat_sums(weighted, monkeypat
     # And the grid path, which shares dense cells, agrees with the direct one.
     many = np.concatenate([centers, rng.normal(size=(200, 3)) * 3])
     grid = shift_partial_sums(many, X, 2.0, "flat", w)
-    direct = blocks._dense_sums(many, X, 2.0, "flat", 2.0, w)
+    direct = dense_sums(many, X, 2.0, "flat", 2.0, w)
     np.testing.assert_allclose(grid[1], direct[1], rtol=0 if w is None else 1e-13)
     # Sums of thousands of rows cancel: compare them to their scale.
     np.testing.assert_allclose(grid[0], direct[0], atol=1e-12 * len(X))
@@ -251,7 +252,6 @@ def test_shared_cells_of_centers_give_the_pairwise_flat_sums(weighted, monkeypat
     seed=st.integers(0, 2**16),
 )
 def test_sharing_equals_pairwise_for_any_crowd_of_centers(spread, bandwidth, seed):
-    import dist_meanshift._blocks as blocks
 
     # A crowd of centers (tight or loose, some bitwise equal) amid rows at all
     # distances, some on a lattice that puts rows at exactly the bandwidth.
@@ -259,8 +259,8 @@ def test_sharing_equals_pairwise_for_any_crowd_of_centers(spread, bandwidth, see
     centers = rng.normal(size=(40, 3)) * spread
     centers[::7] = 0.0
     X = np.concatenate([rng.normal(size=(500, 3)) * 2, np.eye(3) * bandwidth])
-    shared = blocks._flat_shared_sums(centers, X, bandwidth, None)
-    pairwise = blocks._dense_sums(centers, X, bandwidth, "flat", bandwidth, None)
+    shared = flat_shared_sums(centers, X, bandwidth, None)
+    pairwise = dense_sums(centers, X, bandwidth, "flat", bandwidth, None)
     np.testing.assert_array_equal(shared[1], pairwise[1])
     np.testing.assert_allclose(shared[0], pairwise[0], atol=1e-12 * len(X))
 
@@ -273,7 +273,7 @@ def test_cell_tables_equal_a_unique_reference(
 ):
     import dist_meanshift._blocks as blocks
 
-    monkeypatch.setattr(blocks, "_DENSE_CELLS", dense_cells)
+    monkeypatch.setattr(blocks.binning, "_DENSE_CELLS", dense_cells)
     rng = np.random.default_rng(7)
     X = (rng.normal(size=(4000, 3)) * 3).astype(dtype)
     w = rng.random(len(X)) * (np.arange(len(X)) % 5 > 0) if weighted else None

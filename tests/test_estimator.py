@@ -59,7 +59,7 @@ def test_fit_iter_yields_every_iteration_then_sets_attributes(kernel):
     reference = MeanShift(1.0, kernel=kernel).fit(BLOBS)
     np.testing.assert_array_equal(model.labels_, reference.labels_)
     # The labels of a state label every point by its nearest current center.
-    labels = states[0].labels
+    labels = states[0].labels()
     assert labels.shape == (len(BLOBS),)
     assert labels.max() < states[0].n_centers
 

@@ -15,7 +15,7 @@ import zarr
 from test_bad_input import _snapshot
 from test_cli import cli
 
-from dist_meanshift.io import output_lock
+from dist_meanshift._outputs import output_lock
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -113,7 +113,7 @@ def test_a_killed_overwrite_leaves_the_earlier_result_as_it_was(data):
 
 HOLD = """
 import time
-from dist_meanshift.io import output_lock
+from dist_meanshift._outputs import output_lock
 with output_lock("r.zarr"):
     print("held", flush=True)
     time.sleep(600)
@@ -252,7 +252,7 @@ def test_a_chunk_deleted_under_a_streamed_run_stops_it(data):
 
 def test_a_chunk_rewritten_between_iterations_stops_the_fit(data):
     from dist_meanshift import MeanShift
-    from dist_meanshift._validation import InputChanged
+    from dist_meanshift.io import InputChanged
 
     chunk = data / "data.zarr" / "X" / "c" / "2" / "0"
     model = MeanShift(0.3, persist=False, tol=1e-7)

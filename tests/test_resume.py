@@ -182,7 +182,9 @@ def _recorded(out):
 
 
 def test_resume_refuses_changed_parameters_and_input(tmp_path):
-    from dist_meanshift.io import create_output, save_state
+    from dist_meanshift import Checkpoint
+    from dist_meanshift._centers import Centers
+    from dist_meanshift.results import create_output
 
     job = write_job(tmp_path)
     assert cli("run", job, cwd=tmp_path).returncode == 0
@@ -191,14 +193,7 @@ def test_resume_refuses_changed_parameters_and_input(tmp_path):
     assert "already complete, nothing to resume" in done.stdout
     assert "result:" in done.stdout
     # A state as a stopped run with bandwidth 0.6 would have left it.
-    checkpoint = {
-        "pos": np.zeros((1, 2)),
-        "mult": np.ones(1),
-        "active": np.ones(1, bool),
-        "intensity": np.zeros(1),
-        "next_iteration": 3,
-        "trace": [],
-    }
+    checkpoint = Checkpoint(Centers.moving(np.zeros((1, 2)), np.ones(1)), 3, [], 0.6)
     from dist_meanshift.io import input_fingerprint
 
     X = zarr.open_array(str(tmp_path / "blobs.zarr/X"), mode="r")
@@ -210,7 +205,8 @@ def test_resume_refuses_changed_parameters_and_input(tmp_path):
     # result, keeping it until the new one is complete: remove it first).
     shutil.rmtree(tmp_path / "out.zarr")
     state = create_output(tmp_path / "out.zarr", {}, overwrite=True)
-    save_state(state, checkpoint, {"fingerprint": fingerprint, "bandwidth": 0.6})
+    checkpoint.fingerprint = fingerprint
+    checkpoint.save(state)
     changed = (
         write_job(tmp_path).read_text().replace("bandwidth = 0.6", "bandwidth = 0.7")
     )
@@ -224,7 +220,8 @@ def test_resume_refuses_changed_parameters_and_input(tmp_path):
 
     (tmp_path / "job.toml").write_text(JOB.format(extra=""))
     fingerprint["input"]["shape"] = [999, 2]
-    save_state(state, checkpoint, {"fingerprint": fingerprint, "bandwidth": 0.6})
+    checkpoint.fingerprint = fingerprint
+    checkpoint.save(state)
     done = cli("run", job, "--resume", cwd=tmp_path)
     assert done.returncode == 2
     assert "the input's shape changed" in done.stderr

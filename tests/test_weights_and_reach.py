@@ -9,7 +9,8 @@ from conftest import BLOBS, BLOBS_3D, UNEVEN
 from reference import founding_mean_shift
 
 from dist_meanshift import MeanShift, estimate_bandwidth, get_bin_seeds
-from dist_meanshift._blocks import _grid_groups, shift_partial_sums
+from dist_meanshift._blocks import shift_partial_sums
+from dist_meanshift._blocks.grid import grid_groups
 
 WEIGHTS = np.random.default_rng(0).integers(0, 4, len(BLOBS))
 REPEATED = np.repeat(BLOBS, WEIGHTS, axis=0)
@@ -97,7 +98,7 @@ def test_far_points_cost_nothing_and_change_nothing():
         np.testing.assert_allclose(mixed[0], alone[0], rtol=rtol)
         np.testing.assert_allclose(mixed[1], alone[1], rtol=rtol)
     # The far rows are not even visited: no run of rows reaches them.
-    order, groups = _grid_groups(centers, both, 6.0)
+    order, groups = grid_groups(centers, both, 6.0)
     visited = np.concatenate([order[a:b] for _, runs in groups for a, b in runs])
     assert visited.max() < len(near)
 

@@ -1,0 +1,108 @@
+"""Partial mean shift sums of one data block: the map step of every iteration."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import grid
+from .grid import grid_groups, slabs, take_runs
+from .kernel import add_partials, dense_sums, kernel_reach
+from .sharing import flat_shared_sums
+
+# Below these numbers of centers, sorting the rows into grid cells costs more
+# than evaluating every pair (measured on blobs in 3-D).
+_GRID_MIN_CENTERS = {"flat": 32, "gaussian": 16}
+# Beyond this many features the grid of reach-wide cells is not used (see
+# shift_partial_sums).
+GRID_MAX_FEATURES = 16
+
+
+def shift_partial_sums(
+    centers, X, bandwidth, kernel, sample_weight=None, truncate=None
+):
+    """Kernel-weighted coordinate sums and weights of one data block.
+
+    The mean shift of a center ``c`` is ``sum_i w_i(c) x_i / sum_i w_i(c)``;
+    this returns the numerator and denominator restricted to the rows of ``X``,
+    so that sums over any split of the data add up to the sums over all of it.
+
+    When the kernel has a finite reach (the flat kernel, or a truncated
+    Gaussian), rows and centers are sorted into grid cells as wide as the reach
+    and each group of centers meets only the rows of its own and neighbouring
+    cells: the cost follows the pairs within reach, not all pairs. A few
+    centers (fewer than sorting the rows would pay for) meet every row
+    directly; a truncated Gaussian still gives rows beyond its reach no weight.
+
+    Parameters
+    ----------
+    centers : ndarray of shape (n_centers, n_features)
+        Current positions of the centers to shift.
+    X : ndarray of shape (n_samples, n_features)
+        One block of data rows.
+    bandwidth : float
+        Kernel bandwidth ``h``.
+    kernel : {"gaussian", "flat"}
+        ``"flat"`` weighs rows with ``||x - c|| <= h`` by 1 and others by 0;
+        ``"gaussian"`` weighs every row by ``exp(-||x - c||^2 / (2 h^2))``; at
+        ``h = 0`` both are the limit kernel that weighs only rows equal to ``c``.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Per-row weights multiplying the kernel weights.
+    truncate : float, default=None
+        Gaussian only: rows farther than ``truncate * h`` weigh 0.
+
+    Returns
+    -------
+    sums : ndarray of shape (n_centers, n_features), float64
+        Weighted coordinate sums.
+    weights : ndarray of shape (n_centers,), float64
+        Sums of weights (the number of rows within the bandwidth for ``"flat"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0]])
+    >>> sums, weights = shift_partial_sums(np.zeros((1, 2)), X, 1.0, "flat")
+    >>> sums / weights[:, None]
+    array([[0.5, 0. ]])
+    """
+    centers = np.asarray(centers, dtype=np.float64)
+    n_centers, n_features = centers.shape
+    sums = np.zeros((n_centers, n_features))
+    weights = np.zeros(n_centers)
+    if n_centers == 0 or X.shape[0] == 0:
+        return sums, weights
+    reach = kernel_reach(bandwidth, kernel, truncate)
+    if reach is None or reach == 0 or n_centers <= _GRID_MIN_CENTERS[kernel]:
+        return dense_sums(centers, X, bandwidth, kernel, reach, sample_weight)
+    if n_features > GRID_MAX_FEATURES:
+        # A grid of cells as wide as the reach holds about one row per cell in
+        # many dimensions and its 3^d neighbourhoods cannot be visited: every
+        # pair is evaluated (the flat kernel still settles rows shared by
+        # close centers at once).
+        if kernel == "flat":
+            return flat_shared_sums(centers, X, bandwidth, sample_weight)
+        return dense_sums(centers, X, bandwidth, kernel, reach, sample_weight)
+    if X.shape[0] > grid.SLAB_ROWS:
+        return add_partials(
+            *(
+                shift_partial_sums(centers, x, bandwidth, kernel, w, truncate)
+                for x, w in slabs(X, sample_weight)
+            )
+        )
+    order, groups = grid_groups(centers, X, reach)
+    # Rows sorted by cell: the rows around a group of centers are a few slices.
+    X = np.asarray(X)[order]
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight)[order]
+    for members, runs in groups:
+        # One block per group: a copy of a few slices costs less than a call
+        # per slice.
+        xs = take_runs(X, runs)
+        sw = None if sample_weight is None else take_runs(sample_weight, runs)
+        if kernel == "flat":
+            s, w = flat_shared_sums(centers[members], xs, bandwidth, sw)
+        else:
+            s, w = dense_sums(centers[members], xs, bandwidth, kernel, reach, sw)
+        sums[members] += s
+        weights[members] += w
+    return sums, weights

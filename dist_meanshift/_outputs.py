@@ -1,0 +1,192 @@
+"""Where results may go: output path checks, the output lock, atomic replacement.
+
+Nothing here writes a result; these are the rules every writer follows so
+that no run deletes a user's data and no half-written output looks complete:
+an output is never the input (links resolved) nor a link, only our own
+outputs are replaced, a second run on the same output is refused, and a new
+result replaces an old one only once it is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import socket
+
+import zarr
+
+from .errors import InputError
+
+#: The ``format`` attribute of every result group this package writes.
+FORMAT = "dist-meanshift-result/1"
+#: The ``format`` attribute of demo datasets made by :func:`make_blobs_zarr`.
+BLOBS_FORMAT = "dist-meanshift-blobs/1"
+
+
+def check_output_path(path, overwrite, inputs=(), resume=False, replaceable=None):
+    """Refuse an output that would overwrite input, or that exists unless allowed.
+
+    Paths are compared after resolving every symbolic link, so an output
+    reached through a link to the input is refused like the input itself; an
+    output that is itself a link is refused (replacing it would act on what it
+    points to). An existing path may be replaced (``overwrite``) or resumed
+    (``resume``) only if it is a dist-meanshift output of a ``replaceable``
+    format: results by default, never a dataset.
+    """
+    replaceable = (FORMAT,) if replaceable is None else replaceable
+    name = os.fspath(path)
+    if os.path.islink(name):
+        raise InputError(
+            f"Output {name!r} is a symbolic link (to {os.readlink(name)!r}); it is "
+            "left alone. Give the path it points to, or another path."
+        )
+    out = os.path.realpath(name)
+    for inp in inputs:
+        inp = os.path.realpath(os.fspath(inp))
+        if out == inp or out.startswith(inp + os.sep) or inp.startswith(out + os.sep):
+            raise InputError(
+                f"Output {name!r} is the input or lies inside it (or holds it), "
+                "once links are resolved. Choose an output path outside the input."
+            )
+    if not os.path.exists(name) or is_empty_dir(name):
+        return
+    complete = output_status(name, replaceable)
+    if complete is None:
+        if overwrite or resume:
+            raise FileExistsError(
+                f"Output {name!r} exists and is not a dist-meanshift result, so it "
+                "is left alone. Choose another output path."
+            )
+    elif resume:
+        return
+    elif not complete and not overwrite:
+        raise FileExistsError(
+            f"Output {name!r} holds a stopped run. Pass --resume to "
+            "continue it, --overwrite to start afresh, or choose another path."
+        )
+    if not overwrite:
+        raise FileExistsError(
+            f"Output {name!r} already exists. Pass --overwrite (or "
+            "output.overwrite = true) to replace it, or choose another path."
+        )
+
+
+@contextlib.contextmanager
+def output_lock(path):
+    """Hold the lock of an output for as long as a run writes it.
+
+    The lock is ``flock`` on a file beside the output (``<output>.lock``,
+    removed at the end) that names its holder. A second run for the same output
+    is refused, naming the holder; the kernel drops the lock of a process that
+    died, so its successor takes the lock over without asking.
+
+    Raises
+    ------
+    FileExistsError
+        When a live run holds the lock.
+    """
+    lock = f"{os.path.realpath(os.fspath(path)).rstrip(os.sep)}.lock"
+    made = _make_parents(os.path.dirname(lock))
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip()
+            os.close(fd)
+            raise FileExistsError(
+                f"Output {os.fspath(path)!r} is being written by another run "
+                f"({holder or 'starting'}). Wait for it to end, or choose another "
+                "output path."
+            ) from None
+        try:
+            # The holder before us may have removed the file after we opened it.
+            if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()} on host {socket.gethostname()}".encode())
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        os.close(fd)
+        for folder in reversed(made):  # those made for nothing go again
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+
+
+def _make_parents(folder):
+    """Create ``folder`` and its missing parents; return those created."""
+    missing = []
+    while folder and not os.path.exists(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    for made in reversed(missing):
+        os.makedirs(made, exist_ok=True)
+    return missing[::-1]
+
+
+def output_status(path, formats=None):
+    """True/False for a complete/incomplete output of ``formats``, else None."""
+    formats = (FORMAT,) if formats is None else formats
+    try:
+        attrs = dict(zarr.open_group(os.fspath(path), mode="r").attrs)
+    except (OSError, ValueError):  # not a zarr group, or unreadable metadata
+        return None
+    if attrs.get("format") not in formats:
+        return None
+    return attrs.get("complete") is True
+
+
+def is_empty_dir(path):
+    return os.path.isdir(path) and not os.listdir(path)
+
+
+def partial_path(path):
+    # Absolute, so that workers with another working directory write into it.
+    return f"{os.path.abspath(path).rstrip('/')}.partial-{os.getpid()}"
+
+
+def replace(tmp, path):
+    """Put the complete ``tmp`` at ``path``; the earlier ``path`` goes last.
+
+    The earlier one is renamed aside first and deleted only once ``tmp`` is in
+    place: a kill in between leaves both, never neither. Links were refused
+    before any write (see :func:`check_output_path`).
+    """
+    if not os.path.lexists(path):
+        os.replace(tmp, path)
+        return
+    aside = f"{path}.old-{os.getpid()}"
+    os.rename(path, aside)
+    os.rename(tmp, path)
+    if os.path.isdir(aside) and not os.path.islink(aside):
+        shutil.rmtree(aside)
+    else:
+        os.remove(aside)
+
+
+def remove_output(path):
+    """Delete a stopped output; its metadata, which marks it as ours, goes last."""
+    meta = os.path.join(path, "zarr.json")
+    for entry in os.scandir(path):
+        if entry.name == "zarr.json":
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.remove(entry.path)
+    if os.path.exists(meta):
+        os.remove(meta)
+    os.rmdir(path)
+
+
+def jsonable(value):
+    return json.loads(json.dumps(value, default=list))

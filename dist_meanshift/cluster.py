@@ -1,0 +1,232 @@
+"""Clusters to run on: connect or start one, check it can work, watch it, report.
+
+A job runs on the scheduler at ``[cluster] scheduler`` (TLS with its
+certificates) or on a local cluster started for the run and closed after it.
+Before any task the workers' memory is checked against what a task needs;
+during the run a watchdog stops a run that no worker can make progress on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import threading
+import time
+
+from .errors import InputError
+
+logger = logging.getLogger(__name__)
+#: Seconds to wait for a remote scheduler before refusing it.
+CONNECT_TIMEOUT = 10
+#: Seconds every worker may stay paused over its memory limit (or the cluster
+#: without workers) before the run is stopped; ``[cluster] stall_timeout``.
+STALL_TIMEOUT = 60
+#: Bytes a task holds beyond its data chunk: block work arrays, cell tables.
+_TASK_OVERHEAD = 64 * 2**20
+#: Copies of its data chunk a task may hold at once (read, float64, sorted).
+_CHUNK_COPIES = 3
+
+
+@contextlib.contextmanager
+def connect(spec):
+    """A client of the scheduler at spec["scheduler"], or of a new local cluster."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    address = spec.get("scheduler")
+    if address:
+        security = _security(spec, address)
+        timeout = spec.get("timeout", CONNECT_TIMEOUT)
+        try:
+            client = Client(address, timeout=f"{timeout}s", security=security)
+        except (OSError, TimeoutError) as exc:
+            raise InputError(
+                f"Cannot reach the Dask scheduler at {address} within {timeout} s "
+                f"({type(exc).__name__}). Check the address and that the scheduler "
+                "runs (and, for tls://, the certificates)."
+            ) from exc
+        with client:
+            yield client
+        return
+    with (
+        # Worker scratch (locks, spilled data) goes to a temporary directory
+        # removed at the end, not to dask's shared dask-scratch-space.
+        tempfile.TemporaryDirectory(prefix="dist-meanshift-") as scratch,
+        dask.config.set({"temporary-directory": scratch}),
+        LocalCluster(
+            n_workers=spec.get("n_workers", 2),
+            threads_per_worker=spec.get("threads_per_worker", 1),
+            memory_limit=spec.get("memory_limit", "auto"),
+            processes=spec.get("processes", False),
+            dashboard_address=":0",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def has_dashboard(client, remote):
+    """Whether the link would show a dashboard: it is drawn with bokeh."""
+    import importlib.util
+
+    served = "dashboard" in client.scheduler_info().get("services", {})
+    return served and (remote or importlib.util.find_spec("bokeh") is not None)
+
+
+def check_worker_memory(client, data, spec):
+    """Refuse before any task runs when workers cannot hold one task.
+
+    A worker pauses above 80% of its memory limit and runs nothing more: a
+    limit below what one task needs would leave the run waiting for ever. With
+    in-process workers (a local cluster of threads) the limit is measured on
+    this whole process, so its present memory counts too.
+    """
+    import numpy as np
+    import psutil
+
+    from ._dask import auto_chunk_rows
+
+    if len(data.shape) != 2:
+        return  # refused by the input checks, with a better message
+    limit = _memory_limit(client.scheduler_info()["workers"].values())
+    if not limit:
+        return
+    itemsize = max(8, np.dtype(data.dtype).itemsize)
+    # zarr: its chunks; in memory: the chunks the fit will send (float32 stays
+    # float32, anything else becomes float64).
+    if getattr(data, "chunks", None):
+        rows = data.chunks[0]
+    else:
+        sent = 4 if data.dtype == np.float32 else 8
+        rows = auto_chunk_rows(data.shape, sent, client)
+    need = _CHUNK_COPIES * rows * data.shape[1] * itemsize + _TASK_OVERHEAD
+    in_process = not spec.get("scheduler") and not spec.get("processes", False)
+    held = psutil.Process().memory_info().rss if in_process else 0
+    if held + need <= 0.8 * limit:
+        return
+    mib = 2**20
+    shared = (
+        f" and share this process's {held / mib:.0f} MiB (in-process workers)"
+        if held
+        else ""
+    )
+    raise InputError(
+        f"each task needs about {need / mib:.0f} MiB; workers have "
+        f"{limit / mib:.0f} MiB{shared} and pause above 80% of it: raise "
+        f"--memory-limit to at least {(held + need) / 0.8 / mib:.0f} MiB or lower "
+        "the input's chunk rows"
+    )
+
+
+def _memory_limit(workers):
+    """The smallest memory limit among workers that have one (0 if none has)."""
+    return min((w["memory_limit"] for w in workers if w.get("memory_limit")), default=0)
+
+
+class Watch:
+    """What the watchdog saw: ``reason`` is set when it stopped the run."""
+
+    reason = None
+
+
+@contextlib.contextmanager
+def watchdog(client, timeout):
+    """Stop the run when the cluster cannot make progress; yield a :class:`Watch`.
+
+    Every worker paused over its memory limit, or no worker at all, for
+    ``timeout`` seconds in a row: distributed itself would wait for ever. The
+    main thread is interrupted (``KeyboardInterrupt``) with ``reason`` set.
+    """
+    import _thread
+
+    stop = threading.Event()
+    seen = Watch()
+
+    def watch():
+        since = None
+        while not stop.wait(0.5):
+            try:
+                workers = list(client.scheduler_info()["workers"].values())
+            # A busy, closing or lost client raises what it may: a lost one is
+            # reported by the run itself; look again in a moment.
+            except Exception as exc:  # noqa: BLE001
+                logger.debug("watchdog: no scheduler info (%r)", exc)
+                since = None
+                continue
+            stuck = not workers or all(w.get("status") == "paused" for w in workers)
+            since = (since or time.monotonic()) if stuck else None
+            if since is not None and time.monotonic() - since > timeout:
+                seen.reason = _stall_reason(workers, timeout)
+                _thread.interrupt_main()
+                return
+
+    thread = threading.Thread(target=watch, daemon=True, name="dist-meanshift-watch")
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _stall_reason(workers, timeout):
+    if not workers:
+        why = (
+            "the cluster has no worker; start workers or check why they die "
+            "(dist-meanshift -v shows their logs)"
+        )
+    else:
+        why = (
+            "every worker is paused over its memory limit "
+            f"({_memory_limit(workers) / 2**20:.0f} MiB); raise --memory-limit or "
+            "lower the input's chunk rows"
+        )
+    return f"no worker could run for {timeout:g} s: {why}"
+
+
+def _security(spec, address):
+    tls = {k: spec[k] for k in ("tls_ca_file", "tls_cert", "tls_key") if k in spec}
+    if not address.startswith("tls://"):
+        if tls:
+            raise InputError(
+                f"TLS certificates are given but the scheduler address {address} is "
+                "not tls://. Use a tls:// address, or drop the tls_* keys."
+            )
+        return None
+    missing = {"tls_ca_file", "tls_cert", "tls_key"} - set(tls)
+    if missing:
+        raise InputError(
+            f"A tls:// scheduler needs tls_ca_file, tls_cert and tls_key; missing "
+            f"{', '.join(sorted(missing))}. Add them to [cluster] in the job file."
+        )
+    for key, path in tls.items():
+        if not os.path.isfile(path):
+            raise InputError(f"cluster.{key} {path!r} does not exist. Check the path.")
+    from distributed.security import Security
+
+    return Security(
+        tls_ca_file=tls["tls_ca_file"],
+        tls_client_cert=tls["tls_cert"],
+        tls_client_key=tls["tls_key"],
+        require_encryption=True,
+    )
+
+
+@contextlib.contextmanager
+def report(path):
+    if not path:
+        yield
+        return
+    from distributed import performance_report
+
+    try:
+        import bokeh  # noqa: F401 - the report is drawn with it
+    except ImportError:
+        raise InputError(
+            "--report needs bokeh. Install the plot extra: pip install "
+            "'dist-meanshift[plot]'."
+        ) from None
+    with performance_report(filename=path):
+        yield

@@ -1,0 +1,40 @@
+"""The errors a run reports: bad input (exit code 2) and failures while running (1)."""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Bad input or parameters: the data, a path, a job file or a model.
+
+    The message names the problem and the remedy. The command reports it in one
+    line with exit code 2.
+    """
+
+
+class RunError(RuntimeError):
+    """A run failed for a reason outside its input: the cluster, the disk, a change.
+
+    The command reports it in one line with exit code 1.
+
+    Parameters
+    ----------
+    message : str
+    resume_when : str or None, default=None
+        When the state of the last finished iteration is kept, what must
+        happen before resuming (``""`` when nothing must): the message then
+        says how to resume.
+    """
+
+    def __init__(self, message, resume_when=None):
+        super().__init__(message)
+        self.message = message
+        self.resume_when = resume_when
+
+    def __str__(self):
+        if self.resume_when is None:
+            return self.message
+        return f"{self.message}: {self.resume_when}run again with resume=True"
+
+
+class ClusterStalled(RunError):
+    """No worker could make progress for the stall timeout: the run was stopped."""

@@ -1,0 +1,461 @@
+"""Run a job from Python: input, resume, fit, write, pictures, summary.
+
+:func:`run_job` is the pipeline stage: the ``dist-meanshift run`` command
+calls it, and so can a script, with no shell and no click. Every run holds
+its output's lock, records its state after every iteration (so that it can be
+resumed) and marks its result complete last.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import sys
+import time
+import types
+import warnings
+from dataclasses import dataclass, field
+
+from . import __version__, cluster
+from .errors import ClusterStalled, InputError, RunError
+from .jobs import Job
+
+logger = logging.getLogger(__name__)
+
+_FS_ERRORS = {
+    errno.ENOSPC: ("the output's filesystem is full", "free space"),
+    errno.EDQUOT: ("the output's disk quota is used up", "free space"),
+    errno.EROFS: ("the output's filesystem is read-only", "make it writable"),
+}
+_LOST = {
+    "CommClosedError",
+    "StreamClosedError",
+    "FutureCancelledError",
+    "CancelledError",
+    "TimeoutError",
+}
+
+
+@dataclass
+class RunResult:
+    """What a run made.
+
+    Attributes
+    ----------
+    output : str
+        Absolute path of the result group.
+    sizes : list of int
+        Points per cluster, in the order of the clusters.
+    n_iter : int
+    converged : bool
+    bandwidth : float
+    seconds : float
+    pictures : list of str
+        Pictures written.
+    summary : str
+        The table the command prints.
+    """
+
+    output: str
+    sizes: list
+    n_iter: int
+    converged: bool
+    bandwidth: float
+    seconds: float
+    pictures: list = field(default_factory=list)
+    summary: str = ""
+
+    @property
+    def n_clusters(self):
+        return len(self.sizes)
+
+
+def run_job(
+    job,
+    *,
+    scheduler=None,
+    overwrite=None,
+    resume=False,
+    echo=None,
+    progress=None,
+    after_iteration=None,
+):
+    """Run a job file (or a :class:`~.jobs.Job`): fit, write the result, summarise.
+
+    Parameters
+    ----------
+    job : str, os.PathLike or Job
+    scheduler : str, default=None
+        Address of a Dask scheduler (overrides ``[cluster] scheduler``).
+    overwrite : bool, default=None
+        Replace an earlier result (overrides ``[output] overwrite``).
+    resume : bool, default=False
+        Continue from the state recorded after the last iteration of a stopped
+        run with the same input and parameters.
+    echo : callable, default=None
+        Where the lines a person reads go (the default logs them at INFO).
+    progress : callable, default=None
+        ``progress(states, max_states)`` wraps the iteration states (the
+        command's progress bar).
+    after_iteration : callable, default=None
+        Called after every recorded iteration and before the result is
+        written; an exception it raises stops the run, its state kept.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    InputError
+        Bad job, input, parameters or output path (the command's exit code 2).
+    RunError
+        A failure while running: the cluster, the disk (exit code 1).
+    FileExistsError
+        The output exists, or another run writes it (exit code 2).
+    """
+    if not isinstance(job, Job):
+        job = Job.load(job)
+    job.override("cluster", scheduler=scheduler)
+    job.override("output", overwrite=overwrite)
+    run = _Run(job, echo or logger.info, progress, after_iteration or (lambda: None))
+    try:
+        return run.start(resume)
+    except InputError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _FS_ERRORS:
+            raise
+        what, remedy = _FS_ERRORS[exc.errno]
+        raise RunError(
+            f"{what} ({exc.strerror}: {exc.filename or 'the output'}); nothing "
+            f"complete was left there: {remedy} or choose another output path, "
+            "then run again"
+        ) from exc
+    except Exception as exc:
+        if _scheduler_lost(exc):
+            raise RunError(
+                "lost the connection to the Dask scheduler mid-run; the state of "
+                "the last finished iteration is kept in the output",
+                resume_when="once the scheduler is back, ",
+            ) from exc
+        raise
+
+
+def _scheduler_lost(exc):
+    """Whether ``exc`` (or what caused it) is the client losing its scheduler."""
+    while exc is not None:
+        if type(exc).__name__ in _LOST:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+class _Run:
+    """One run of a job; its steps in the order they happen."""
+
+    def __init__(self, job, echo, progress, after_iteration):
+        self.job, self.echo = job, echo
+        self.progress = progress or (lambda states, _: states)
+        self.after_iteration = after_iteration
+        self.inp, self.out = job.input, job.output
+        self.path = (
+            self.out.get("path") or f"{self.inp['path'].rstrip('/')}.result.zarr"
+        )
+        self.timings = {}
+
+    def start(self, resume):
+        from ._outputs import check_output_path, output_lock
+
+        overwrite = self.out.get("overwrite", False)
+        check_output_path(self.path, overwrite, (self.inp["path"],), resume=resume)
+        with output_lock(self.path):
+            return self._locked(overwrite, resume)
+
+    def _locked(self, overwrite, resume):
+        from . import io
+        from .results import open_stopped_output
+
+        image_shape = _prepare_input(self.job, self.echo)
+        data = io.open_input(self.inp["path"], self.inp.get("array"))
+        fp = {
+            "input": io.input_fingerprint(
+                self.inp["path"], self.inp.get("array"), data.shape, data.dtype
+            ),
+            "model": self.job.model,
+        }
+        group = open_stopped_output(self.path, (self.inp["path"],)) if resume else None
+        if group is not None and group.attrs.get("complete"):
+            # Killed after its last byte: the run is done, resuming changes nothing.
+            _check_fingerprint(group.attrs["fingerprint"], fp, "finished run")
+            return _stored_result(group, self.path)
+        saved = _saved_state(group, fp, self.echo) if resume else None
+        started = time.perf_counter()
+        spec = self.job.cluster
+        with (
+            cluster.connect(spec) as client,
+            cluster.report(self.out.get("report")),
+            cluster.watchdog(
+                client, spec.get("stall_timeout", cluster.STALL_TIMEOUT)
+            ) as watch,
+        ):
+            try:
+                cluster.check_worker_memory(client, data, spec)
+                if cluster.has_dashboard(client, remote=bool(spec.get("scheduler"))):
+                    self.echo(f"dashboard: {client.dashboard_link}")
+                model, sizes = self._fit(data, fp, saved, group, overwrite, started)
+            except KeyboardInterrupt:
+                if watch.reason:
+                    raise ClusterStalled(watch.reason) from None
+                raise
+            pictures = _pictures(self.job, data, model, image_shape, self.echo)
+        seconds = time.perf_counter() - started
+        return _result(model, sizes, seconds, self.path, pictures)
+
+    def _fit(self, data, fp, saved, group, overwrite, started):
+        from .estimator import MeanShift
+        from .results import create_output, discard_output, finish_result, group_path
+
+        params = dict(self.job.model)
+        quantile = params.pop("quantile", 0.3)
+        if saved is not None:
+            params["bandwidth"] = saved.bandwidth
+        elif params.get("bandwidth") is None:
+            params["bandwidth"] = _estimate(data, quantile, params)
+            self.timings["estimate_bandwidth"] = time.perf_counter() - started
+        model = MeanShift(**params)
+        if saved is None:
+            # A stopped run with nothing recorded yet is started afresh.
+            group = create_output(
+                self.path,
+                {"fingerprint": fp},
+                overwrite=overwrite or group is not None,
+                inputs=(self.inp["path"],),
+            )
+        recorded = saved is not None
+        # Written beside an earlier output (swapped in when complete): its
+        # recorded state cannot be resumed from there, so it goes on failure.
+        beside = group.attrs.get("destination") not in (None, group_path(group))
+        try:
+            from sklearn.exceptions import ConvergenceWarning
+
+            with warnings.catch_warnings():
+                # Said in the summary instead, in the command's own words.
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                states = model.fit_iter(data, resume=saved)
+                for state in self.progress(states, model.max_iter + 1):
+                    checkpoint = state.checkpoint
+                    checkpoint.fingerprint = fp
+                    checkpoint.save(group)
+                    recorded = True
+                    self.after_iteration()
+            self.timings["fit"] = (
+                time.perf_counter() - started - sum(self.timings.values())
+            )
+            attrs = _result_attrs(self.inp, data, model, self.timings)
+            attrs["fingerprint"] = fp
+            attrs["resumed_after_iteration"] = (
+                None if saved is None else saved.next_iteration - 1
+            )
+            self.after_iteration()
+            sizes = finish_result(
+                group, labels=model.labels_, centers=model.cluster_centers_, attrs=attrs
+            )
+        except BaseException:
+            if not recorded or beside:
+                # Nothing to resume: leave nothing that looks like a result
+                # (and an earlier result as it was).
+                discard_output(group)
+            raise
+        return model, sizes
+
+
+def _estimate(data, quantile, params):
+    from ._seeds import estimate_bandwidth
+
+    bandwidth = estimate_bandwidth(
+        data, quantile=quantile, kernel=params.get("kernel", "gaussian")
+    )
+    if bandwidth == 0:
+        raise InputError(
+            "estimated bandwidth is 0 (all sampled rows are identical, or there is "
+            "one row); pass --bandwidth (bandwidth = ... in a job file)"
+        )
+    return bandwidth
+
+
+def _prepare_input(job, echo):
+    """Make the demo or image dataset the job asks for, if it is not there yet."""
+    inp = job.input
+    if os.path.exists(inp["path"]):
+        if "image" in inp:
+            import zarr
+
+            return tuple(zarr.open_array(inp["path"], mode="r").attrs["image_shape"])
+        return None
+    if "image" in inp:
+        from .io import write_array
+        from .plot import load_image
+
+        pixels = load_image(inp["image"])
+        echo(f"writing the pixels of {inp['image']} to {inp['path']}")
+        write_array(inp["path"], pixels.reshape(-1, 3), {"image_shape": pixels.shape})
+        return pixels.shape
+    if job.make_blobs:
+        from .io import make_blobs_zarr
+
+        echo(f"making a demo dataset at {inp['path']}")
+        make_blobs_zarr(inp["path"], **job.make_blobs)
+        return None
+    raise InputError(
+        f"Input {inp['path']!r} does not exist. Check the path, or add an "
+        "[input.make_blobs] section to make a demo dataset there."
+    )
+
+
+def _check_fingerprint(before, now, what):
+    """Refuse a resume when the model parameters or the input changed, by name."""
+    for key in sorted(set(before["model"]) | set(now["model"])):
+        old, new = before["model"].get(key), now["model"].get(key)
+        if old != new:
+            raise InputError(
+                f"--resume refused: model parameter '{key}' was {old!r} in the "
+                f"{what} and is {new!r} now. Restore it, or run without "
+                "--resume to start afresh."
+            )
+    for key in ("path", "array", "shape", "dtype", "modified"):
+        if before["input"][key] != now["input"][key]:
+            raise InputError(
+                f"--resume refused: the input's {key} changed since the {what} "
+                f"({before['input'][key]!r}, now {now['input'][key]!r}). "
+                "Run without --resume to start afresh."
+            )
+
+
+def _saved_state(group, fingerprint, echo):
+    """The recorded state to resume from, refused if input or parameters changed."""
+    from ._checkpoint import Checkpoint
+
+    try:
+        saved = None if group is None else Checkpoint.load(group)
+    except Exception as exc:  # any damage has the same remedy
+        raise InputError(
+            f"The state recorded in the output cannot be read ({exc}). "
+            "Run with --overwrite instead of --resume to start afresh."
+        ) from exc
+    if saved is None:
+        echo("nothing to resume: no recorded state, starting from the beginning")
+        return None
+    _check_fingerprint(saved.fingerprint, fingerprint, "stopped run")
+    echo(f"resuming after iteration {saved.next_iteration - 1}")
+    return saved
+
+
+def _result_attrs(inp, data, model, timings):
+    import dask
+    import distributed
+    import numpy
+    import sklearn
+    import zarr
+
+    return {
+        "input": {
+            "path": os.path.abspath(inp["path"]),
+            "array": inp.get("array"),
+            "shape": list(data.shape),
+        },
+        "params": {k: v for k, v in model.get_params().items() if k != "seeds"},
+        "bandwidth": model.bandwidth_,
+        "n_iter": model.n_iter_,
+        "converged": bool(model.converged_),
+        "n_unconverged": int(model.n_unconverged_),
+        "trace": model.trace_,
+        "timings": timings,
+        "versions": {
+            "dist_meanshift": __version__,
+            "dask": dask.__version__,
+            "distributed": distributed.__version__,
+            "zarr": zarr.__version__,
+            "numpy": numpy.__version__,
+            "scikit-learn": sklearn.__version__,
+            "python": sys.version.split()[0],
+        },
+    }
+
+
+def _pictures(job, data, model, image_shape, echo):
+    out = job.output
+    wanted = [out.get("plot")] + ([out.get("image")] if image_shape else [])
+    if not any(wanted):
+        return []
+    made = []
+    try:
+        from . import plot
+
+        if out.get("plot"):
+            dims = tuple(out.get("plot_dims", (0, 1)))
+            plot.plot_result(
+                out["plot"],
+                data,
+                model.labels_,
+                model.cluster_centers_,
+                model.trace_,
+                dims=dims,
+            )
+            made.append(out["plot"])
+        if image_shape and out.get("image"):
+            labels = model.labels_
+            labels = labels.compute() if hasattr(labels, "compute") else labels
+            segmented = model.cluster_centers_[labels].reshape(image_shape)
+            plot.save_image(out["image"], segmented)
+            made.append(out["image"])
+    except ImportError:
+        echo("no picture: install the plot extra (pip install 'dist-meanshift[plot]')")
+    return made
+
+
+def _stored_result(group, path):
+    """The result of a run already complete on disk."""
+    attrs = group.attrs
+    model = types.SimpleNamespace(
+        n_iter_=attrs["n_iter"],
+        bandwidth_=attrs["bandwidth"],
+        max_iter=attrs["params"]["max_iter"],
+        converged_=attrs.get("converged", True),
+        n_unconverged_=attrs.get("n_unconverged", 0),
+        trace_=attrs.get("trace", []),
+    )
+    seconds = sum(attrs.get("timings", {}).values())
+    result = _result(model, group["cluster_sizes"][:], seconds, path, [])
+    result.summary = f"already complete, nothing to resume\n{result.summary}"
+    return result
+
+
+def _result(model, sizes, seconds, path, pictures):
+    headline = (
+        f"{len(sizes)} clusters, {model.n_iter_} iterations, {seconds:.1f} s, "
+        f"bandwidth {model.bandwidth_:.4g}"
+    )
+    lines = [headline]
+    if not model.converged_:
+        n_centers = model.trace_[-1]["n_centers"] if model.trace_ else "?"
+        lines.append(
+            f"stopped at max_iter={model.max_iter} with {model.n_unconverged_} of "
+            f"{n_centers} centers still moving; raise max_iter"
+        )
+    lines.append(f"{'cluster':>7} {'size':>10} {'share':>7}")
+    total = max(1, int(sum(sizes)))
+    lines += [f"{i:>7} {n:>10} {n / total:>7.1%}" for i, n in enumerate(sizes)]
+    lines.append(f"result: {os.path.abspath(path)}")
+    lines += [f"picture: {os.path.abspath(p)}" for p in pictures]
+    return RunResult(
+        output=os.path.abspath(path),
+        sizes=[int(n) for n in sizes],
+        n_iter=int(model.n_iter_),
+        converged=bool(model.converged_),
+        bandwidth=float(model.bandwidth_),
+        seconds=seconds,
+        pictures=[os.path.abspath(p) for p in pictures],
+        summary="\n".join(lines),
+    )
