@@ -20,7 +20,7 @@ _LAZY = {
     "Job": "jobs",
     "MeanShift": "estimator",
     "RunError": "errors",
-    "RunResult": "runner",
+    "RunResult": "_summary",
     "estimate_bandwidth": "_seeds",
     "get_bin_seeds": "_seeds",
     "mean_shift": "estimator",

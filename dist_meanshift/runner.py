@@ -11,13 +11,11 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import sys
 import time
-import types
 import warnings
-from dataclasses import dataclass, field
 
-from . import __version__, cluster
+from . import cluster
+from ._summary import make_result, result_attrs, stored_result
 from .errors import ClusterStalled, InputError, RunError
 from .jobs import Job
 
@@ -35,40 +33,6 @@ _LOST = {
     "CancelledError",
     "TimeoutError",
 }
-
-
-@dataclass
-class RunResult:
-    """What a run made.
-
-    Attributes
-    ----------
-    output : str
-        Absolute path of the result group.
-    sizes : list of int
-        Points per cluster, in the order of the clusters.
-    n_iter : int
-    converged : bool
-    bandwidth : float
-    seconds : float
-    pictures : list of str
-        Pictures written.
-    summary : str
-        The table the command prints.
-    """
-
-    output: str
-    sizes: list
-    n_iter: int
-    converged: bool
-    bandwidth: float
-    seconds: float
-    pictures: list = field(default_factory=list)
-    summary: str = ""
-
-    @property
-    def n_clusters(self):
-        return len(self.sizes)
 
 
 def run_job(
@@ -189,7 +153,7 @@ class _Run:
         if group is not None and group.attrs.get("complete"):
             # Killed after its last byte: the run is done, resuming changes nothing.
             _check_fingerprint(group.attrs["fingerprint"], fp, "finished run")
-            return _stored_result(group, self.path)
+            return stored_result(group, self.path)
         saved = _saved_state(group, fp, self.echo) if resume else None
         started = time.perf_counter()
         spec = self.job.cluster
@@ -211,7 +175,7 @@ class _Run:
                 raise
             pictures = _pictures(self.job, data, model, image_shape, self.echo)
         seconds = time.perf_counter() - started
-        return _result(model, sizes, seconds, self.path, pictures)
+        return make_result(model, sizes, seconds, self.path, pictures)
 
     def _fit(self, data, fp, saved, group, overwrite, started):
         from .estimator import MeanShift
@@ -253,7 +217,7 @@ class _Run:
             self.timings["fit"] = (
                 time.perf_counter() - started - sum(self.timings.values())
             )
-            attrs = _result_attrs(self.inp, data, model, self.timings)
+            attrs = result_attrs(self.inp, data, model, self.timings)
             attrs["fingerprint"] = fp
             attrs["resumed_after_iteration"] = (
                 None if saved is None else saved.next_iteration - 1
@@ -352,38 +316,6 @@ def _saved_state(group, fingerprint, echo):
     return saved
 
 
-def _result_attrs(inp, data, model, timings):
-    import dask
-    import distributed
-    import numpy
-    import sklearn
-    import zarr
-
-    return {
-        "input": {
-            "path": os.path.abspath(inp["path"]),
-            "array": inp.get("array"),
-            "shape": list(data.shape),
-        },
-        "params": {k: v for k, v in model.get_params().items() if k != "seeds"},
-        "bandwidth": model.bandwidth_,
-        "n_iter": model.n_iter_,
-        "converged": bool(model.converged_),
-        "n_unconverged": int(model.n_unconverged_),
-        "trace": model.trace_,
-        "timings": timings,
-        "versions": {
-            "dist_meanshift": __version__,
-            "dask": dask.__version__,
-            "distributed": distributed.__version__,
-            "zarr": zarr.__version__,
-            "numpy": numpy.__version__,
-            "scikit-learn": sklearn.__version__,
-            "python": sys.version.split()[0],
-        },
-    }
-
-
 def _pictures(job, data, model, image_shape, echo):
     out = job.output
     wanted = [out.get("plot")] + ([out.get("image")] if image_shape else [])
@@ -413,49 +345,3 @@ def _pictures(job, data, model, image_shape, echo):
     except ImportError:
         echo("no picture: install the plot extra (pip install 'dist-meanshift[plot]')")
     return made
-
-
-def _stored_result(group, path):
-    """The result of a run already complete on disk."""
-    attrs = group.attrs
-    model = types.SimpleNamespace(
-        n_iter_=attrs["n_iter"],
-        bandwidth_=attrs["bandwidth"],
-        max_iter=attrs["params"]["max_iter"],
-        converged_=attrs.get("converged", True),
-        n_unconverged_=attrs.get("n_unconverged", 0),
-        trace_=attrs.get("trace", []),
-    )
-    seconds = sum(attrs.get("timings", {}).values())
-    result = _result(model, group["cluster_sizes"][:], seconds, path, [])
-    result.summary = f"already complete, nothing to resume\n{result.summary}"
-    return result
-
-
-def _result(model, sizes, seconds, path, pictures):
-    headline = (
-        f"{len(sizes)} clusters, {model.n_iter_} iterations, {seconds:.1f} s, "
-        f"bandwidth {model.bandwidth_:.4g}"
-    )
-    lines = [headline]
-    if not model.converged_:
-        n_centers = model.trace_[-1]["n_centers"] if model.trace_ else "?"
-        lines.append(
-            f"stopped at max_iter={model.max_iter} with {model.n_unconverged_} of "
-            f"{n_centers} centers still moving; raise max_iter"
-        )
-    lines.append(f"{'cluster':>7} {'size':>10} {'share':>7}")
-    total = max(1, int(sum(sizes)))
-    lines += [f"{i:>7} {n:>10} {n / total:>7.1%}" for i, n in enumerate(sizes)]
-    lines.append(f"result: {os.path.abspath(path)}")
-    lines += [f"picture: {os.path.abspath(p)}" for p in pictures]
-    return RunResult(
-        output=os.path.abspath(path),
-        sizes=[int(n) for n in sizes],
-        n_iter=int(model.n_iter_),
-        converged=bool(model.converged_),
-        bandwidth=float(model.bandwidth_),
-        seconds=seconds,
-        pictures=[os.path.abspath(p) for p in pictures],
-        summary="\n".join(lines),
-    )

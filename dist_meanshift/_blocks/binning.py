@@ -139,44 +139,18 @@ def _cell_table(X, size, snap, sample_weight=None, with_sums=False):
     if n == 0:
         empty = (np.zeros((0, n_features), np.int64), np.zeros(0))
         return (*empty, np.zeros((0, n_features))) if with_sums else empty
-    # Few, reused temporaries: in dask workers (MALLOC_TRIM_THRESHOLD_ set by
-    # the nanny) every fresh array this size is mapped and faulted in anew.
-    work = np.float32 if X.dtype == np.float32 else np.float64
-    columns = snapped_columns(X, size, snap, work)
-    lo, span = cell_span(columns)
-    if work == np.float32 and max(-lo.min(), (lo + span - 1).max()) >= 2**22:
-        # float32 could not tell such cells apart: divide in float64.
-        columns = snapped_columns(X, size, snap, np.float64)
-        lo, span = cell_span(columns)
+    columns, lo, span = _snap(X, size, snap)
     keys = cell_keys(columns, (lo, span))
     slots = count_cells(span)
     w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
     # numpy unravels indices over at most 32 dimensions (64 from numpy 2).
     if n_features <= 32 and slots <= min(_DENSE_CELLS, max(2 * n, _DENSE_CELLS >> 6)):
-        n_slots = int(slots)
-        # A small grid is counted in place, every cell of it, with no sort
-        # (1.3-3x faster on 2M rows in cells of h/10 to h): rows are summed by key.
         del columns
-        cell_of = keys
-        in_cell = np.bincount(keys, minlength=n_slots)
-        occupied = np.flatnonzero(in_cell)
-        cells = np.stack(np.unravel_index(occupied, tuple(span)), axis=1) + lo
-        counts = in_cell if w is None else np.bincount(keys, w, minlength=n_slots)
+        cells, cell_of, n_slots, occupied, in_cell = _every_cell(keys, lo, span)
     else:
-        order, starts = sorted_runs(keys)
-        firsts = order[starts]
-        cells = np.stack([c[firsts] for c in columns], axis=1).astype(np.int64)
+        cells, cell_of, n_slots, occupied, in_cell = _occupied_cells(keys, columns)
         del columns
-        # The cell number of every row, in row order: sums are then bincounts
-        # reading the rows in place (a gather of rows by cell costs twice that).
-        run = np.zeros(n, dtype=np.int64)
-        run[starts[1:]] = 1
-        np.cumsum(run, out=run)
-        cell_of = keys  # reused: the cell number of each row, in row order
-        cell_of[order] = run
-        n_slots = len(starts)
-        occupied = slice(None)
-        counts = np.bincount(cell_of, weights=w, minlength=n_slots)
+    counts = in_cell if w is None else np.bincount(cell_of, w, minlength=n_slots)
     counts = counts[occupied].astype(np.float64)
     if not with_sums:
         return cells, counts
@@ -188,6 +162,50 @@ def _cell_table(X, size, snap, sample_weight=None, with_sums=False):
             values *= w
         sums[:, j] = np.bincount(cell_of, weights=values, minlength=n_slots)[occupied]
     return cells, counts, sums
+
+
+def _snap(X, size, snap):
+    """Integer cell coordinates per column, their lowest values and spans."""
+    # Few, reused temporaries: in dask workers (MALLOC_TRIM_THRESHOLD_ set by
+    # the nanny) every fresh array this size is mapped and faulted in anew.
+    work = np.float32 if X.dtype == np.float32 else np.float64
+    columns = snapped_columns(X, size, snap, work)
+    lo, span = cell_span(columns)
+    if work == np.float32 and max(-lo.min(), (lo + span - 1).max()) >= 2**22:
+        # float32 could not tell such cells apart: divide in float64.
+        columns = snapped_columns(X, size, snap, np.float64)
+        lo, span = cell_span(columns)
+    return columns, lo, span
+
+
+def _every_cell(keys, lo, span):
+    """A small grid counted in place, every cell of it, with no sort.
+
+    Returns the occupied cells, the slot of every row (its key), the number of
+    slots, the occupied slots and the rows per slot.
+    """
+    n_slots = int(count_cells(span))
+    in_cell = np.bincount(keys, minlength=n_slots)
+    occupied = np.flatnonzero(in_cell)
+    cells = np.stack(np.unravel_index(occupied, tuple(span)), axis=1) + lo
+    return cells, keys, n_slots, occupied, in_cell
+
+
+def _occupied_cells(keys, columns):
+    """The occupied cells numbered by one sort of the keys (as :func:`_every_cell`)."""
+    order, starts = sorted_runs(keys)
+    firsts = order[starts]
+    cells = np.stack([c[firsts] for c in columns], axis=1).astype(np.int64)
+    # The cell number of every row, in row order: sums are then bincounts
+    # reading the rows in place (a gather of rows by cell costs twice that).
+    run = np.zeros(len(keys), dtype=np.int64)
+    run[starts[1:]] = 1
+    np.cumsum(run, out=run)
+    cell_of = keys  # reused: the cell number of each row, in row order
+    cell_of[order] = run
+    n_slots = len(starts)
+    in_cell = np.bincount(cell_of, minlength=n_slots)
+    return cells, cell_of, n_slots, slice(None), in_cell
 
 
 def _sum_by_row(rows, weights, values=None):

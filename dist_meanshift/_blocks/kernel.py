@@ -118,22 +118,13 @@ def dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
     # float64 for both kernels: float32 weights (relative error ~1e-6) made
     # stopping decisions depend on how rows were chunked and on the CPU's BLAS;
     # in float64 sums differ by rounding order alone, ~1e-16 relative.
-    work = np.float64
     origin = centers.mean(axis=0)
     c0 = centers - origin
     cc = np.einsum("ij,ij->i", c0, c0)
     h2 = bandwidth * bandwidth
-    # One row per center, against rows [x, |x|^2, 1].
-    A = np.zeros((k, n_features + 2), dtype=work)
-    if flat:
-        A[:, :n_features] = -2 * c0
-        A[:, n_features] = 1
-    else:
-        A[:, :n_features] = c0 / h2
-        A[:, n_features] = -0.5 / h2
-        A[:, n_features + 1] = -0.5 * cc / h2
+    A = _center_rows(c0, cc, h2, flat)
     # A Gaussian truncated at ``reach`` gives nothing to d < -reach^2 / 2h^2.
-    cut = None if flat or reach is None else work(-0.5 * reach * reach / h2)
+    cut = None if flat or reach is None else -0.5 * reach * reach / h2
     acc = np.zeros((k, n_features + 2))
     step = max(1, min(X.shape[0], BLOCK_ELEMENTS // k))
     if flat:
@@ -143,35 +134,45 @@ def dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
         m = xb.shape[0]
         sw = None if sample_weight is None else sample_weight[start : start + step]
         if flat:
-            w = _flat_weights(
-                d,
-                h2,
-                cc,
-                centers,
-                xb,
-                cc.max() + B[:, n_features].max(),
-                out=(W_buf[:, :m], masks[0, :, :m], masks[1, :, :m]),
-            )
-            if sw is not None:
-                w *= sw
-            acc += w @ B
-            continue
-        # d = -|x - c|^2 / 2h^2 <= 0 (to rounding). Weights that would
-        # underflow into subnormals slow every later operation tenfold: floor
-        # them at a normal number that is nothing beside the weights of the
-        # rows near the center.
-        np.maximum(d, _EXP_FLOOR, out=d)
-        if cut is not None:
-            # Truncated: rows beyond the reach weigh exactly nothing.
-            beyond = np.less(d, cut, out=masks[0, :, :m])
-            np.copyto(d, -np.inf, where=beyond)
-        w = np.exp(d, out=d)
+            scale = cc.max() + B[:, n_features].max()
+            out = (W_buf[:, :m], masks[0, :, :m], masks[1, :, :m])
+            w = _flat_weights(d, h2, cc, centers, xb, scale, out=out)
+        else:
+            w = _gaussian_weights(d, cut, masks[0, :, :m])
         if sw is not None:
-            w *= sw.astype(work)
-        acc += (w @ B).astype(np.float64)
+            w *= sw
+        acc += w @ B
     weights = acc[:, n_features + 1]
     sums = acc[:, :n_features] + weights[:, None] * origin
     return sums, weights
+
+
+def _center_rows(c0, cc, h2, flat):
+    """One row per center, against rows ``[x, |x|^2, 1]`` (see :func:`dense_sums`)."""
+    k, n_features = c0.shape
+    A = np.zeros((k, n_features + 2))
+    if flat:
+        A[:, :n_features] = -2 * c0
+        A[:, n_features] = 1
+    else:
+        A[:, :n_features] = c0 / h2
+        A[:, n_features] = -0.5 / h2
+        A[:, n_features + 1] = -0.5 * cc / h2
+    return A
+
+
+def _gaussian_weights(d, cut, beyond):
+    """``exp(d)`` in place, nothing below ``cut`` (truncated); ``beyond`` is work space."""
+    # d = -|x - c|^2 / 2h^2 <= 0 (to rounding). Weights that would underflow
+    # into subnormals slow every later operation tenfold: floor them at a
+    # normal number that is nothing beside the weights of the rows near the
+    # center.
+    np.maximum(d, _EXP_FLOOR, out=d)
+    if cut is not None:
+        # Truncated: rows beyond the reach weigh exactly nothing.
+        np.less(d, cut, out=beyond)
+        np.copyto(d, -np.inf, where=beyond)
+    return np.exp(d, out=d)
 
 
 def products_by_block(A, X, origin, step):

@@ -60,19 +60,7 @@ def _radius_components(points, radius):
     members is within ``radius``, checked exactly, and only for cells whose
     centers are near enough (found block by block with a tree).
     """
-    n, d = points.shape
-    lo = points.min(axis=0)
-    side = radius / np.sqrt(d) * (1 - 1e-9)
-    span = float((points.max(axis=0) - lo).max()) / side if side > 0 else np.inf
-    if span < 2.0**50:
-        cells = np.floor((points - lo) / side)
-        keys, cell_of = np.unique(cells, axis=0, return_inverse=True)
-        anchors = lo + (keys + 0.5) * side
-        half_diagonal = 0.5 * side * np.sqrt(d)
-    else:  # too fine a grid for float64 cell numbers: each point its own cell
-        cell_of = np.arange(n)
-        anchors = points
-        half_diagonal = 0.0
+    cell_of, anchors, half_diagonal = _grid_cells(points, radius)
     cell_of = cell_of.ravel()
     n_cells = len(anchors)
     order = np.argsort(cell_of, kind="stable")
@@ -117,6 +105,24 @@ def _radius_components(points, radius):
     graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n_cells, n_cells))
     _, cell_component = connected_components(graph, directed=False)
     return cell_component[cell_of]
+
+
+def _grid_cells(points, radius):
+    """Grid cells of diagonal ``radius``: each point's cell, cell centers, half diagonal."""
+    n, d = points.shape
+    lo = points.min(axis=0)
+    side = radius / np.sqrt(d) * (1 - 1e-9)
+    span = float((points.max(axis=0) - lo).max()) / side if side > 0 else np.inf
+    if span < 2.0**50:
+        cells = np.floor((points - lo) / side)
+        keys, cell_of = np.unique(cells, axis=0, return_inverse=True)
+        anchors = lo + (keys + 0.5) * side
+        half_diagonal = 0.5 * side * np.sqrt(d)
+    else:  # too fine a grid for float64 cell numbers: each point its own cell
+        cell_of = np.arange(n)
+        anchors = points
+        half_diagonal = 0.0
+    return cell_of, anchors, half_diagonal
 
 
 def order_by_intensity(centers, intensity):

@@ -35,23 +35,9 @@ def flat_shared_sums(centers, X, bandwidth, sample_weight):
     h = float(bandwidth)
     if k < 2 * _SHARE_TIGHT_MIN:
         return dense_sums(centers, X, h, "flat", h, sample_weight)
-    side = 2 * _SHARE_RADIUS * h / np.sqrt(n_features)
-    cells = np.floor(centers / side).astype(np.int64)
-    _, cell_of, sizes = np.unique(
-        cell_keys(cells.T), return_inverse=True, return_counts=True
-    )
-    if sizes.max() < _SHARE_TIGHT_MIN:
+    cell_of = _shared_cells(centers, h)
+    if cell_of is None:
         return dense_sums(centers, X, h, "flat", h, sample_weight)
-    # A shared cell costs a pass over its rows plus a call for its shell,
-    # which is thin when its centers have (nearly) converged together: share
-    # crowded cells, and tight ones from a few centers on. Centers of other
-    # cells stand alone (a cell of one, with eps = 0).
-    _, eps = _means_and_spread(centers, cell_of, sizes)
-    shared = (sizes >= _SHARE_MIN) | ((sizes >= _SHARE_TIGHT_MIN) & (eps <= h / 64))
-    alone = ~shared[cell_of]
-    if alone.all() or (~alone).sum() < k // 4:
-        return dense_sums(centers, X, h, "flat", h, sample_weight)
-    cell_of = np.where(alone, len(sizes) + np.arange(k), cell_of)
     _, cell_of, sizes = np.unique(cell_of, return_inverse=True, return_counts=True)
     n_cells = len(sizes)
     order = np.argsort(cell_of, kind="stable")
@@ -89,10 +75,47 @@ def flat_shared_sums(centers, X, bandwidth, sample_weight):
         shell_rows.append(r + start)
     weights = acc[cell_of, n_features + 1]
     sums = acc[cell_of, :n_features] + weights[:, None] * origin
-    c = np.concatenate(shell_cells)
-    r = np.concatenate(shell_rows)
+    cells = (order, starts, sizes)
+    shell = (np.concatenate(shell_cells), np.concatenate(shell_rows))
+    _add_shells(sums, weights, centers, X, h, sample_weight, cells, shell)
+    return sums, weights
+
+
+def _shared_cells(centers, h):
+    """The cell of every center (a center alone has a cell of its own), or None.
+
+    None when too few centers would share a cell for sharing to pay.
+    """
+    k, n_features = centers.shape
+    side = 2 * _SHARE_RADIUS * h / np.sqrt(n_features)
+    cells = np.floor(centers / side).astype(np.int64)
+    _, cell_of, sizes = np.unique(
+        cell_keys(cells.T), return_inverse=True, return_counts=True
+    )
+    if sizes.max() < _SHARE_TIGHT_MIN:
+        return None
+    # A shared cell costs a pass over its rows plus a call for its shell,
+    # which is thin when its centers have (nearly) converged together: share
+    # crowded cells, and tight ones from a few centers on. Centers of other
+    # cells stand alone (a cell of one, with eps = 0).
+    _, eps = _means_and_spread(centers, cell_of, sizes)
+    shared = (sizes >= _SHARE_MIN) | ((sizes >= _SHARE_TIGHT_MIN) & (eps <= h / 64))
+    alone = ~shared[cell_of]
+    if alone.all() or (~alone).sum() < k // 4:
+        return None
+    return np.where(alone, len(sizes) + np.arange(k), cell_of)
+
+
+def _add_shells(sums, weights, centers, X, h, sample_weight, cells, shell):
+    """Add, pair by pair, the sums of the rows in the shell of each cell (in place).
+
+    ``cells`` gives the members of every cell (``order[starts[g]:][:sizes[g]]``);
+    ``shell`` the (cell, row) pairs neither surely inside nor surely outside.
+    """
+    order, starts, sizes = cells
+    c, r = shell
     if len(c) == 0:
-        return sums, weights
+        return
     by_cell = np.argsort(c, kind="stable")
     c, r = c[by_cell], r[by_cell]
     first = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
@@ -105,7 +128,6 @@ def flat_shared_sums(centers, X, bandwidth, sample_weight):
         s, w = dense_sums(centers[members], X[rows], h, "flat", h, sw)
         sums[members] += s
         weights[members] += w
-    return sums, weights
 
 
 def _means_and_spread(centers, cell_of, sizes):
