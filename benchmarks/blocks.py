@@ -4,7 +4,7 @@
 
 The numbers behind the levers in the README's "How it scales": each block
 function timed (best of three) on the blobs of ``run.py``, with BLAS held to one
-thread and no Dask. Use it to compare a change to ``_blocks.py`` with the code
+thread and no Dask. Use it to compare a change to ``_blocks/`` with the code
 before it in the same sitting: the machine is shared, so only ratios from one
 sitting mean much.
 """

@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 # Public names and the modules defining them, imported on first use: the
 # command answers ``--help`` and bad input without loading dask and
-# scikit-learn (2 s of imports).
+# scikit-learn (their imports dominate its start).
 _LAZY = {
     "BANDWIDTH_SAMPLE_SIZE": "_seeds",
     "Checkpoint": "_checkpoint",

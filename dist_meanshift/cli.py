@@ -174,12 +174,28 @@ class _TableValue(click.ParamType):
 
 def _model_option(p):
     name = "--" + p.name.replace("_", "-")
-    shown = "none" if p.default is None else str(p.default).lower()
+    shown = p.default is not None
     if p.kind == "bool" and not p.literals:
         flags = f"{name}/--no-{name[2:]}"
-        return click.option(flags, p.name, default=None, help=p.doc, show_default=shown)
-    kind = click.Choice(p.choices) if p.kind == "str" else _TableValue(p)
-    return click.option(name, p.name, type=kind, help=p.doc, show_default=shown)
+        return click.option(
+            flags, p.name, default=p.default, help=p.doc, show_default=shown
+        )
+    if p.kind == "str":
+        kind = click.Choice(p.choices)
+    else:
+        kind = _TableValue(p)
+    words = [*p.literals, "true", "false"] if p.kind == "bool" else [p.kind.upper()]
+    if p.kind != "bool":
+        words += p.literals
+    return click.option(
+        name,
+        p.name,
+        type=kind,
+        default=p.default,
+        help=p.doc,
+        show_default=shown,
+        metavar=None if p.kind == "str" else "|".join(words),
+    )
 
 
 _cluster_options = [

@@ -153,9 +153,9 @@ def _checked(section, key, value, types):
     name = f"{section}.{key}"
     param = _MODEL.get(key) if section == "model" else None
     words = param.literals if param else ()
-    as_word = isinstance(value, str) and param and param.kind != "str"
-    if as_word and value.strip().lower() not in words:
-        types = types[:-1]  # a str only as one of the words
+    numeric = param is not None and param.kind in ("int", "float") and words
+    if numeric and isinstance(value, str) and value.strip().lower() not in words:
+        types = types[:-1]  # a str in a number's place only as one of the words
     wrong_bool = isinstance(value, bool) and bool not in types
     if wrong_bool or not isinstance(value, types):
         want = " or ".join(t.__name__ for t in types)

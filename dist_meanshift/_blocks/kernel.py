@@ -164,7 +164,7 @@ def _center_rows(c0, cc, h2, flat):
 def _gaussian_weights(d, cut, beyond):
     """``exp(d)`` in place, nothing below ``cut`` (truncated); ``beyond`` is work space."""
     # d = -|x - c|^2 / 2h^2 <= 0 (to rounding). Weights that would underflow
-    # into subnormals slow every later operation tenfold: floor them at a
+    # into subnormals slow every later operation down: floor them at a
     # normal number that is nothing beside the weights of the rows near the
     # center.
     np.maximum(d, _EXP_FLOOR, out=d)
@@ -181,7 +181,7 @@ def products_by_block(A, X, origin, step):
     ``x0 = x - origin``, in the precision of ``A``. The work arrays are
     allocated once and reused block after block: Dask's nannies set
     MALLOC_TRIM_THRESHOLD_, with which every fresh temporary of this size would
-    be mapped and faulted in anew (twice as slow here).
+    be mapped and faulted in anew.
 
     Yields
     ------

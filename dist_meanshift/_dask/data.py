@@ -51,7 +51,7 @@ def compute(*collections):
 
     Tasks run in parallel on dask's threads (or in-process workers); a
     multi-threaded BLAS inside each of them would oversubscribe the cores
-    (about 30% slower here). Worker processes started by a nanny already run
+    (see benchmarks/run.py). Worker processes started by a nanny already run
     with one BLAS thread.
     """
     with threadpool_limits(limits=1, user_api="blas"):
@@ -236,7 +236,7 @@ def prepare(X, persist="auto"):
 def checked_finite(X):
     """``X`` whose chunks are checked for NaN and infinity as they are computed.
 
-    The check rides along every pass over the data (it costs a few ms per
+    The check rides along every pass over the data (it costs little per
     chunk against the read), so no pass is spent on it; a chunk that fails it
     raises :class:`~._validation.NonFiniteValues`.
 

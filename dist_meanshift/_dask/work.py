@@ -19,7 +19,7 @@ from .. import _blocks
 from .data import compute, current_client, n_threads, upload
 
 logger = logging.getLogger(__name__)
-# Center-point pairs a task should at least evaluate (~50-100 ms here) so that
+# Center-point pairs a task should at least evaluate so that
 # Dask's per-task cost of a few milliseconds stays small.
 _TARGET_PAIRS_PER_TASK = 20_000_000
 # In-memory data of at most this many rows is shifted in this process when an

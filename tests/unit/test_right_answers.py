@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 import pytest
+from commands import run_cli
 from conftest import BLOBS
 from reference import founding_mean_shift
 from sklearn.cluster import MeanShift as SklearnMeanShift
@@ -18,7 +19,6 @@ from sklearn.datasets import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
-from test_cli import run_cli
 
 from dist_meanshift import MeanShift, estimate_bandwidth
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import zarr
 from clusters import dask_cluster
+from commands import cli
 from distributed import Client
 from test_bad_input import _snapshot
-from test_cli import cli
 
 from dist_meanshift import MeanShift
 

@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 import zarr
+from commands import cli
 from test_bad_input import _snapshot
-from test_cli import cli
 
 from dist_meanshift._outputs import output_lock
 

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 import zarr
-from test_cli import cli, run_cli
+from commands import cli, run_cli
 
 from dist_meanshift import MeanShift
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import zarr
 from clusters import dask_cluster, make_tls_files
+from commands import ROOT, cli
 from distributed import Client
 from distributed.security import Security
-from test_cli import ROOT, cli
 
 from dist_meanshift import MeanShift
 

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 import zarr
-from test_cli import cli
+from commands import cli
 
 JOB = """
 [input]
