@@ -12,13 +12,14 @@ largest distance between matching modes, in bandwidths.
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
-from sklearn.datasets import make_blobs, make_circles, make_moons
 
 from dist_meanshift import MeanShift
 
@@ -43,24 +44,11 @@ def fixed_point(X, h, tol=1e-9, max_iter=100_000, merge_tol=0.1):
     return np.array([C[comp == k].mean(0) for k in range(comp.max() + 1)]), n_iter
 
 
-def spiral(n=400, seed=0):
-    rs = np.random.RandomState(seed)
-    t = np.sqrt(rs.rand(n)) * 3 * np.pi
-    return np.c_[t * np.cos(t), t * np.sin(t)] / 3 + rs.normal(0, 0.05, (n, 2))
+# The ridge datasets of the tests (tests/reference.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from reference import ridges
 
-
-CASES = {
-    "moons 300, h=0.25": (make_moons(300, noise=0.05, random_state=0)[0], 0.25),
-    "circles 300, h=0.2": (
-        make_circles(300, noise=0.05, factor=0.5, random_state=0)[0],
-        0.2,
-    ),
-    "spiral 400, h=0.3": (spiral(), 0.3),
-    "elongated blobs 300, h=1": (
-        make_blobs(300, centers=3, random_state=0)[0] @ np.diag([4.0, 0.5]),
-        1.0,
-    ),
-}
+CASES = {f"{name} {len(X)}, h={h:g}": (X, h) for name, (X, h) in ridges().items()}
 
 
 def main():

@@ -13,6 +13,7 @@ by decreasing kernel density at their last shift.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.datasets import make_blobs, make_circles, make_moons
 
 
 def founding_mean_shift(
@@ -81,3 +82,22 @@ def _merge_stopped(centers, count, density, moving, radius):
             ):
                 lst.append(val)
     return out
+
+
+def ridges():
+    """Data whose modes are reached along slow ridges, each with its bandwidth.
+
+    Shared by the tests and ``benchmarks/convergence.py``.
+    """
+    rs = np.random.RandomState(0)
+    t = np.sqrt(rs.rand(400)) * 3 * np.pi
+    spiral = np.c_[t * np.cos(t), t * np.sin(t)] / 3 + rs.normal(0, 0.05, (400, 2))
+    return {
+        "moons": (make_moons(300, noise=0.05, random_state=0)[0], 0.25),
+        "circles": (make_circles(300, noise=0.05, factor=0.5, random_state=0)[0], 0.2),
+        "spiral": (spiral, 0.3),
+        "elongated": (
+            make_blobs(300, centers=3, random_state=0)[0] @ np.diag([4.0, 0.5]),
+            1.0,
+        ),
+    }

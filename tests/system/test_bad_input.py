@@ -198,15 +198,21 @@ def _snapshot(where):
     return files
 
 
-@pytest.mark.parametrize(
-    "make,args,message",
-    [c[1:] for c in COMMAND_CASES],
-    ids=[c[0] for c in COMMAND_CASES],
-)
-def test_bad_input_on_the_command_line(tmp_path, make, args, message):
+def _cases(table):
+    """pytest parameters of (id, make, call, message) rows."""
+    return [pytest.param(*row[1:], id=row[0]) for row in table]
+
+
+def _made(where, make):
+    """Make the input (if any) in ``where``; return the snapshot to compare with."""
     if make is not None:
-        make(tmp_path)
-    before = _snapshot(tmp_path)
+        make(where)
+    return _snapshot(where)
+
+
+@pytest.mark.parametrize("make,args,message", _cases(COMMAND_CASES))
+def test_bad_input_on_the_command_line(tmp_path, make, args, message):
+    before = _made(tmp_path, make)
     done = run_cli(*args, cwd=tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
@@ -270,15 +276,9 @@ API_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "make,call,message",
-    [c[1:] for c in API_CASES],
-    ids=[c[0] for c in API_CASES],
-)
+@pytest.mark.parametrize("make,call,message", _cases(API_CASES))
 def test_bad_input_through_the_api(tmp_path, make, call, message):
-    if make is not None:
-        make(tmp_path)
-    before = _snapshot(tmp_path)
+    before = _made(tmp_path, make)
     with pytest.raises(ValueError) as caught:
         call(tmp_path)
     assert message in str(caught.value)

@@ -14,12 +14,17 @@ from commands import ROOT, cli, run_cli
 from dist_meanshift import MeanShift
 
 
+def _run_shipped_job(name, where):
+    """Run a job file of jobs/ as a subprocess in ``where``; it must succeed."""
+    shutil.copy(ROOT / "jobs" / name, where / name)
+    done = cli("run", where / name, cwd=where)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 @pytest.mark.timeout(300)
 def test_quickstart_job_runs_and_its_result_equals_the_in_memory_fit(tmp_path):
-    job = tmp_path / "quickstart.toml"
-    shutil.copy(ROOT / "jobs" / "quickstart.toml", job)
-    done = cli("run", job, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    done = _run_shipped_job("quickstart.toml", tmp_path)
     assert "result:" in done.stdout and "6 clusters" in done.stdout
     assert (tmp_path / "results/quickstart/result.png").stat().st_size > 10_000
     result = zarr.open_group(str(tmp_path / "results/quickstart/result.zarr"), mode="r")
@@ -35,6 +40,7 @@ def test_quickstart_job_runs_and_its_result_equals_the_in_memory_fit(tmp_path):
     np.testing.assert_array_equal(labels, model.labels_)
     assert result["cluster_sizes"][:].sum() == X.shape[0]
     # A second run without overwrite refuses and leaves the result intact.
+    job = tmp_path / "quickstart.toml"
     job.write_text(job.read_text().replace("overwrite = true", "overwrite = false"))
     again = cli("run", job, cwd=tmp_path)
     assert again.returncode == 2
@@ -210,10 +216,7 @@ def test_bad_command_lines_exit_2_with_one_line(blobs, tmp_path, args, message):
 def test_image_job_segments_the_photograph(tmp_path):
     from PIL import Image
 
-    job = tmp_path / "image.toml"
-    shutil.copy(ROOT / "jobs" / "image.toml", job)
-    done = cli("run", job, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    _run_shipped_job("image.toml", tmp_path)
     with Image.open(tmp_path / "results/image/segmented.png") as img:
         assert img.size == (640, 427)
         colours = np.unique(np.asarray(img).reshape(-1, 3), axis=0)

@@ -8,14 +8,12 @@ import numpy as np
 import pytest
 from commands import run_cli
 from conftest import BLOBS
-from reference import founding_mean_shift
+from reference import founding_mean_shift, ridges
 from sklearn.cluster import MeanShift as SklearnMeanShift
 from sklearn.datasets import (
     load_digits,
     load_iris,
     make_blobs,
-    make_circles,
-    make_moons,
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
@@ -46,21 +44,7 @@ def test_units_and_offsets_never_change_the_labels(unit_reference, scale, offset
     )
 
 
-def _spiral(n=400, seed=0):
-    rs = np.random.RandomState(seed)
-    t = np.sqrt(rs.rand(n)) * 3 * np.pi
-    return np.c_[t * np.cos(t), t * np.sin(t)] / 3 + rs.normal(0, 0.05, (n, 2))
-
-
-RIDGES = {
-    "moons": (make_moons(300, noise=0.05, random_state=0)[0], 0.25),
-    "circles": (make_circles(300, noise=0.05, factor=0.5, random_state=0)[0], 0.2),
-    "spiral": (_spiral(), 0.3),
-    "elongated": (
-        make_blobs(300, centers=3, random_state=0)[0] @ np.diag([4.0, 0.5]),
-        1.0,
-    ),
-}
+RIDGES = ridges()
 
 
 @pytest.mark.parametrize("name", list(RIDGES))
