@@ -42,7 +42,7 @@ def test_quickstart_job_runs_and_its_result_equals_the_in_memory_fit(tmp_path):
     # A second run without overwrite refuses and leaves the result intact.
     job = tmp_path / "quickstart.toml"
     job.write_text(job.read_text().replace("overwrite = true", "overwrite = false"))
-    again = cli("run", job, cwd=tmp_path)
+    again = run_cli("run", job, cwd=tmp_path)
     assert again.returncode == 2
     assert "already exists. Pass --overwrite" in again.stderr
     assert zarr.open_group(str(tmp_path / "results/quickstart/result.zarr")).attrs[

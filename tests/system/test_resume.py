@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 import zarr
-from commands import cli
+from commands import run_cli
 
 JOB = """
 [input]
@@ -69,7 +69,7 @@ def read(where, name):
 def uninterrupted(tmp_path_factory):
     """Labels, centers and attributes of the job run without interruption."""
     straight = tmp_path_factory.mktemp("straight")
-    done = cli("run", write_job(straight), cwd=straight)
+    done = run_cli("run", write_job(straight), cwd=straight)
     assert done.returncode == 0, done.stderr
     return read(straight, "out.zarr")
 
@@ -82,7 +82,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path, uninterrup
     assert attrs["n_iter"] >= 8
 
     # Make the data first, then kill the run once a few iterations are recorded.
-    assert cli("make-blobs", *MAKE_BLOBS, cwd=killed).returncode == 0
+    assert run_cli("make-blobs", *MAKE_BLOBS, cwd=killed).returncode == 0
     job = write_job(killed)
     proc = subprocess.Popen(
         [sys.executable, "-m", "dist_meanshift", "run", str(job)],
@@ -99,11 +99,11 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path, uninterrup
     stopped_at = _recorded(out)
     # The stopped run's output is marked incomplete: it is no result.
     assert zarr.open_group(str(out), mode="r").attrs["complete"] is False
-    again = cli("run", job, cwd=killed)
+    again = run_cli("run", job, cwd=killed)
     assert again.returncode == 2
     assert "holds a stopped run. Pass --resume" in again.stderr
 
-    again = cli("run", job, "--resume", cwd=killed)
+    again = run_cli("run", job, "--resume", cwd=killed)
     assert again.returncode == 0, again.stderr
     assert f"resuming after iteration {stopped_at - 1}" in again.stdout
     resumed_labels, resumed_centers, resumed_attrs = read(killed, "out.zarr")
@@ -129,7 +129,7 @@ def test_killed_again_and_again_at_any_moment_still_gives_the_same_result(
     killed.mkdir()
     labels, centers, _ = uninterrupted
     job = write_job(killed)
-    assert cli("make-blobs", *MAKE_BLOBS, cwd=killed).returncode == 0
+    assert run_cli("make-blobs", *MAKE_BLOBS, cwd=killed).returncode == 0
     out = killed / "out.zarr"
     kills, recorded = 0, []
     log = tmp_path / "stderr.txt"
@@ -187,8 +187,8 @@ def test_resume_refuses_changed_parameters_and_input(tmp_path):
     from dist_meanshift.results import create_output
 
     job = write_job(tmp_path)
-    assert cli("run", job, cwd=tmp_path).returncode == 0
-    done = cli("run", job, "--resume", cwd=tmp_path)
+    assert run_cli("run", job, cwd=tmp_path).returncode == 0
+    done = run_cli("run", job, "--resume", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "already complete, nothing to resume" in done.stdout
     assert "result:" in done.stdout
@@ -211,7 +211,7 @@ def test_resume_refuses_changed_parameters_and_input(tmp_path):
         write_job(tmp_path).read_text().replace("bandwidth = 0.6", "bandwidth = 0.7")
     )
     (tmp_path / "job.toml").write_text(changed)
-    done = cli("run", job, "--resume", cwd=tmp_path)
+    done = run_cli("run", job, "--resume", cwd=tmp_path)
     assert done.returncode == 2
     assert (
         "model parameter 'bandwidth' was 0.6 in the stopped run and is 0.7"
@@ -222,6 +222,6 @@ def test_resume_refuses_changed_parameters_and_input(tmp_path):
     fingerprint["input"]["shape"] = [999, 2]
     checkpoint.fingerprint = fingerprint
     checkpoint.save(state)
-    done = cli("run", job, "--resume", cwd=tmp_path)
+    done = run_cli("run", job, "--resume", cwd=tmp_path)
     assert done.returncode == 2
     assert "the input's shape changed" in done.stderr
