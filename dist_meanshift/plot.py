@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InputError
+
 #: Points drawn in a scatter picture; more only hide each other.
 MAX_POINTS = 20_000
 
@@ -87,7 +89,7 @@ def load_image(name):
         try:
             arr = load_sample_image(name)
         except ValueError as exc:
-            raise ValueError(
+            raise InputError(
                 f"Image {name!r} is neither a file nor a scikit-learn sample image. "
                 "Give a PNG/JPEG path, or 'china.jpg' / 'flower.jpg'."
             ) from exc

@@ -53,17 +53,11 @@ def cell_sums(X, cell_size, sample_weight=None):
     A row falls in the cell ``floor(x / cell_size)``. The weighted mean of a
     cell's rows stands for them all in binned mean shift.
 
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-    cell_size : float, > 0
-    sample_weight : ndarray of shape (n_samples,), default=None
+    Parameters and returns are those of :func:`bin_counts` (``cell_size``
+    for ``bin_size``), and
 
     Returns
     -------
-    cells : ndarray of shape (n_cells, n_features), int64
-    counts : ndarray of shape (n_cells,), float64
-        Total weight of the rows in each cell.
     sums : ndarray of shape (n_cells, n_features), float64
         Weighted coordinate sums of the rows in each cell.
     """

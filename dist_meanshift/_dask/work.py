@@ -142,11 +142,8 @@ def bin_seeds(X, bin_size, sample_weight=None):
 def bin_data(X, cell_size, sample_weight=None):
     """Reduce the dataset to weighted grid cells in one streaming pass.
 
-    Parameters
-    ----------
-    X : dask.array.Array
-    cell_size : float
-    sample_weight : dask.array.Array, optional
+    ``X`` and ``sample_weight`` as in :func:`bin_seeds`; cells of side
+    ``cell_size``.
 
     Returns
     -------
