@@ -23,6 +23,7 @@ _LAZY = {
     "RunResult": "_summary",
     "estimate_bandwidth": "_seeds",
     "get_bin_seeds": "_seeds",
+    "load": "results",
     "mean_shift": "estimator",
     "run_job": "runner",
 }
@@ -44,6 +45,7 @@ __all__ = [
     "__version__",
     "estimate_bandwidth",
     "get_bin_seeds",
+    "load",
     "mean_shift",
     "run_job",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from . import __version__
 
@@ -20,31 +20,54 @@ class RunResult:
         Absolute path of the result group.
     sizes : list of int
         Points per cluster, in the order of the clusters.
+    n_unlabelled : int
+        Points labelled -1 (farther than the bandwidth from every center,
+        with ``cluster_all = false``).
     n_iter : int
     converged : bool
     bandwidth : float
     seconds : float
+        Wall time of the run.
+    timings : dict
+        Seconds per step (``estimate_bandwidth``, ``fit``).
     pictures : list of str
         Pictures written.
+    report : str or None
+        The Dask performance report, when one was asked for.
     summary : str
         The table the command prints.
     """
 
     output: str
     sizes: list
+    n_unlabelled: int
     n_iter: int
     converged: bool
     bandwidth: float
     seconds: float
+    timings: dict = field(default_factory=dict)
     pictures: list = field(default_factory=list)
+    report: str | None = None
     summary: str = ""
 
     @property
     def n_clusters(self):
         return len(self.sizes)
 
+    def to_dict(self):
+        """The result as JSON-serialisable values (what ``--json`` prints)."""
+        out = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name != "summary"
+        }
+        return {**out, "n_clusters": self.n_clusters}
 
-def make_result(model, sizes, seconds, path, pictures):
+
+def make_result(model, sizes, n_unlabelled, seconds, path, made=None):
+    """The :class:`RunResult` of a fitted model and its summary table.
+
+    ``made`` maps what else was written (``pictures``, ``report``, ``timings``).
+    """
+    made = made or {}
     headline = (
         f"{len(sizes)} clusters, {model.n_iter_} iterations, {seconds:.1f} s, "
         f"bandwidth {model.bandwidth_:.4g}"
@@ -56,21 +79,38 @@ def make_result(model, sizes, seconds, path, pictures):
             f"stopped at max_iter={model.max_iter} with {model.n_unconverged_} of "
             f"{n_centers} centers still moving; raise max_iter"
         )
-    lines.append(f"{'cluster':>7} {'size':>10} {'share':>7}")
-    total = max(1, int(sum(sizes)))
-    lines += [f"{i:>7} {n:>10} {n / total:>7.1%}" for i, n in enumerate(sizes)]
+    lines += size_table(sizes, n_unlabelled)
     lines.append(f"result: {os.path.abspath(path)}")
-    lines += [f"picture: {os.path.abspath(p)}" for p in pictures]
+    pictures = [os.path.abspath(p) for p in made.get("pictures", [])]
+    lines += [f"picture: {p}" for p in pictures]
+    report = made.get("report") and os.path.abspath(made["report"])
+    if report:
+        lines.append(f"report: {report}")
     return RunResult(
         output=os.path.abspath(path),
         sizes=[int(n) for n in sizes],
+        n_unlabelled=int(n_unlabelled),
         n_iter=int(model.n_iter_),
         converged=bool(model.converged_),
         bandwidth=float(model.bandwidth_),
         seconds=seconds,
-        pictures=[os.path.abspath(p) for p in pictures],
+        timings=dict(made.get("timings", {})),
+        pictures=pictures,
+        report=report or None,
         summary="\n".join(lines),
     )
+
+
+def size_table(sizes, n_unlabelled):
+    """Lines of cluster sizes and shares of all points; unlabelled points apart."""
+    total = max(1, int(sum(sizes)) + int(n_unlabelled))
+    lines = [f"{'cluster':>10} {'size':>10} {'share':>7}"]
+    lines += [f"{i:>10} {n:>10} {n / total:>7.1%}" for i, n in enumerate(sizes)]
+    if n_unlabelled:
+        lines.append(
+            f"{'unlabelled':>10} {n_unlabelled:>10} {n_unlabelled / total:>7.1%}"
+        )
+    return lines
 
 
 def stored_result(group, path):
@@ -84,13 +124,30 @@ def stored_result(group, path):
         n_unconverged_=attrs.get("n_unconverged", 0),
         trace_=attrs.get("trace", []),
     )
-    seconds = sum(attrs.get("timings", {}).values())
-    result = make_result(model, group["cluster_sizes"][:], seconds, path, [])
+    timings = attrs.get("timings", {})
+    sizes = group["cluster_sizes"][:]
+    made = {"timings": timings}
+    n_unlabelled = attrs.get("n_unlabelled", 0)
+    result = make_result(model, sizes, n_unlabelled, sum(timings.values()), path, made)
     result.summary = f"already complete, nothing to resume\n{result.summary}"
     return result
 
 
 def result_attrs(inp, data, model, timings):
+    """The attributes of a run's result group: the model's, the input and timings."""
+    return {
+        "input": {
+            "path": os.path.abspath(inp["path"]),
+            "array": inp.get("array"),
+            "shape": list(data.shape),
+        },
+        **model_attrs(model),
+        "timings": timings,
+    }
+
+
+def model_attrs(model):
+    """A fitted model's parameters and figures, and the versions that made it."""
     import dask
     import distributed
     import numpy
@@ -98,18 +155,12 @@ def result_attrs(inp, data, model, timings):
     import zarr
 
     return {
-        "input": {
-            "path": os.path.abspath(inp["path"]),
-            "array": inp.get("array"),
-            "shape": list(data.shape),
-        },
         "params": {k: v for k, v in model.get_params().items() if k != "seeds"},
         "bandwidth": model.bandwidth_,
         "n_iter": model.n_iter_,
         "converged": bool(model.converged_),
         "n_unconverged": int(model.n_unconverged_),
         "trace": model.trace_,
-        "timings": timings,
         "versions": {
             "dist_meanshift": __version__,
             "dask": dask.__version__,

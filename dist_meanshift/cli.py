@@ -1,8 +1,6 @@
 """The ``dist-meanshift`` command: click commands, and errors turned into exit codes.
 
-Exit codes: 0 done; 2 bad usage or bad input (one line on stderr, no
-traceback); 1 a failure while running (one line, details with ``-v``);
-128 + n when stopped by signal n (SIGINT 130, SIGTERM 143). Jobs run in
+Exit codes and one-line errors: see ``_exits``. Jobs run in
 :func:`~.runner.run_job`; the options of ``fit`` come from the parameter
 table in ``_params``.
 """
@@ -18,144 +16,64 @@ import threading
 import click
 
 from . import __version__
+from ._exits import BadInput, Command, check_signals, on_signal
 from ._params import COMMAND
-from .errors import ClusterStalled, InputError, RunError
 from .jobs import Job, JobError
 
 logger = logging.getLogger("dist_meanshift")
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
+
+def _set_verbosity(ctx, param, value):
+    """-q and -v, before or after the subcommand: the later ones add up."""
+    obj = ctx.find_root().ensure_object(dict)
+    if param.name == "quiet":
+        obj["quiet"] = obj.get("quiet", False) or value
+    else:
+        obj["verbose"] = obj.get("verbose", 0) + value
+    if value and ctx.parent is not None:  # given after the subcommand
+        _setup_logging(obj["verbose"])
 
 
-class BadInput(click.ClickException):
-    """Bad usage or input: one line on stderr, exit code 2."""
-
-    exit_code = EXIT_BAD_INPUT
-
-    def show(self, file=None):
-        click.echo(f"dist-meanshift: error: {self.format_message()}", err=True)
-
-
-class RunFailed(click.ClickException):
-    """A failure while running: one line on stderr, exit code 1."""
-
-    exit_code = EXIT_FAILED
-    show = BadInput.show
-
-
-class Stopped(RunFailed):
-    """Stopped by a signal: one line, exit code 128 + the signal's number."""
-
-    def __init__(self, signum):
-        name = signal.Signals(signum).name
-        super().__init__(
-            f"stopped by {name}; the state of the last finished iteration is kept "
-            f"in the output: run {_resume_command()} to continue"
-        )
-        self.exit_code = 128 + signum
+_verbosity = [
+    click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_set_verbosity,
+        help="Log each step (-vv: and debug messages).",
+    ),
+    click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_verbosity,
+        help="Print nothing but errors.",
+    ),
+]
 
 
-class _Terminate(BaseException):
-    """Raised in the main thread by SIGTERM, as KeyboardInterrupt is by SIGINT.
+def _with(options):
+    def decorate(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
 
-    A BaseException, so that no ``except Exception`` swallows it: context
-    managers close the cluster (removing its scratch directories) on the way.
-    """
-
-
-#: Signals received: the run also stops at the next iteration's end if an
-#: exception raised by the handler was swallowed on its way up.
-_SIGNALLED = []
+    return decorate
 
 
-def _on_signal(signum, frame):
-    _SIGNALLED.append(signum)
-    raise KeyboardInterrupt if signum == signal.SIGINT else _Terminate
-
-
-def _check_signals():
-    if _SIGNALLED:
-        raise _Terminate
-
-
-def _resume_command():
-    """This command line with --resume added (to continue a stopped run)."""
-    import shlex
-
-    # --overwrite would start afresh: resuming continues the stopped run.
-    args = [a for a in sys.argv[1:] if a != "--overwrite"]
-    resume = [] if "--resume" in args else ["--resume"]
-    return shlex.join(["dist-meanshift", *args, *resume])
-
-
-class _Command(click.Group):
-    """One line on stderr for every error: usage (2), input (2), failure (1)."""
-
-    def main(self, *args, **kwargs):
-        try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
-        except click.UsageError as exc:
-            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-            click.echo(f"dist-meanshift: error: {exc.format_message()}{hint}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
-        except click.ClickException as exc:
-            exc.show()
-            sys.exit(exc.exit_code)
-        except click.Abort:
-            click.echo("dist-meanshift: error: aborted", err=True)
-            sys.exit(EXIT_FAILED)
-        sys.exit(rv if isinstance(rv, int) else 0)
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except BrokenPipeError:
-            # The reader stopped reading (`| head`): the output was cut short,
-            # as asked. Later writes (and the flush at exit) go nowhere.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            raise click.exceptions.Exit(0) from None
-        except (KeyboardInterrupt, _Terminate) as exc:
-            sig = (
-                signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
-            )
-            raise Stopped(_SIGNALLED[0] if _SIGNALLED else sig) from None
-        except Exception as exc:
-            raise _exit_error(exc) from exc
-
-
-def _exit_error(exc):
-    """The one-line error the command reports for ``exc``."""
-    logger.debug("command failed", exc_info=exc)
-    if isinstance(exc, ClusterStalled):  # its interrupt ran the SIGINT handler
-        return RunFailed(exc.message)
-    if _SIGNALLED:  # what the signal interrupted failed on its way out
-        return Stopped(_SIGNALLED[0])
-    if isinstance(exc, InputError | FileExistsError):
-        return BadInput(str(exc).splitlines()[0] if str(exc) else repr(exc))
-    if isinstance(exc, RunError):
-        if exc.resume_when is None:
-            return RunFailed(exc.message)
-        return RunFailed(f"{exc.message}: {exc.resume_when}run {_resume_command()}")
-    return RunFailed(f"{type(exc).__name__}: {exc} (rerun with -v for the full log)")
-
-
-@click.group(cls=_Command, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dist-meanshift")
-@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@_with(_verbosity)
 @click.pass_context
-def main(ctx, verbose, quiet):
+def main(ctx):
     """Mean shift clustering at any scale, on Dask."""
-    ctx.obj = {"quiet": quiet, "verbose": verbose}
-    _setup_logging(verbose)
+    _setup_logging(ctx.ensure_object(dict).get("verbose", 0))
     if threading.current_thread() is threading.main_thread():
         # SIGTERM is how SLURM and Kubernetes stop jobs: end as Ctrl-C does.
         for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, _on_signal)
+            signal.signal(signum, on_signal)
 
 
 class _TableValue(click.ParamType):
@@ -200,18 +118,19 @@ def _model_option(p):
 
 _cluster_options = [
     click.option("--scheduler", help="Address of a running Dask scheduler."),
+    click.option(
+        "--scheduler-file",
+        help="A scheduler's JSON file (dask scheduler --scheduler-file).",
+    ),
     click.option("--report", help="Write a Dask performance report (HTML) here."),
-    click.option("--plot", help="Write a PNG picture of the result here."),
+    click.option(
+        "--plot", help="Write a PNG (or SVG, PDF) picture of the result here."
+    ),
+    click.option(
+        "--json", "as_json", is_flag=True, help="Print the result as JSON, not a table."
+    ),
+    *_verbosity,
 ]
-
-
-def _with(options):
-    def decorate(fn):
-        for option in reversed(options):
-            fn = option(fn)
-        return fn
-
-    return decorate
 
 
 @main.command()
@@ -223,15 +142,17 @@ def _with(options):
 )
 @_with(_cluster_options)
 @click.pass_context
-def run(ctx, job_file, out, overwrite, resume, scheduler, report, plot):
+def run(ctx, job_file, out, overwrite, resume, as_json, **options):
     """Run the job described by JOB_FILE (TOML)."""
     try:
         job = Job.load(job_file)
     except JobError as exc:
         raise BadInput(str(exc)) from exc
-    job.override("output", path=out, overwrite=overwrite, report=report, plot=plot)
-    job.override("cluster", scheduler=scheduler)
-    _execute(ctx, job, resume=resume)
+    job.override(
+        "output", path=out, overwrite=overwrite, **_pop(options, "report", "plot")
+    )
+    job.override("cluster", **options)
+    _execute(ctx, job, resume=resume, as_json=as_json)
 
 
 @main.command()
@@ -243,14 +164,23 @@ def run(ctx, job_file, out, overwrite, resume, scheduler, report, plot):
 @click.option("--threads-per-worker", type=int, help="Threads per local worker.")
 @click.option("--memory-limit", help="Memory per local worker, e.g. 2GiB.")
 @click.option("--overwrite", is_flag=True, default=None, help="Replace the output.")
+@click.option(
+    "--resume", is_flag=True, help="Continue a stopped run from its last iteration."
+)
 @_with(_cluster_options)
 @click.pass_context
-def fit(ctx, input_path, out, array, **options):
+def fit(ctx, input_path, out, array, resume, as_json, **options):
     """Cluster INPUT (zarr array or group, or .npy) and write the result to --out."""
     job = Job(input={"path": input_path})
     job.override("input", array=array)
     job.override("output", path=out, **_pop(options, "overwrite", "report", "plot"))
-    cluster_keys = ("scheduler", "n_workers", "threads_per_worker", "memory_limit")
+    cluster_keys = (
+        "scheduler",
+        "scheduler_file",
+        "n_workers",
+        "threads_per_worker",
+        "memory_limit",
+    )
     job.override("cluster", **_pop(options, *cluster_keys))
     # Only the parameters given: a None (e.g. --truncate none) is given too.
     given = {
@@ -259,7 +189,7 @@ def fit(ctx, input_path, out, array, **options):
         if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE
     }
     job.model.update(given)
-    _execute(ctx, job)
+    _execute(ctx, job, resume=resume, as_json=as_json)
 
 
 @main.command()
@@ -269,6 +199,7 @@ def fit(ctx, input_path, out, array, **options):
 @click.option("--array", help="Array name when INPUT is a zarr group.")
 @click.option("--overwrite", is_flag=True, help="Replace the output.")
 @click.option("--scheduler", help="Address of a running Dask scheduler.")
+@_with(_verbosity)
 @click.pass_context
 def predict(ctx, model_path, input_path, out, array, overwrite, scheduler):
     """Label INPUT with the clusters of a fitted result MODEL."""
@@ -308,6 +239,7 @@ def predict(ctx, model_path, input_path, out, array, overwrite, scheduler):
     "--chunk-rows", type=click.IntRange(1), default=100_000, show_default=True
 )
 @click.option("--overwrite", is_flag=True, help="Replace the output.")
+@_with(_verbosity)
 @click.pass_context
 def make_blobs(ctx, output, overwrite, **options):
     """Write a demo blobs dataset (X, y, centers) to a zarr group, chunk by chunk."""
@@ -322,6 +254,7 @@ def make_blobs(ctx, output, overwrite, **options):
 
 @main.command()
 @click.argument("path")
+@_with(_verbosity)
 def inspect(path):
     """Print what a dataset or a result holds."""
     from .results import describe
@@ -332,15 +265,19 @@ def inspect(path):
         click.echo(line)
 
 
-def _execute(ctx, job, resume=False):
+def _execute(ctx, job, resume=False, as_json=False):
+    import json
+
     from .runner import run_job
 
-    quiet = ctx.obj["quiet"]
+    quiet = ctx.find_root().obj.get("quiet", False) or as_json
     echo = (lambda *_: None) if quiet else click.echo
     progress = _with_progress if not quiet and sys.stdout.isatty() else None
     result = run_job(
-        job, resume=resume, echo=echo, progress=progress, after_iteration=_check_signals
+        job, resume=resume, echo=echo, progress=progress, after_iteration=check_signals
     )
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
     echo(result.summary)
 
 
@@ -369,16 +306,17 @@ def _pop(options, *keys):
 
 
 def _echo(ctx, line):
-    if not ctx.obj["quiet"]:
+    if not ctx.find_root().obj.get("quiet"):
         click.echo(line)
 
 
 def _setup_logging(verbose):
+    """Our log at WARNING; -v: INFO (each step) and distributed's; -vv: DEBUG."""
     # distributed sets its loggers' levels when first imported: import it
     # first so that the levels below hold.
     import distributed  # noqa: F401
 
-    level = logging.DEBUG if verbose else logging.WARNING
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logger.handlers[:] = [handler]

@@ -9,6 +9,7 @@ during the run a watchdog stops a run that no worker can make progress on.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import tempfile
@@ -27,6 +28,32 @@ STALL_TIMEOUT = 60
 _TASK_OVERHEAD = 64 * 2**20
 #: Copies of its data chunk a task may hold at once (read, float64, sorted).
 _CHUNK_COPIES = 3
+
+
+def resolve_address(spec):
+    """Set ``spec["scheduler"]`` from ``spec["scheduler_file"]`` when one is given.
+
+    A scheduler file is how HPC deployments publish their scheduler
+    (``dask scheduler --scheduler-file``, ``dask-mpi``): JSON with its address.
+    """
+    path = spec.get("scheduler_file")
+    if not path:
+        return spec
+    if spec.get("scheduler"):
+        raise InputError(
+            "Both a scheduler address and a scheduler file are given. Give one: "
+            "--scheduler (scheduler = ...) or --scheduler-file (scheduler_file = ...)."
+        )
+    try:
+        with open(path) as f:
+            spec["scheduler"] = json.load(f)["address"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"Scheduler file {path!r} cannot be read as a Dask scheduler file "
+            f"({type(exc).__name__}: {exc}). Give the file the scheduler wrote "
+            "with --scheduler-file."
+        ) from exc
+    return spec
 
 
 @contextlib.contextmanager

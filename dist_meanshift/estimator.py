@@ -349,6 +349,28 @@ class MeanShift(ClusterMixin, BaseEstimator):
             )
         return bandwidth
 
+    def save(self, path, *, overwrite=False):
+        """Write the fitted model to a zarr result group, as the command writes one.
+
+        ``dist_meanshift.load(path)`` reads it back, and ``dist-meanshift predict``
+        labels new data with it.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        overwrite : bool, default=False
+            Replace an earlier result (never any other directory).
+
+        Returns
+        -------
+        self : object
+        """
+        from .results import save_model
+
+        check_is_fitted(self)
+        save_model(self, path, overwrite=overwrite)
+        return self
+
     def predict(self, X):
         """Predict the closest cluster each sample in X belongs to.
 

@@ -32,6 +32,7 @@ SCHEMA = {
     },
     "cluster": {
         "scheduler": (str,),
+        "scheduler_file": (str,),
         "n_workers": (int,),
         "threads_per_worker": (int,),
         "memory_limit": (str, int),

@@ -274,29 +274,58 @@ def read_centers(group, path):
 
 def describe(path):
     """Lines describing a dataset or a result, for ``dist-meanshift inspect``."""
+    from ._summary import size_table
+
     node = zarr.open(os.fspath(path), mode="r")
-    lines = []
     if isinstance(node, zarr.Array):
         return [_describe_array(os.fspath(path), node)]
     attrs = dict(node.attrs)
-    if "cluster_centers" in node:
-        sizes = node["cluster_sizes"][:] if "cluster_sizes" in node else []
-        lines.append(
-            f"result: {'complete' if attrs.get('complete') else 'INCOMPLETE'}, "
-            f"{node['cluster_centers'].shape[0]} clusters, bandwidth "
-            f"{attrs.get('bandwidth', float('nan')):.4g}, "
-            f"{attrs.get('n_iter', '?')} iterations"
-            + ("" if attrs.get("converged", True) else ", stopped at max_iter")
-        )
-        if "input" in attrs:
-            lines.append(f"input: {attrs['input']['path']} {attrs['input']['shape']}")
-        lines.extend(f"  cluster {i}: {n} points" for i, n in enumerate(sizes))
-    for name, arr in sorted(node.arrays()):
-        lines.append(_describe_array(name, arr))
+    lines = []
+    if attrs.get("format") == FORMAT:
+        lines += _describe_result(node, attrs)
+        if "cluster_sizes" in node:
+            sizes = node["cluster_sizes"][:].tolist()
+            lines += size_table(sizes, attrs.get("n_unlabelled", 0))
+    lines += [_describe_array(name, arr) for name, arr in sorted(node.arrays())]
     for key in sorted(attrs):
-        if key not in ("trace", "input"):
-            lines.append(f"attr {key}: {json.dumps(attrs[key])[:120]}")
+        if key not in ("trace", "input", "fingerprint"):
+            lines.append(f"attr {key}: {_short(json.dumps(attrs[key]))}")
     return lines
+
+
+def _describe_result(node, attrs):
+    """The headline of a result: complete (a fit's or a prediction's) or stopped."""
+    if attrs.get("complete") is not True:
+        recorded = dict(node["state"].attrs) if "state" in node else {}
+        done = recorded.get("next_iteration")
+        last = f" after iteration {done - 1}" if done else " before any iteration"
+        return [
+            (
+                f"stopped run (INCOMPLETE, no result), stopped{last}: run its "
+                "command again with --resume to continue, or with --overwrite to "
+                "start afresh"
+            )
+        ]
+    k = node["cluster_centers"].shape[0]
+    if "model" in attrs:  # written by predict
+        lines = [f"labels: complete, {k} clusters of the model {attrs['model']}"]
+    else:
+        lines = [
+            f"result: complete, {k} clusters, bandwidth {attrs['bandwidth']:.4g}, "
+            f"{attrs['n_iter']} iterations"
+            + ("" if attrs.get("converged", True) else ", stopped at max_iter")
+        ]
+    if "input" in attrs:
+        lines.append(f"input: {attrs['input']['path']} {attrs['input']['shape']}")
+    return lines
+
+
+def _short(text, width=160):
+    """``text`` cut at a word boundary to about ``width`` characters."""
+    if len(text) <= width:
+        return text
+    cut = text.rfind(" ", 0, width)
+    return text[: cut if cut > width // 2 else width] + " ..."
 
 
 def _describe_array(name, arr):
@@ -306,8 +335,40 @@ def _describe_array(name, arr):
     )
 
 
+def save_model(model, path, *, overwrite=False):
+    """Write a fitted model as a result group, as the command writes its results.
+
+    Parameters
+    ----------
+    model : MeanShift
+        Fitted.
+    path : str or os.PathLike
+    overwrite : bool, default=False
+        Replace an earlier result (never any other directory).
+
+    Returns
+    -------
+    cluster_sizes : ndarray of shape (n_clusters,)
+    """
+    from ._outputs import output_lock
+    from ._summary import model_attrs
+
+    check_output_path(path, overwrite)
+    with output_lock(path):
+        return write_result(
+            path,
+            labels=model.labels_,
+            centers=model.cluster_centers_,
+            attrs=model_attrs(model),
+            overwrite=overwrite,
+        )
+
+
 def load_model(path):
     """A fitted :class:`~.estimator.MeanShift` from a complete result group.
+
+    The result of ``dist-meanshift run`` or ``fit``, or of :meth:`MeanShift.save`.
+    Exported as :func:`dist_meanshift.load`.
 
     Parameters
     ----------
@@ -334,3 +395,7 @@ def load_model(path):
         if key in attrs:
             setattr(model, f"{key}_", attrs[key])
     return model
+
+
+#: ``dist_meanshift.load``: a fitted model from a result group.
+load = load_model

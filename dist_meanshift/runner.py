@@ -133,6 +133,8 @@ class _Run:
         from ._outputs import check_output_path, output_lock
 
         overwrite = self.out.get("overwrite", False)
+        _check_suffixes(self.out)
+        cluster.resolve_address(self.job.cluster)
         check_output_path(self.path, overwrite, (self.inp["path"],), resume=resume)
         with output_lock(self.path):
             return self._locked(overwrite, resume)
@@ -175,7 +177,13 @@ class _Run:
                 raise
             pictures = _pictures(self.job, data, model, image_shape, self.echo)
         seconds = time.perf_counter() - started
-        return make_result(model, sizes, seconds, self.path, pictures)
+        n_unlabelled = data.shape[0] - int(sum(sizes))
+        made = {
+            "pictures": pictures,
+            "report": self.out.get("report"),
+            "timings": self.timings,
+        }
+        return make_result(model, sizes, n_unlabelled, seconds, self.path, made)
 
     def _fit(self, data, fp, saved, group, overwrite, started):
         from .estimator import MeanShift
@@ -233,6 +241,25 @@ class _Run:
                 discard_output(group)
             raise
         return model, sizes
+
+
+#: What each picture or report may be written as, by its key in [output].
+_SUFFIXES = {
+    "plot": (".png", ".svg", ".pdf"),
+    "image": (".png", ".jpg", ".jpeg", ".tif", ".tiff"),
+    "report": (".html",),
+}
+
+
+def _check_suffixes(out):
+    """Refuse, before any work, a picture or report the run could not write."""
+    for key, allowed in _SUFFIXES.items():
+        path = out.get(key)
+        if path and os.path.splitext(path)[1].lower() not in allowed:
+            raise InputError(
+                f"--{key} {path!r} cannot be written: give a path ending in "
+                f"{', '.join(allowed)} ({key} = ... in a job file's [output])."
+            )
 
 
 def _estimate(data, quantile, params):

@@ -1,0 +1,117 @@
+"""The command as people expect it: JSON, verbosity anywhere, clear summaries."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import zarr
+from commands import run_cli
+from conftest import BLOBS
+
+import dist_meanshift
+from dist_meanshift import MeanShift
+
+
+@pytest.fixture
+def data(tmp_path):
+    zarr.create_array(str(tmp_path / "X.zarr"), data=BLOBS, chunks=(100, 2))
+    return tmp_path
+
+
+FIT = ["fit", "X.zarr", "--bandwidth", "1.0", "--out"]
+
+
+def test_json_result_for_an_orchestrator(data):
+    done = run_cli(*FIT, "o.zarr", "--json", cwd=data)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)  # nothing but the JSON on stdout
+    model = MeanShift(bandwidth=1.0).fit(BLOBS)
+    assert result["output"] == str(data / "o.zarr")
+    assert result["sizes"] == np.bincount(model.labels_).tolist()
+    assert result["n_clusters"] == len(model.cluster_centers_)
+    assert result["n_unlabelled"] == 0 and result["converged"] is True
+    assert set(result["timings"]) == {"fit"}
+    again = run_cli(*FIT, "o.zarr", "--resume", cwd=data)  # fit resumes as run does
+    assert again.returncode == 0 and "already complete" in again.stdout
+
+
+def test_quiet_and_verbose_after_the_subcommand(data):
+    quiet = run_cli(*FIT, "q.zarr", "-q", cwd=data)
+    assert quiet.returncode == 0 and quiet.stdout == ""
+    verbose = run_cli(*FIT, "v.zarr", "-v", cwd=data)
+    assert "INFO dist_meanshift" in verbose.stderr
+    assert "DEBUG" not in verbose.stderr
+
+
+def test_unlabelled_points_have_their_own_line(data):
+    done = run_cli(*FIT, "o.zarr", "--kernel", "flat", "--no-cluster-all", cwd=data)
+    assert done.returncode == 0, done.stderr
+    labels = zarr.open_array(str(data / "o.zarr/labels"), mode="r")[:]
+    far = int((labels == -1).sum())
+    assert far > 0
+    line = next(ln for ln in done.stdout.splitlines() if "unlabelled" in ln)
+    assert line.split()[1] == str(far)
+    shares = [
+        float(ln.split()[-1].rstrip("%"))
+        for ln in done.stdout.splitlines()
+        if ln.strip().endswith("%")
+    ]
+    assert sum(shares) == pytest.approx(100, abs=0.1 * len(shares))
+
+
+def test_report_is_named_and_a_bad_picture_suffix_fails_before_the_run(data):
+    done = run_cli(*FIT, "o.zarr", "--report", "r.html", cwd=data)
+    assert done.returncode == 0, done.stderr
+    assert f"report: {data / 'r.html'}" in done.stdout
+    assert (data / "r.html").exists()
+    bad = run_cli(*FIT, "p.zarr", "--plot", "x.foo", cwd=data)
+    assert bad.returncode == 2
+    assert "--plot 'x.foo' cannot be written" in bad.stderr
+    assert not (data / "p.zarr").exists()
+
+
+def test_inspect_a_prediction_and_a_stopped_run(data):
+    assert run_cli(*FIT, "o.zarr", cwd=data).returncode == 0
+    assert (
+        run_cli("predict", "o.zarr", "X.zarr", "--out", "p.zarr", cwd=data).returncode
+        == 0
+    )
+    shown = run_cli("inspect", "p.zarr", cwd=data).stdout
+    assert "labels: complete, 4 clusters of the model" in shown
+    assert "nan" not in shown and "?" not in shown
+    from dist_meanshift.results import create_output
+
+    create_output(data / "stopped.zarr", {"params": {"x": "y " * 200}})
+    shown = run_cli("inspect", "stopped.zarr", cwd=data).stdout
+    assert "stopped run (INCOMPLETE" in shown and "--resume" in shown
+    assert all(len(line) < 220 for line in shown.splitlines())
+
+
+def test_scheduler_file_names_the_scheduler(data, tmp_path_factory):
+    from clusters import dask_cluster
+
+    where = tmp_path_factory.mktemp("cluster")
+    with dask_cluster(where, n_workers=1) as address:
+        (data / "scheduler.json").write_text(json.dumps({"address": address}))
+        done = run_cli(*FIT, "o.zarr", "--scheduler-file", "scheduler.json", cwd=data)
+        assert done.returncode == 0, done.stderr
+    missing = run_cli(*FIT, "m.zarr", "--scheduler-file", "none.json", cwd=data)
+    assert missing.returncode == 2
+    assert "Scheduler file 'none.json' cannot be read" in missing.stderr
+
+
+def test_a_model_saved_in_python_predicts_in_the_command_and_back(data):
+    model = MeanShift(bandwidth=1.0).fit(BLOBS)
+    model.save(data / "model.zarr")
+    done = run_cli("predict", "model.zarr", "X.zarr", "--out", "p.zarr", cwd=data)
+    assert done.returncode == 0, done.stderr
+    labels = zarr.open_array(str(data / "p.zarr/labels"), mode="r")[:]
+    np.testing.assert_array_equal(labels, model.labels_)
+    assert run_cli(*FIT, "fit.zarr", cwd=data).returncode == 0
+    loaded = dist_meanshift.load(data / "fit.zarr")
+    np.testing.assert_array_equal(loaded.predict(BLOBS), model.labels_)
+    assert loaded.bandwidth_ == 1.0 and loaded.get_params()["kernel"] == "gaussian"
+    with pytest.raises(FileExistsError, match="already exists"):
+        model.save(data / "model.zarr")
