@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 
-from .errors import InputError
+from .errors import InputError, RunError
 
 logger = logging.getLogger(__name__)
 #: Seconds to wait for a remote scheduler before refusing it.
@@ -77,6 +77,11 @@ def connect(spec):
         with client:
             yield client
         return
+    if spec.get("manager"):
+        with make_manager(spec) as cluster, Client(cluster) as client:
+            _start_workers(cluster, client, spec)
+            yield client
+        return
     with (
         # Worker scratch (locks, spilled data) goes to a temporary directory
         # removed at the end, not to dask's shared dask-scratch-space.
@@ -92,6 +97,96 @@ def connect(spec):
         Client(cluster) as client,
     ):
         yield client
+
+
+#: Packages whose cluster managers a job file may name without trust_manager.
+TRUSTED_MANAGERS = (
+    "distributed",
+    "dask_jobqueue",
+    "dask_kubernetes",
+    "dask_cloudprovider",
+    "dask_gateway",
+    "dask_yarn",
+    "coiled",
+)
+#: Seconds to wait for the first worker of a managed cluster (a batch queue).
+START_TIMEOUT = 600
+
+
+def make_manager(spec):
+    """The cluster manager a job names: ``manager`` built with ``options``.
+
+    In the style of dask-ctl: ``manager = "dask_jobqueue.SLURMCluster"`` and
+    ``[cluster.options]`` as its keyword arguments. A job file is data, never
+    code: only classes of :data:`TRUSTED_MANAGERS` packages are imported
+    unless the job sets ``trust_manager = true``, and the class must be a
+    ``distributed`` cluster.
+
+    Returns
+    -------
+    distributed.deploy.Cluster
+        Started (its scheduler), with no worker asked for yet.
+    """
+    import importlib
+
+    from distributed.deploy import Cluster
+
+    name = spec["manager"]
+    module, _, attr = name.rpartition(".")
+    if not module or not attr:
+        raise InputError(
+            f"cluster.manager {name!r} is not a 'package.Class' name. Give one such "
+            'as "dask_jobqueue.SLURMCluster".'
+        )
+    if module.split(".")[0] not in TRUSTED_MANAGERS and not spec.get("trust_manager"):
+        raise InputError(
+            f"cluster.manager {name!r} is not from a known Dask cluster package "
+            f"({', '.join(TRUSTED_MANAGERS)}). A job file is data, not code: set "
+            "trust_manager = true in [cluster] to import it anyway."
+        )
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise InputError(
+            f"cluster.manager {name!r} cannot be imported ({type(exc).__name__}: "
+            f"{exc}). Install its package, or check the name."
+        ) from exc
+    if not (isinstance(cls, type) and issubclass(cls, Cluster)):
+        raise InputError(
+            f"cluster.manager {name!r} is not a Dask cluster class (a subclass of "
+            "distributed.deploy.Cluster). Name a cluster manager."
+        )
+    try:
+        return cls(**spec.get("options", {}))
+    # A manager fails as it likes (a bad keyword, a worker that cannot start
+    # with it): what the job gave it is what to check first.
+    except Exception as exc:
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise InputError(
+            f"{name} could not start with these cluster.options ({detail}). Check "
+            "[cluster.options] against its documentation."
+        ) from exc
+
+
+def _start_workers(cluster, client, spec):
+    """Ask for the workers of ``scale`` or ``adapt``; wait for the first of them."""
+    adapt = spec.get("adapt")
+    if adapt is not None:
+        cluster.adapt(minimum=adapt.get("minimum", 0), maximum=adapt.get("maximum"))
+    elif spec.get("scale") is not None:
+        cluster.scale(spec["scale"])
+    wanted = adapt.get("minimum", 0) if adapt is not None else spec.get("scale", 0)
+    if not wanted:
+        return
+    timeout = spec.get("start_timeout", START_TIMEOUT)
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError as exc:
+        raise RunError(
+            f"no worker of {spec['manager']} started within {timeout:g} s: check "
+            "its queue or platform (the jobs may wait, or fail at start), or raise "
+            "[cluster] start_timeout"
+        ) from exc
 
 
 def has_dashboard(client, remote):
@@ -129,7 +224,10 @@ def check_worker_memory(client, data, spec):
         sent = 4 if data.dtype == np.float32 else 8
         rows = auto_chunk_rows(data.shape, sent, client)
     need = _CHUNK_COPIES * rows * data.shape[1] * itemsize + _TASK_OVERHEAD
-    in_process = not spec.get("scheduler") and not spec.get("processes", False)
+    if spec.get("manager"):
+        in_process = spec.get("options", {}).get("processes") is False
+    else:
+        in_process = not spec.get("scheduler") and not spec.get("processes", False)
     held = psutil.Process().memory_info().rss if in_process else 0
     if held + need <= 0.8 * limit:
         return

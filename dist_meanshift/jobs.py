@@ -42,7 +42,14 @@ SCHEMA = {
         "tls_ca_file": (str,),
         "tls_cert": (str,),
         "tls_key": (str,),
+        "manager": (str,),
+        "trust_manager": (bool,),
+        "scale": (int,),
+        "start_timeout": (int, float),
     },
+    # Keyword arguments of the cluster manager: any key, any TOML value.
+    "cluster.options": None,
+    "cluster.adapt": {"minimum": (int,), "maximum": (int,)},
     "output": {
         "path": (str,),
         "overwrite": (bool,),
@@ -110,6 +117,10 @@ class Job:
                 '"data.zarr" to it.'
             )
         sections["make_blobs"] = sections.pop("input.make_blobs")
+        for sub in ("options", "adapt"):
+            if sections[f"cluster.{sub}"]:
+                sections["cluster"][sub] = sections[f"cluster.{sub}"]
+            del sections[f"cluster.{sub}"]
         return cls(**sections)
 
     def override(self, section, **values):
@@ -129,7 +140,8 @@ class Job:
 def _check_table(table, prefix, job):
     for key, value in table.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict):
+        free = prefix and SCHEMA.get(prefix.rstrip(".")) is None
+        if isinstance(value, dict) and not free:
             if name not in SCHEMA:
                 raise JobError(
                     f"Unknown section [{name}] in the job file. Known sections: "
@@ -139,6 +151,9 @@ def _check_table(table, prefix, job):
             continue
         section = prefix.rstrip(".")
         allowed = SCHEMA.get(section, {})
+        if free:
+            job[section][key] = value
+            continue
         if key not in allowed:
             raise JobError(
                 f"Unknown key '{name}' in the job file. Keys of [{section}]: "

@@ -168,7 +168,9 @@ class _Run:
         ):
             try:
                 cluster.check_worker_memory(client, data, spec)
-                if cluster.has_dashboard(client, remote=bool(spec.get("scheduler"))):
+                if cluster.has_dashboard(
+                    client, remote=bool(spec.get("scheduler") or spec.get("manager"))
+                ):
                     self.echo(f"dashboard: {client.dashboard_link}")
                 model, sizes = self._fit(data, fp, saved, group, overwrite, started)
             except KeyboardInterrupt:

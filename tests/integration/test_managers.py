@@ -1,0 +1,79 @@
+"""Cluster managers named by spec in a job file (dask-ctl's style)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import zarr
+from commands import ROOT
+
+from dist_meanshift import InputError, Job, MeanShift, run_job
+from dist_meanshift.cluster import make_manager
+
+
+def test_the_managed_job_runs_on_a_local_cluster_through_the_spec(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(ROOT / "jobs" / "managed.toml", tmp_path)
+    job = Job.load("managed.toml")
+    assert job.cluster["manager"] == "distributed.LocalCluster"
+    assert job.cluster["options"]["processes"] is False
+    result = run_job(job)
+    X = zarr.open_array("results/managed/blobs.zarr/X", mode="r")[:]
+    model = MeanShift(bandwidth=result.bandwidth, kernel="flat", bin_seeding=True).fit(
+        X
+    )
+    labels = zarr.open_array("results/managed/result.zarr/labels", mode="r")[:]
+    np.testing.assert_array_equal(labels, model.labels_)
+
+
+def test_slurm_job_builds_its_batch_script_without_submitting():
+    pytest.importorskip("dask_jobqueue")
+    spec = Job.load(ROOT / "jobs" / "slurm.toml").cluster
+    with make_manager(spec) as cluster:
+        script = cluster.job_script()
+        assert not cluster.workers  # nothing was submitted
+    assert "#SBATCH -p normal" in script
+    assert "#SBATCH -A my-project" in script
+    assert "#SBATCH --constraint=cpu" in script
+    assert "#SBATCH -t 02:00:00" in script
+    assert "--nworkers 2" in script or "--nprocs 2" in script
+
+
+@pytest.mark.parametrize(
+    "cluster,message",
+    [
+        ({"manager": "os.system"}, "not from a known Dask cluster package"),
+        ({"manager": "LocalCluster"}, "is not a 'package.Class' name"),
+        (
+            {"manager": "collections.OrderedDict", "trust_manager": True},
+            "is not a Dask cluster class",
+        ),
+        ({"manager": "distributed.NoSuchCluster"}, "cannot be imported"),
+        (
+            {"manager": "distributed.LocalCluster", "options": {"colour": 1}},
+            "distributed.LocalCluster could not start with these cluster.options",
+        ),
+    ],
+)
+def test_a_manager_that_is_not_a_trusted_dask_cluster_is_refused(cluster, message):
+    with pytest.raises(InputError, match=message):
+        make_manager(cluster)
+
+
+def test_job_file_keys_of_the_manager(tmp_path):
+    path = tmp_path / "job.toml"
+    path.write_text(
+        '[input]\npath = "x.zarr"\n[cluster]\nmanager = "distributed.LocalCluster"\n'
+        "adapt = { minimum = 1, maximum = 3 }\n"
+        "[cluster.options]\nn_workers = 0\nresources = { GPU = 1 }\n"
+    )
+    job = Job.load(path)
+    assert job.cluster["adapt"] == {"minimum": 1, "maximum": 3}
+    assert job.cluster["options"] == {"n_workers": 0, "resources": {"GPU": 1}}
+    path.write_text('[input]\npath = "x.zarr"\n[cluster.adapt]\nsize = 3\n')
+    with pytest.raises(InputError, match=r"Unknown key 'cluster\.adapt\.size'"):
+        Job.load(path)
