@@ -133,11 +133,20 @@ def _make_parents(folder):
     return missing[::-1]
 
 
+#: The file marking a folder output that is not a zarr group (a labels table).
+MARKER = "dist-meanshift.json"
+
+
 def output_status(path, formats=None):
     """True/False for a complete/incomplete output of ``formats``, else None."""
     formats = (FORMAT,) if formats is None else formats
+    marker = os.path.join(os.fspath(path), MARKER)
     try:
-        attrs = dict(zarr.open_group(os.fspath(path), mode="r").attrs)
+        if os.path.isfile(marker):  # a folder of files (a labels table)
+            with open(marker) as f:
+                attrs = json.load(f)
+        else:
+            attrs = dict(zarr.open_group(os.fspath(path), mode="r").attrs)
     except (OSError, ValueError):  # not a zarr group, or unreadable metadata
         return None
     if attrs.get("format") not in formats:

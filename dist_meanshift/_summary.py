@@ -34,6 +34,10 @@ class RunResult:
         Pictures written.
     report : str or None
         The Dask performance report, when one was asked for.
+    table : str or None
+        The labels table (Parquet) of a table input.
+    n_dropped : int
+        Rows of a table input dropped for missing values.
     summary : str
         The table the command prints.
     """
@@ -48,6 +52,8 @@ class RunResult:
     timings: dict = field(default_factory=dict)
     pictures: list = field(default_factory=list)
     report: str | None = None
+    table: str | None = None
+    n_dropped: int = 0
     summary: str = ""
 
     @property
@@ -83,9 +89,15 @@ def make_result(model, sizes, n_unlabelled, seconds, path, made=None):
     lines.append(f"result: {os.path.abspath(path)}")
     pictures = [os.path.abspath(p) for p in made.get("pictures", [])]
     lines += [f"picture: {p}" for p in pictures]
+    table = made.get("table") and os.path.abspath(made["table"])
+    if table:
+        lines.append(f"labels table: {table}")
     report = made.get("report") and os.path.abspath(made["report"])
     if report:
         lines.append(f"report: {report}")
+    n_dropped = int(made.get("n_dropped", 0))
+    if n_dropped:
+        lines.insert(1, f"dropped {n_dropped} rows with missing values")
     return RunResult(
         output=os.path.abspath(path),
         sizes=[int(n) for n in sizes],
@@ -97,6 +109,8 @@ def make_result(model, sizes, n_unlabelled, seconds, path, made=None):
         timings=dict(made.get("timings", {})),
         pictures=pictures,
         report=report or None,
+        table=table or None,
+        n_dropped=n_dropped,
         summary="\n".join(lines),
     )
 

@@ -67,12 +67,21 @@ def check_input(X, *, name="X", estimator=None, reset=True):
     """
     if isinstance(X, str | os.PathLike):
         X = io.open_input(X)
+    names = None
+    if _is_dask_frame(X):  # a dask DataFrame: its numeric columns
+        from .tables import TableInput, _feature_columns
+
+        columns = _feature_columns(X, list(X.columns), name)
+        X = TableInput(name, X[columns].astype("float64"), columns, source=X)
+    if hasattr(X, "to_dask") and hasattr(X, "columns"):  # a table
+        names = np.asarray([str(c) for c in X.columns], dtype=object)
+        X = X.to_dask()
     if isinstance(X, zarr.Array | da.Array):
         kind = "zarr" if isinstance(X, zarr.Array) else "dask"
         _check_lazy(X, name)
         if kind == "zarr":
             io.require_every_chunk(X, name)
-        _check_features(estimator, X.shape[1], reset, name)
+        _check_features(estimator, X.shape[1], reset, name, names)
         return InputData(X, kind)
     if getattr(X, "dtype", None) is not None and np.dtype(X.dtype).kind == "b":
         raise InputError(_dtype_message(name, X.dtype))
@@ -264,12 +273,19 @@ def _check_lazy(X, name):
         )
 
 
-def _check_features(estimator, n_features, reset, name):
+def _is_dask_frame(X):
+    module = type(X).__module__
+    return module.startswith("dask") and hasattr(X, "to_dask_array")
+
+
+def _check_features(estimator, n_features, reset, name, names=None):
     if estimator is None:
         return
     if reset:
         estimator.n_features_in_ = n_features
-        if hasattr(estimator, "feature_names_in_"):
+        if names is not None:
+            estimator.feature_names_in_ = names
+        elif hasattr(estimator, "feature_names_in_"):
             del estimator.feature_names_in_
     elif n_features != estimator.n_features_in_:
         raise InputError(

@@ -210,8 +210,8 @@ def check_worker_memory(client, data, spec):
 
     from ._dask import auto_chunk_rows
 
-    if len(data.shape) != 2:
-        return  # refused by the input checks, with a better message
+    if len(data.shape) != 2 or data.shape[0] is None:
+        return  # refused by the input checks, or a table's rows not counted yet
     limit = _memory_limit(client.scheduler_info()["workers"].values())
     if not limit:
         return

@@ -8,6 +8,7 @@ a run reads it stops the run (:func:`read_block`).
 
 from __future__ import annotations
 
+import glob
 import math
 import os
 
@@ -26,25 +27,39 @@ class InputChanged(RunError):
     """A chunk of the input changed, vanished or appeared during a run."""
 
 
-def open_input(path, array=None):
-    """Open a dataset for clustering: a zarr array, an array in a zarr group, or .npy.
+def open_input(path, array=None, *, columns=None, missing="refuse"):
+    """Open a dataset for clustering: zarr, ``.npy``, or a Parquet or CSV table.
 
     Parameters
     ----------
     path : str or os.PathLike
         A zarr array, a zarr group (with ``array``, unless it holds one array
-        only), or a ``.npy`` file.
+        only), a ``.npy`` file, or a table (see :mod:`~dist_meanshift.tables`):
+        a Parquet or CSV file, a folder of Parquet files, or a glob of them.
     array : str, default=None
         Name of the array inside a zarr group.
+    columns : list of str, default=None
+        A table's feature columns (default: every numeric column).
+    missing : {"refuse", "drop"}, default="refuse"
+        A table's rows with missing values: refused by name, or dropped.
 
     Returns
     -------
-    zarr.Array or numpy.ndarray
+    zarr.Array, numpy.ndarray or TableInput
         Opened read-only, by absolute path (workers with another working
         directory read the same store); a zarr array has every chunk present;
         a ``.npy`` file is memory-mapped, never unpickled.
     """
+    from . import tables
+
     name = os.fspath(path)
+    if tables.is_table(name) or any(ch in name for ch in "*?["):
+        return tables.open_table(os.path.abspath(name), columns, missing)
+    if columns is not None:
+        raise InputError(
+            f"input.columns applies to tables (Parquet, CSV); {name!r} is not one. "
+            "Drop columns = [...]."
+        )
     if not os.path.exists(name):
         raise InputError(f"Input {name!r} does not exist. Check the path.")
     path = os.path.abspath(name)
@@ -170,7 +185,11 @@ def input_fingerprint(path, array, shape, dtype):
     path = os.path.abspath(path)
     node = os.path.join(path, array) if array else path
     meta = os.path.join(node, "zarr.json")
-    changed = os.path.getmtime(meta if os.path.exists(meta) else node)
+    if os.path.exists(meta):
+        changed = os.path.getmtime(meta)
+    else:  # a file, or a table's files
+        files = glob.glob(node) + glob.glob(os.path.join(node, "*"))
+        changed = max(os.path.getmtime(f) for f in files)
     return {
         "path": path,
         "array": array,

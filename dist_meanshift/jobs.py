@@ -18,7 +18,13 @@ _TOML_TYPES = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (st
 
 # section -> key -> allowed TOML types. A job file may hold only these.
 SCHEMA = {
-    "input": {"path": (str,), "array": (str,), "image": (str,)},
+    "input": {
+        "path": (str,),
+        "array": (str,),
+        "image": (str,),
+        "columns": (list,),
+        "missing": (str,),
+    },
     "input.make_blobs": {
         "n_samples": (int,),
         "n_features": (int,),
@@ -57,6 +63,8 @@ SCHEMA = {
         "plot_dims": (list,),
         "image": (str,),
         "report": (str,),
+        "table": (str,),
+        "table_columns": (bool,),
     },
 }
 _MODEL = {p.name: p for p in COMMAND}

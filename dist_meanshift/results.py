@@ -93,7 +93,7 @@ def open_stopped_output(path, inputs=()):
     return zarr.open_group(os.path.abspath(os.fspath(path)), mode="r+")
 
 
-def finish_result(group, *, labels, centers, attrs):
+def finish_result(group, *, labels, centers, attrs, before_complete=None):
     """Write a fit's result into its output group; mark it complete last.
 
     ``labels`` is written chunk by chunk by the workers (a dask array is stored
@@ -109,6 +109,10 @@ def finish_result(group, *, labels, centers, attrs):
     centers : ndarray of shape (n_clusters, n_features)
     attrs : dict
         JSON-serialisable run description.
+    before_complete : callable, default=None
+        ``before_complete(cluster_sizes)`` writes what goes beside the group
+        (a labels table), after the group's arrays and before it is marked
+        complete.
 
     Returns
     -------
@@ -147,6 +151,8 @@ def finish_result(group, *, labels, centers, attrs):
         group.create_array(
             key, data=np.asarray(value), overwrite=True, config=_EVERY_CHUNK
         )
+    if before_complete is not None:  # outputs beside the group, complete first
+        before_complete(sizes[1:])
     # One atomic write of the attributes marks the result complete, after every
     # byte of it. The recorded state goes after that: a kill in between leaves
     # a complete result, never a result-less output without its state.

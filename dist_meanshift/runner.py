@@ -9,6 +9,7 @@ resumed) and marks its result complete last.
 from __future__ import annotations
 
 import errno
+import glob
 import logging
 import os
 import time
@@ -128,23 +129,57 @@ class _Run:
             self.out.get("path") or f"{self.inp['path'].rstrip('/')}.result.zarr"
         )
         self.timings = {}
+        self.table = None
 
     def start(self, resume):
         from ._outputs import check_output_path, output_lock
+        from .tables import FORMAT, is_table
 
         overwrite = self.out.get("overwrite", False)
         _check_suffixes(self.out)
         cluster.resolve_address(self.job.cluster)
-        check_output_path(self.path, overwrite, (self.inp["path"],), resume=resume)
+        inputs = (self.inp["path"],)
+        check_output_path(self.path, overwrite, inputs, resume=resume)
+        if self.out.get("table") or is_table(self.inp["path"]):
+            self.table = self.out.get("table") or _table_path(self.path)
+            check_output_path(
+                self.table, overwrite or resume, inputs, replaceable=(FORMAT,)
+            )
         with output_lock(self.path):
             return self._locked(overwrite, resume)
+
+    def _table_writer(self, data, model):
+        """What writes the labels table of a table input, or None."""
+        if not self.table:
+            return None
+        from .tables import TableInput, write_labels
+
+        if not isinstance(data, TableInput):
+            raise InputError(
+                f"output.table {self.table!r} needs a table input (Parquet, CSV); "
+                "drop it, or give a table."
+            )
+        with_columns = self.out.get("table_columns", False)
+        return lambda sizes: write_labels(
+            self.table,
+            data,
+            model.labels_,
+            model.cluster_centers_,
+            sizes,
+            with_columns=with_columns,
+        )
 
     def _locked(self, overwrite, resume):
         from . import io
         from .results import open_stopped_output
 
         image_shape = _prepare_input(self.job, self.echo)
-        data = io.open_input(self.inp["path"], self.inp.get("array"))
+        data = io.open_input(
+            self.inp["path"],
+            self.inp.get("array"),
+            columns=self.inp.get("columns"),
+            missing=self.inp.get("missing", "refuse"),
+        )
         fp = {
             "input": io.input_fingerprint(
                 self.inp["path"], self.inp.get("array"), data.shape, data.dtype
@@ -179,11 +214,13 @@ class _Run:
                 raise
             pictures = _pictures(self.job, data, model, image_shape, self.echo)
         seconds = time.perf_counter() - started
-        n_unlabelled = data.shape[0] - int(sum(sizes))
+        n_unlabelled = model.labels_.shape[0] - int(sum(sizes))
         made = {
             "pictures": pictures,
             "report": self.out.get("report"),
             "timings": self.timings,
+            "table": self.table,
+            "n_dropped": getattr(data, "n_dropped", 0),
         }
         return make_result(model, sizes, n_unlabelled, seconds, self.path, made)
 
@@ -234,7 +271,11 @@ class _Run:
             )
             self.after_iteration()
             sizes = finish_result(
-                group, labels=model.labels_, centers=model.cluster_centers_, attrs=attrs
+                group,
+                labels=model.labels_,
+                centers=model.cluster_centers_,
+                attrs=attrs,
+                before_complete=self._table_writer(data, model),
             )
         except BaseException:
             if not recorded or beside:
@@ -251,6 +292,13 @@ _SUFFIXES = {
     "image": (".png", ".jpg", ".jpeg", ".tif", ".tiff"),
     "report": (".html",),
 }
+
+
+def _table_path(path):
+    """Where the labels table of a table input goes by default: beside the result."""
+    stem = path.rstrip("/")
+    stem = stem.removesuffix(".zarr")
+    return f"{stem}.labels.parquet"
 
 
 def _check_suffixes(out):
@@ -281,7 +329,7 @@ def _estimate(data, quantile, params):
 def _prepare_input(job, echo):
     """Make the demo or image dataset the job asks for, if it is not there yet."""
     inp = job.input
-    if os.path.exists(inp["path"]):
+    if os.path.exists(inp["path"]) or glob.glob(inp["path"]):
         if "image" in inp:
             import zarr
 
@@ -358,7 +406,7 @@ def _pictures(job, data, model, image_shape, echo):
             dims = tuple(out.get("plot_dims", (0, 1)))
             plot.plot_result(
                 out["plot"],
-                data,
+                data.to_dask() if hasattr(data, "to_dask") else data,
                 model.labels_,
                 model.cluster_centers_,
                 model.trace_,

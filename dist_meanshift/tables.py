@@ -1,0 +1,278 @@
+"""Tables in and out: Parquet and CSV read chunk by chunk, labels written as Parquet.
+
+A table input is a Parquet file, a folder of Parquet files, a CSV file, or a
+glob of them, read with ``dask.dataframe`` partition by partition (never
+whole). Its feature columns are checked once, when opened (present, numeric),
+and once more in the first pass (missing values refused by name, or dropped
+and counted when the job says ``missing = "drop"``). The labels go back as a
+Parquet dataset partitioned like the input, with each row's number (and, on
+request, the input's columns) beside its label, and the centers as a small
+table; the folder is written aside and put in place complete.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._outputs import MARKER, partial_path, replace
+from .errors import InputError
+
+#: Suffixes read as tables.
+SUFFIXES = (".parquet", ".pq", ".csv")
+#: The format of a labels table this package wrote (in its MARKER file).
+FORMAT = "dist-meanshift-table/1"
+MISSING = ("refuse", "drop")
+
+
+def is_table(path):
+    """Whether ``path`` names a table input: by suffix, glob, or a folder of Parquet."""
+    name = os.fspath(path).rstrip("/")
+    if name.lower().endswith(SUFFIXES):
+        return True
+    if os.path.isdir(name) and not os.path.exists(os.path.join(name, "zarr.json")):
+        return bool(glob.glob(os.path.join(name, "*.parquet")))
+    return False
+
+
+@dataclass
+class TableInput:
+    """A table opened for clustering: its feature columns, read lazily.
+
+    Attributes
+    ----------
+    path : str
+    frame : dask.dataframe.DataFrame
+        The feature columns (rows with missing values dropped, with ``drop``).
+    columns : list of str
+    missing : {"refuse", "drop"}
+    lengths : tuple of int or None
+        Rows per partition, known after :meth:`to_dask`.
+    n_dropped : int
+        Rows dropped for missing values, known after :meth:`to_dask`.
+    """
+
+    path: str
+    frame: object
+    columns: list
+    missing: str = "refuse"
+    source: object = None
+    lengths: tuple | None = None
+    source_lengths: tuple | None = None
+    n_dropped: int = 0
+    _array: object = field(default=None, repr=False)
+
+    @property
+    def shape(self):
+        rows = None if self.lengths is None else int(sum(self.lengths))
+        return rows, len(self.columns)
+
+    @property
+    def dtype(self):
+        return np.result_type(*self.frame.dtypes.tolist())
+
+    chunks = None
+
+    def to_dask(self):
+        """The feature columns as a dask array, after one checking pass.
+
+        The pass counts missing values per column (refused by name, unless
+        ``drop``) and the rows of every partition, so that the array's chunks
+        are known and the labels can be written back partition by partition.
+        """
+        if self._array is not None:
+            return self._array
+        import dask
+
+        frame = self.frame
+        bad = frame.isna()
+        counts, lengths, kept = dask.compute(
+            bad.sum(),
+            frame.map_partitions(len),
+            frame.dropna().map_partitions(len),
+        )
+        counts = {c: int(n) for c, n in counts.items() if n}
+        if counts and self.missing != "drop":
+            named = ", ".join(f"{c!r} ({n})" for c, n in counts.items())
+            raise InputError(
+                f"Input {self.path!r} has missing values in column(s) {named}. "
+                'Impute them, or drop those rows with missing = "drop" in [input].'
+            )
+        if counts:
+            self.frame = frame.dropna()
+            self.n_dropped = int(sum(lengths) - sum(kept))
+        self.source_lengths = tuple(int(n) for n in lengths)
+        self.lengths = tuple(int(n) for n in (kept if counts else lengths))
+        self._array = self.frame.to_dask_array(lengths=list(self.lengths))
+        return self._array
+
+
+def open_table(path, columns=None, missing="refuse"):
+    """Open a Parquet or CSV table (file, folder or glob), checking its columns.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    columns : list of str, default=None
+        The feature columns; by default every numeric column.
+    missing : {"refuse", "drop"}, default="refuse"
+
+    Returns
+    -------
+    TableInput
+    """
+    import dask.dataframe as dd
+
+    name = os.fspath(path)
+    if missing not in MISSING:
+        raise InputError(
+            f"input.missing must be 'refuse' or 'drop'. Got {missing!r} instead."
+        )
+    if not glob.glob(name):
+        raise InputError(f"Input {name!r} does not exist. Check the path.")
+    csv = name.lower().rstrip("/").endswith(".csv")
+    try:
+        source = dd.read_csv(name) if csv else _read_parquet(name)
+    except Exception as exc:  # any reader's failure has the same remedy
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise InputError(
+            f"Input {name!r} cannot be read as a {'CSV' if csv else 'Parquet'} "
+            f"table ({detail}). Give a readable table."
+        ) from exc
+    columns = _feature_columns(source, columns, name)
+    return TableInput(name, source[columns].astype("float64"), columns, missing, source)
+
+
+def _read_parquet(name):
+    """A Parquet file, folder or glob as a dask DataFrame of one partition per row group.
+
+    Each partition is read with pyarrow, so that an index stored in the file
+    comes back as the index (dask's reader fails on named indexes with
+    pandas 3), and a task holds one row group, however large the files.
+    """
+    import dask.dataframe as dd
+    import pyarrow.parquet as pq
+
+    files = sorted(
+        glob.glob(os.path.join(name, "*.parquet"))
+        if os.path.isdir(name)
+        else glob.glob(name)
+    )
+    pieces = [(f, i) for f in files for i in range(pq.ParquetFile(f).num_row_groups)]
+    meta = pq.read_schema(files[0]).empty_table().to_pandas()
+    return dd.from_map(_read_row_group, pieces, meta=meta, enforce_metadata=False)
+
+
+def _read_row_group(piece):
+    file, index = piece
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(file).read_row_group(index).to_pandas()
+
+
+def _feature_columns(frame, columns, name):
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    numeric = [
+        c
+        for c, t in frame.dtypes.items()
+        if is_numeric_dtype(t) and not is_bool_dtype(t)
+    ]
+    if columns is None:
+        if not numeric:
+            raise InputError(
+                f"Input {name!r} has no numeric column. Name the feature columns "
+                "with columns = [...] in [input]."
+            )
+        return numeric
+    absent = [c for c in columns if c not in frame.columns]
+    if absent:
+        raise InputError(
+            f"Input {name!r} has no column(s) {absent}; it has {list(frame.columns)}. "
+            "Check columns = [...] in [input]."
+        )
+    words = [c for c in columns if c not in numeric]
+    if words:
+        raise InputError(
+            f"Column(s) {words} of {name!r} are not numeric; mean shift needs "
+            "numeric features. Leave them out of columns = [...] or convert them."
+        )
+    return list(columns)
+
+
+def write_labels(path, table, labels, centers, sizes, *, with_columns=False):
+    """Write the labels as a Parquet dataset partitioned like the input, atomically.
+
+    ``path`` becomes a folder holding ``labels/`` (one file per input
+    partition: ``row``, the row's number in the input, and ``label``, beside
+    the input's named index and, with ``with_columns``, its columns; rows
+    dropped for missing values are left out) and ``centers.parquet`` (one row
+    per cluster: its features and ``size``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    table : TableInput
+        After :meth:`TableInput.to_dask`.
+    labels : dask.array.Array or ndarray of shape (n_rows,)
+    centers : ndarray of shape (n_clusters, n_features)
+    sizes : ndarray of shape (n_clusters,)
+    with_columns : bool, default=False
+    """
+    import dask
+    import dask.array as da
+    import pandas as pd
+
+    tmp = partial_path(path)
+    os.makedirs(tmp)
+    labels = da.asarray(labels).rechunk((table.lengths,))
+    starts = np.concatenate([[0], np.cumsum(table.source_lengths)[:-1]]).tolist()
+    keep = list(table.source.columns) if with_columns else []
+    folder = os.path.join(tmp, "labels")
+    os.makedirs(folder)
+    # One file per input partition, written by the task that labels it (pandas
+    # and pyarrow write it: dask's own to_parquet warns under pandas 3).
+    writes = [
+        dask.delayed(_write_part)(
+            part,
+            lab,
+            start,
+            table.columns,
+            keep,
+            os.path.join(folder, f"part.{i:05d}.parquet"),
+        )
+        for i, (part, lab, start) in enumerate(
+            zip(
+                table.source.to_delayed(),
+                labels.to_delayed().ravel(),
+                starts,
+                strict=True,
+            )
+        )
+    ]
+    dask.compute(*writes)
+    summary = pd.DataFrame(centers, columns=[str(c) for c in table.columns])
+    summary["size"] = np.asarray(sizes, dtype=np.int64)
+    summary.to_parquet(os.path.join(tmp, "centers.parquet"))
+    with open(os.path.join(tmp, MARKER), "w") as f:
+        json.dump({"format": FORMAT, "complete": True, "input": table.path}, f)
+    replace(tmp, os.fspath(path))
+
+
+def _write_part(part, labels, start, features, keep, path):
+    _labelled(part, labels, start, features, keep).to_parquet(path)
+
+
+def _labelled(part, labels, start, features, keep):
+    """One partition of the labels table: its rows' numbers, labels (and columns)."""
+    kept = part[features].notna().all(axis=1).to_numpy()
+    out = part.loc[kept, keep].copy()
+    out["row"] = start + np.flatnonzero(kept).astype(np.int64)
+    out["label"] = np.asarray(labels, dtype=np.int64)
+    if part.index.name is None:
+        out = out.reset_index(drop=True)
+    return out

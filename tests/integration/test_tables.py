@@ -1,0 +1,132 @@
+"""Tables in, tables out: Parquet and CSV on a real LocalCluster, as numpy would."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from commands import ROOT, run_cli
+from conftest import BLOBS
+
+from dist_meanshift import InputError, Job, MeanShift, run_job
+
+pd = pytest.importorskip("pandas")
+pytest.importorskip("pyarrow")
+
+MODEL = '[model]\nbandwidth = 1.0\nkernel = "flat"\n'
+CLUSTER = "[cluster]\nn_workers = 1\nthreads_per_worker = 2\n"
+
+
+def _frame():
+    frame = pd.DataFrame(BLOBS, columns=["x", "y"])
+    frame["name"] = [f"p{i}" for i in range(len(frame))]
+    frame.index = pd.Index(np.arange(len(frame)) * 10, name="id")
+    return frame
+
+
+def _job(tmp_path, inp, out=""):
+    path = tmp_path / "job.toml"
+    path.write_text(f'[input]\n{inp}\n{MODEL}{CLUSTER}[output]\npath = "o.zarr"\n{out}')
+    return path
+
+
+def test_parquet_folder_in_labels_table_out_partitioned_like_the_input(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    frame = _frame()
+    (tmp_path / "points").mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[rows].to_parquet(tmp_path / "points" / f"part{i}.parquet")
+    job = _job(
+        tmp_path, 'path = "points"\ncolumns = ["x", "y"]', "table_columns = true"
+    )
+    result = run_job(job)
+    expected = MeanShift(bandwidth=1.0, kernel="flat").fit(BLOBS).labels_
+    assert result.table == str(tmp_path / "o.labels.parquet")
+    parts = sorted((tmp_path / "o.labels.parquet" / "labels").glob("*.parquet"))
+    assert len(parts) == 3
+    table = pd.read_parquet(tmp_path / "o.labels.parquet" / "labels")
+    np.testing.assert_array_equal(table["label"].to_numpy(), expected)
+    np.testing.assert_array_equal(table["row"].to_numpy(), np.arange(len(frame)))
+    np.testing.assert_array_equal(table.index.to_numpy(), frame.index.to_numpy())
+    assert (table["name"] == frame["name"]).all()
+    centers = pd.read_parquet(tmp_path / "o.labels.parquet" / "centers.parquet")
+    assert list(centers.columns) == ["x", "y", "size"]
+    assert centers["size"].tolist() == np.bincount(expected).tolist()
+    # A glob of the same files is the same input.
+    job = _job(tmp_path, 'path = "points/*.parquet"\ncolumns = ["x", "y"]')
+    again = Job.load(job).run(overwrite=True)
+    assert again.sizes == result.sizes
+
+
+def test_csv_with_missing_values_is_refused_by_name_or_dropped_and_counted(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    frame = _frame()
+    frame.loc[frame.index[[5, 17]], "y"] = np.nan
+    frame.to_csv(tmp_path / "points.csv", index=False)
+    with pytest.raises(InputError, match=r"missing values in column\(s\) 'y' \(2\)"):
+        run_job(_job(tmp_path, 'path = "points.csv"\ncolumns = ["x", "y"]'))
+    assert not (tmp_path / "o.zarr").exists()
+    job = _job(tmp_path, 'path = "points.csv"\ncolumns = ["x", "y"]\nmissing = "drop"')
+    result = run_job(job)
+    assert result.n_dropped == 2
+    assert "dropped 2 rows with missing values" in result.summary
+    kept = np.delete(BLOBS, [5, 17], axis=0)
+    expected = MeanShift(bandwidth=1.0, kernel="flat").fit(kept).labels_
+    table = pd.read_parquet(tmp_path / "o.labels.parquet" / "labels")
+    np.testing.assert_array_equal(table["label"].to_numpy(), expected)
+    assert 5 not in table["row"].tolist() and len(table) == len(kept)
+
+
+def test_bad_columns_are_refused_by_name(tmp_path):
+    _frame().to_parquet(tmp_path / "p.parquet")
+    done = run_cli("fit", "p.parquet", "--out", "o.zarr", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr  # every numeric column: x and y
+    assert "labels table:" in done.stdout
+    job = Job(input={"path": str(tmp_path / "p.parquet"), "columns": ["x", "z"]})
+    with pytest.raises(InputError, match=r"has no column\(s\) \['z'\]"):
+        run_job(job.override("output", path=str(tmp_path / "q.zarr")))
+    job.input["columns"] = ["x", "name"]
+    with pytest.raises(InputError, match=r"\['name'\] .* are not numeric"):
+        run_job(job)
+
+
+def test_dataframes_in_python_keep_their_feature_names():
+    dd = pytest.importorskip("dask.dataframe")
+    frame = _frame()[["x", "y"]]
+    expected = MeanShift(bandwidth=1.0).fit(BLOBS)
+    model = MeanShift(bandwidth=1.0).fit(frame)
+    assert model.feature_names_in_.tolist() == ["x", "y"]
+    np.testing.assert_array_equal(model.labels_, expected.labels_)
+    lazy = MeanShift(bandwidth=1.0).fit(dd.from_pandas(frame, npartitions=3))
+    assert lazy.feature_names_in_.tolist() == ["x", "y"]
+    np.testing.assert_array_equal(lazy.labels_.compute(), expected.labels_)
+
+
+def test_json_names_the_labels_table(tmp_path):
+    _frame().to_parquet(tmp_path / "p.parquet")
+    done = run_cli("fit", "p.parquet", "--out", "o.zarr", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["table"] == str(tmp_path / "o.labels.parquet")
+
+
+def test_the_table_job_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(ROOT / "jobs" / "table.toml", tmp_path)
+    (tmp_path / "results/table").mkdir(parents=True)
+    frame = _frame()
+    frame.loc[frame.index[3], "x"] = np.nan
+    frame.to_parquet(tmp_path / "results/table/points.parquet", row_group_size=100)
+    result = run_job("table.toml")
+    assert result.n_dropped == 1
+    table = pd.read_parquet(tmp_path / "results/table/result.labels.parquet/labels")
+    assert len(table) == len(frame) - 1 and "name" in table.columns
+    assert (
+        len(list((tmp_path / "results/table/result.labels.parquet/labels").iterdir()))
+        == 3
+    )
