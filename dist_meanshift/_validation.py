@@ -73,8 +73,9 @@ def check_input(X, *, name="X", estimator=None, reset=True):
 
         columns = _feature_columns(X, list(X.columns), name)
         X = TableInput(name, X[columns].astype("float64"), columns, source=X)
-    if hasattr(X, "to_dask") and hasattr(X, "columns"):  # a table
-        names = np.asarray([str(c) for c in X.columns], dtype=object)
+    if hasattr(X, "to_dask"):  # a table or an image, read lazily
+        if hasattr(X, "columns"):
+            names = np.asarray([str(c) for c in X.columns], dtype=object)
         X = X.to_dask()
     if isinstance(X, zarr.Array | da.Array):
         kind = "zarr" if isinstance(X, zarr.Array) else "dask"

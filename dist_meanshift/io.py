@@ -27,7 +27,9 @@ class InputChanged(RunError):
     """A chunk of the input changed, vanished or appeared during a run."""
 
 
-def open_input(path, array=None, *, columns=None, missing="refuse"):
+def open_input(
+    path, array=None, *, columns=None, missing="refuse", level=0, spatial_scale=None
+):
     """Open a dataset for clustering: zarr, ``.npy``, or a Parquet or CSV table.
 
     Parameters
@@ -42,17 +44,22 @@ def open_input(path, array=None, *, columns=None, missing="refuse"):
         A table's feature columns (default: every numeric column).
     missing : {"refuse", "drop"}, default="refuse"
         A table's rows with missing values: refused by name, or dropped.
+    level, spatial_scale
+        An image's resolution level and the scale of its pixels' positions as
+        features (see :mod:`~dist_meanshift.images`).
 
     Returns
     -------
-    zarr.Array, numpy.ndarray or TableInput
+    zarr.Array, numpy.ndarray, TableInput or ImageInput
         Opened read-only, by absolute path (workers with another working
         directory read the same store); a zarr array has every chunk present;
         a ``.npy`` file is memory-mapped, never unpickled.
     """
-    from . import tables
+    from . import images, tables
 
     name = os.fspath(path)
+    if images.is_image(name):
+        return images.open_image(name, level=level, spatial_scale=spatial_scale)
     if tables.is_table(name) or any(ch in name for ch in "*?["):
         return tables.open_table(os.path.abspath(name), columns, missing)
     if columns is not None:

@@ -24,6 +24,8 @@ SCHEMA = {
         "image": (str,),
         "columns": (list,),
         "missing": (str,),
+        "level": (int,),
+        "spatial_scale": (int, float),
     },
     "input.make_blobs": {
         "n_samples": (int,),

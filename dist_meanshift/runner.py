@@ -148,25 +148,27 @@ class _Run:
         with output_lock(self.path):
             return self._locked(overwrite, resume)
 
-    def _table_writer(self, data, model):
-        """What writes the labels table of a table input, or None."""
-        if not self.table:
-            return None
+    def _write_beside(self, group, data, model, sizes):
+        """Outputs of table and image inputs, written before the result is complete."""
+        from .images import ImageInput, write_label_image
         from .tables import TableInput, write_labels
 
+        if isinstance(data, ImageInput):
+            write_label_image(group, data)
+        if not self.table:
+            return
         if not isinstance(data, TableInput):
             raise InputError(
                 f"output.table {self.table!r} needs a table input (Parquet, CSV); "
                 "drop it, or give a table."
             )
-        with_columns = self.out.get("table_columns", False)
-        return lambda sizes: write_labels(
+        write_labels(
             self.table,
             data,
             model.labels_,
             model.cluster_centers_,
             sizes,
-            with_columns=with_columns,
+            with_columns=self.out.get("table_columns", False),
         )
 
     def _locked(self, overwrite, resume):
@@ -179,7 +181,10 @@ class _Run:
             self.inp.get("array"),
             columns=self.inp.get("columns"),
             missing=self.inp.get("missing", "refuse"),
+            level=self.inp.get("level", 0),
+            spatial_scale=self.inp.get("spatial_scale"),
         )
+        image_shape = getattr(data, "image_shape", image_shape)
         fp = {
             "input": io.input_fingerprint(
                 self.inp["path"], self.inp.get("array"), data.shape, data.dtype
@@ -275,7 +280,9 @@ class _Run:
                 labels=model.labels_,
                 centers=model.cluster_centers_,
                 attrs=attrs,
-                before_complete=self._table_writer(data, model),
+                before_complete=lambda sizes: self._write_beside(
+                    group, data, model, sizes
+                ),
             )
         except BaseException:
             if not recorded or beside:
@@ -414,10 +421,16 @@ def _pictures(job, data, model, image_shape, echo):
             )
             made.append(out["plot"])
         if image_shape and out.get("image"):
-            labels = model.labels_
-            labels = labels.compute() if hasattr(labels, "compute") else labels
-            segmented = model.cluster_centers_[labels].reshape(image_shape)
-            plot.save_image(out["image"], segmented)
+            if hasattr(data, "pixels"):  # an image input, in its own units
+                from .images import save_picture, segmented
+
+                picture = segmented(data, model.cluster_centers_, model.labels_)
+                save_picture(out["image"], picture)
+            else:
+                labels = model.labels_
+                labels = labels.compute() if hasattr(labels, "compute") else labels
+                picture = model.cluster_centers_[labels].reshape(image_shape)
+                plot.save_image(out["image"], picture)
             made.append(out["image"])
     except ImportError:
         echo("no picture: install the plot extra (pip install 'dist-meanshift[plot]')")

@@ -1,0 +1,343 @@
+"""Images in, label images out: pixels become rows, labels come back as an image.
+
+An image input is a PNG or JPEG (read whole: such files are small), a TIFF
+(read lazily, tile by tile, through tifffile's zarr store: big slides and
+rasters never load whole), or an OME-Zarr image (a chosen resolution level).
+Every pixel becomes a row of its channel values, and with ``spatial_scale``
+also of its scaled ``y, x`` position, so that clusters are spatially compact
+(mean shift segmentation). The labels go back as an image of the input's
+height, width and chunks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InputError
+
+#: Suffixes read as image files.
+SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+#: Rows of pixels per chunk when an image becomes rows: chunks of whole rows.
+_CHUNK_PIXELS = 1 << 20
+
+
+def is_image(path):
+    """Whether ``path`` names an image: by suffix, or an OME-Zarr image group."""
+    name = os.fspath(path).rstrip("/")
+    if name.lower().endswith(SUFFIXES):
+        return True
+    return bool(_multiscales(name))
+
+
+@dataclass
+class ImageInput:
+    """An image opened for clustering, read lazily.
+
+    Attributes
+    ----------
+    path : str
+    pixels : dask.array.Array of shape (height, width, channels)
+    spatial_scale : float or None
+        With it, each row also holds ``y * spatial_scale, x * spatial_scale``.
+    """
+
+    path: str
+    pixels: object
+    spatial_scale: float | None = None
+    _array: object = field(default=None, repr=False)
+
+    @property
+    def chunks(self):
+        """Rows per chunk of :meth:`to_dask` (whole image rows), and features."""
+        width = self.pixels.shape[1]
+        return max(1, _CHUNK_PIXELS // width) * width, self.shape[1]
+
+    @property
+    def image_shape(self):
+        return tuple(self.pixels.shape)
+
+    @property
+    def shape(self):
+        height, width, channels = self.pixels.shape
+        return height * width, channels + (2 if self.spatial_scale else 0)
+
+    @property
+    def dtype(self):
+        return self.pixels.dtype
+
+    def to_dask(self):
+        """The pixels as rows (channels, then scaled y and x), in chunks of whole rows."""
+        if self._array is not None:
+            return self._array
+        import dask.array as da
+
+        height, width, channels = self.pixels.shape
+        rows = max(1, _CHUNK_PIXELS // width)
+        pixels = self.pixels.rechunk((rows, width, channels))
+        features = [pixels.astype(np.float32)]
+        if self.spatial_scale:
+            s = np.float32(self.spatial_scale)
+            y, x = da.meshgrid(
+                da.arange(height, chunks=rows, dtype=np.float32) * s,
+                da.arange(width, chunks=width, dtype=np.float32) * s,
+                indexing="ij",
+            )
+            features += [y[..., None], x[..., None]]
+        stacked = da.concatenate(features, axis=2) if len(features) > 1 else features[0]
+        self._array = stacked.reshape(height * width, stacked.shape[2])
+        return self._array
+
+    @property
+    def tiles(self):
+        """The input's own chunks (a TIFF's tiles): those of the label image."""
+        tiles = getattr(self.pixels, "tiles", None)
+        return tiles or tuple(c[0] for c in self.pixels.chunks[:2])
+
+    def label_image(self, labels):
+        """The labels (one per pixel) as an image of the input's size and chunks."""
+        import dask.array as da
+
+        height, width, _ = self.pixels.shape
+        image = da.asarray(labels).reshape(height, width)
+        return image.rechunk(self.tiles)
+
+
+def open_image(path, *, level=0, spatial_scale=None):
+    """Open an image file or an OME-Zarr image, lazily where the format allows.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    level : int, default=0
+        Resolution level of a pyramid (TIFF or OME-Zarr); 0 is full size.
+    spatial_scale : float, default=None
+        Add each pixel's ``y, x`` times this as features.
+
+    Returns
+    -------
+    ImageInput
+    """
+    name = os.fspath(path)
+    if not os.path.exists(name):
+        raise InputError(f"Input {name!r} does not exist. Check the path.")
+    if spatial_scale is not None and not spatial_scale > 0:
+        raise InputError(
+            f"input.spatial_scale must be > 0. Got {spatial_scale!r} instead."
+        )
+    try:
+        if name.lower().endswith((".tif", ".tiff")):
+            pixels = _tiff(name, level)
+        elif name.lower().endswith(SUFFIXES):
+            pixels = _picture(name)
+        else:
+            pixels = _ome_zarr(name, level)
+    except InputError:
+        raise
+    except Exception as exc:  # any reader's failure has the same remedy
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise InputError(
+            f"Input {name!r} cannot be read as an image ({detail}). Give a PNG, "
+            "JPEG, TIFF or OME-Zarr image."
+        ) from exc
+    tiles = getattr(pixels, "tiles", None)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+        pixels.tiles = tiles
+    if pixels.ndim != 3 or pixels.dtype.kind not in "uif":
+        raise InputError(
+            f"Input {name!r} is an image of shape {pixels.shape} and dtype "
+            f"{pixels.dtype}; mean shift needs height x width (x channels) numbers."
+        )
+    return ImageInput(name, pixels, spatial_scale)
+
+
+def _tiff(name, level):
+    """A TIFF level as a dask array of whole tiles, each task reading its own."""
+    import dask.array as da
+    import tifffile
+
+    with tifffile.TiffFile(name) as tif:
+        levels = tif.series[0].levels
+        if not 0 <= level < len(levels):
+            raise InputError(
+                f"Input {name!r} has resolution levels 0 to {len(levels) - 1}; "
+                f"level {level} is not one. Give input.level in that range."
+            )
+        page = levels[level].keyframe
+        shape, dtype = levels[level].shape, levels[level].dtype
+        tile = (
+            page.tilelength or page.rowsperstrip or shape[0],
+            page.tilewidth or shape[1],
+        )
+    tiles = tuple(min(t, n) for t, n in zip(tile, shape[:2], strict=True))
+    reader = _TiffLevel(name, level, shape, dtype)
+    # Tasks read several tiles at once (a task per tile would cost more than
+    # its read); the label image keeps the tiles.
+    rows = max(
+        tiles[0], (_READ_BYTES // max(1, reader.row_bytes)) // tiles[0] * tiles[0]
+    )
+    arr = da.from_array(reader, chunks=(rows, *shape[1:]), asarray=False)
+    arr.tiles = tiles
+    return arr
+
+
+#: Bytes a task reads from a TIFF at once.
+_READ_BYTES = 16 * 2**20
+
+
+class _TiffLevel:
+    """One level of a TIFF as an array-like opened by each read (picklable)."""
+
+    def __init__(self, path, level, shape, dtype):
+        self.path, self.level = path, level
+        self.shape, self.dtype, self.ndim = tuple(shape), np.dtype(dtype), len(shape)
+        self.row_bytes = int(np.prod(shape[1:])) * self.dtype.itemsize
+
+    def __getitem__(self, index):
+        import tifffile
+        import zarr
+
+        with tifffile.imread(self.path, aszarr=True, level=self.level) as store:
+            return np.asarray(zarr.open(store, mode="r")[index])
+
+
+def _picture(name):
+    import dask.array as da
+    from PIL import Image
+
+    with Image.open(name) as img:
+        pixels = np.asarray(img.convert("RGB") if img.mode in ("P", "CMYK") else img)
+    return da.from_array(pixels)
+
+
+def _multiscales(name):
+    """The OME-Zarr multiscales metadata of ``name`` (NGFF 0.4 or 0.5), or None."""
+    if not os.path.exists(os.path.join(name, "zarr.json")) and not os.path.exists(
+        os.path.join(name, ".zattrs")
+    ):
+        return None
+    import zarr
+
+    try:
+        attrs = dict(zarr.open_group(name, mode="r").attrs)
+    except (OSError, ValueError):
+        return None
+    return attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+
+
+def _ome_zarr(name, level):
+    """The (y, x, c) pixels of one resolution level of an OME-Zarr image."""
+    import dask.array as da
+    import zarr
+
+    scales = _multiscales(name)
+    if not scales:
+        raise InputError(
+            f"Input {name!r} is not an OME-Zarr image (no multiscales metadata). "
+            "Give the image group."
+        )
+    datasets = scales[0]["datasets"]
+    if not 0 <= level < len(datasets):
+        raise InputError(
+            f"Input {name!r} has resolution levels 0 to {len(datasets) - 1}; level "
+            f"{level} is not one. Give input.level in that range."
+        )
+    axes = [a["name"] if isinstance(a, dict) else a for a in scales[0]["axes"]]
+    arr = da.from_zarr(zarr.open_array(os.path.join(name, datasets[level]["path"])))
+    extra = [a for a in axes if a not in ("c", "y", "x")]
+    if any(arr.shape[axes.index(a)] != 1 for a in extra):
+        raise InputError(
+            f"Input {name!r} has axes {axes} with more than one {extra} plane; "
+            "mean shift segments one 2-D plane. Give a single-plane image."
+        )
+    arr = arr[tuple(0 if a in extra else slice(None) for a in axes)]
+    kept = [a for a in axes if a not in extra]
+    order = [kept.index(a) for a in ("y", "x", "c") if a in kept]
+    return arr.transpose(order)
+
+
+def write_label_image(group, image):
+    """Store the labels of ``group`` as an image: ``label_image``, an OME-Zarr label.
+
+    The labels are read back from the group's ``labels`` array (no second
+    labelling pass) and stored chunk by chunk as ``label_image/0``, of the
+    input's height, width and chunks, under NGFF 0.4 ``multiscales`` and
+    ``image-label`` metadata, so that viewers (napari) overlay it on the input.
+    """
+    import dask.array as da
+
+    labels = da.from_zarr(group["labels"])
+    picture = image.label_image(labels)
+    chunks = tuple(c[0] for c in picture.chunks)
+    node = group.require_group("label_image")
+    node.attrs.update(
+        {
+            "multiscales": [
+                {
+                    "version": "0.4",
+                    "axes": [
+                        {"name": "y", "type": "space"},
+                        {"name": "x", "type": "space"},
+                    ],
+                    "datasets": [
+                        {
+                            "path": "0",
+                            "coordinateTransformations": [
+                                {"type": "scale", "scale": [1.0, 1.0]}
+                            ],
+                        }
+                    ],
+                }
+            ],
+            "image-label": {"version": "0.4", "source": {"image": image.path}},
+        }
+    )
+    level0 = node.create_array(
+        "0",
+        shape=picture.shape,
+        dtype=labels.dtype,
+        chunks=chunks,
+        overwrite=True,
+        config={"write_empty_chunks": True},
+    )
+    da.store(picture, level0, lock=False)
+
+
+def segmented(image, centers, labels):
+    """The picture of every pixel painted with its cluster's colour, as uint8.
+
+    Channel values are scaled to 0-255 from the input's range (its integer
+    type's, or 0-1 for floats); labels -1 are painted black.
+    """
+    import dask.array as da
+
+    height, width, channels = image.pixels.shape
+    kind = np.dtype(image.pixels.dtype)
+    top = np.iinfo(kind).max if kind.kind in "ui" else 1.0
+    colours = np.clip(np.asarray(centers)[:, :channels] / top * 255, 0, 255)
+    palette = np.vstack(
+        [colours.round().astype(np.uint8), np.zeros((1, channels), np.uint8)]
+    )
+    flat = da.asarray(labels)
+    painted = flat.map_blocks(
+        lambda lab: palette[lab],
+        dtype=np.uint8,
+        new_axis=1,
+        chunks=(flat.chunks[0], (channels,)),
+    )
+    return np.asarray(painted.compute()).reshape(height, width, channels)
+
+
+def save_picture(path, picture):
+    """Save a (height, width, channels) uint8 picture as PNG, JPEG or TIFF."""
+    if path.lower().endswith((".tif", ".tiff")):
+        import tifffile
+
+        tifffile.imwrite(path, picture, tile=(256, 256), compression="zlib")
+        return
+    from PIL import Image
+
+    Image.fromarray(picture[..., 0] if picture.shape[2] == 1 else picture).save(path)

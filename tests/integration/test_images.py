@@ -1,0 +1,113 @@
+"""Images in, label images out: TIFF, OME-Zarr and PNG on a real LocalCluster."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import zarr
+from commands import ROOT
+
+from dist_meanshift import InputError, Job, MeanShift, run_job
+
+tifffile = pytest.importorskip("tifffile")
+
+
+def _picture(height=96, width=80, seed=0):
+    """Three colour regions with noise: a left band, a right band, a square."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((height, width, 3))
+    img[:, : width // 2] = [200, 40, 40]
+    img[:, width // 2 :] = [40, 40, 200]
+    img[height // 4 : height // 2, width // 4 : width // 2 + 10] = [40, 200, 40]
+    img += rng.normal(0, 6, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _job(tmp_path, inp, out="", model='kernel = "flat"\nbandwidth = 30.0\n'):
+    path = tmp_path / "job.toml"
+    path.write_text(
+        f"[input]\n{inp}\n[model]\n{model}[cluster]\nn_workers = 1\n"
+        f'threads_per_worker = 2\n[output]\npath = "o.zarr"\n{out}'
+    )
+    return path
+
+
+def _expected(rows, **params):
+    return (
+        MeanShift(**{"kernel": "flat", "bandwidth": 30.0, **params}).fit(rows).labels_
+    )
+
+
+def test_tiled_tiff_gives_a_label_image_of_its_size_and_tiles(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    img = _picture()
+    tifffile.imwrite("img.tif", img, tile=(32, 32))
+    result = run_job(_job(tmp_path, 'path = "img.tif"', 'image = "seg.png"'))
+    expected = _expected(img.reshape(-1, 3).astype(np.float32))
+    group = zarr.open_group("o.zarr", mode="r")
+    np.testing.assert_array_equal(group["labels"][:], expected)
+    label_image = group["label_image/0"]
+    assert label_image.shape == (96, 80) and label_image.chunks == (32, 32)
+    np.testing.assert_array_equal(label_image[:], expected.reshape(96, 80))
+    assert group["label_image"].attrs["image-label"]["source"]["image"] == "img.tif"
+    assert result.n_clusters == 3 and result.pictures == [str(tmp_path / "seg.png")]
+    from PIL import Image
+
+    with Image.open("seg.png") as seg:
+        painted = np.asarray(seg)
+    assert painted.shape == img.shape
+    assert np.abs(painted.astype(int) - img).mean() < 10  # each region its colour
+
+
+def test_ome_zarr_level_with_spatial_features(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    img = _picture(128, 96)
+    group = zarr.open_group("img.ome.zarr", mode="w")
+    chw = img.transpose(2, 0, 1)
+    group.create_array("0", data=chw, chunks=(3, 64, 64))
+    group.create_array("1", data=chw[:, ::2, ::2], chunks=(3, 32, 32))
+    axes = [{"name": "c", "type": "channel"}, {"name": "y"}, {"name": "x"}]
+    group.attrs["multiscales"] = [
+        {"version": "0.4", "axes": axes, "datasets": [{"path": "0"}, {"path": "1"}]}
+    ]
+    job = _job(tmp_path, 'path = "img.ome.zarr"\nlevel = 1\nspatial_scale = 2.0')
+    run_job(job)
+    half = img[::2, ::2]
+    y, x = np.indices(half.shape[:2]) * 2.0
+    rows = np.c_[half.reshape(-1, 3), y.ravel(), x.ravel()].astype(np.float32)
+    labels = zarr.open_array("o.zarr/label_image/0", mode="r")
+    assert labels.shape == (64, 48) and labels.chunks == (32, 32)
+    np.testing.assert_array_equal(labels[:].ravel(), _expected(rows))
+    with pytest.raises(InputError, match="resolution levels 0 to 1; level 2"):
+        run_job(_job(tmp_path, 'path = "img.ome.zarr"\nlevel = 2'), overwrite=True)
+
+
+def test_png_and_a_damaged_image(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from PIL import Image
+
+    img = _picture(40, 30)
+    Image.fromarray(img).save("img.png")
+    run_job(_job(tmp_path, 'path = "img.png"'))
+    labels = zarr.open_array("o.zarr/labels", mode="r")[:]
+    np.testing.assert_array_equal(
+        labels, _expected(img.reshape(-1, 3).astype(np.float32))
+    )
+    with open("broken.tif", "wb") as f:
+        f.write(b"II*\x00garbage")
+    with pytest.raises(InputError, match=r"'broken\.tif' cannot be read as an image"):
+        run_job(_job(tmp_path, 'path = "broken.tif"'), overwrite=True)
+
+
+def test_the_tiff_job_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(ROOT / "jobs" / "tiff.toml", tmp_path)
+    (tmp_path / "results/tiff").mkdir(parents=True)
+    tifffile.imwrite("results/tiff/slide.tif", _picture(256, 192), tile=(64, 64))
+    result = Job.load("tiff.toml").run()
+    assert result.n_clusters >= 3
+    assert (tmp_path / "results/tiff/segmented.png").exists()
+    label_image = zarr.open_array("results/tiff/result.zarr/label_image/0", mode="r")
+    assert label_image.shape == (256, 192) and label_image.chunks == (64, 64)
