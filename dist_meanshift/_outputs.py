@@ -145,9 +145,15 @@ def output_status(path, formats=None):
         if os.path.isfile(marker):  # a folder of files (a labels table)
             with open(marker) as f:
                 attrs = json.load(f)
+        elif os.path.isfile(os.fspath(path)):  # a NetCDF labels dataset
+            import xarray as xr
+
+            with xr.open_dataset(os.fspath(path)) as ds:
+                attrs = dict(ds.attrs)
+            attrs["complete"] = attrs.get("complete") == 1
         else:
             attrs = dict(zarr.open_group(os.fspath(path), mode="r").attrs)
-    except (OSError, ValueError):  # not a zarr group, or unreadable metadata
+    except (OSError, ValueError, ImportError):  # not ours, or unreadable
         return None
     if attrs.get("format") not in formats:
         return None

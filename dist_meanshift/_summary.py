@@ -36,6 +36,8 @@ class RunResult:
         The Dask performance report, when one was asked for.
     table : str or None
         The labels table (Parquet) of a table input.
+    dataset : str or None
+        The labels dataset (zarr or NetCDF) of a labelled-array input.
     n_dropped : int
         Rows of a table input dropped for missing values.
     summary : str
@@ -53,6 +55,7 @@ class RunResult:
     pictures: list = field(default_factory=list)
     report: str | None = None
     table: str | None = None
+    dataset: str | None = None
     n_dropped: int = 0
     summary: str = ""
 
@@ -92,6 +95,9 @@ def make_result(model, sizes, n_unlabelled, seconds, path, made=None):
     table = made.get("table") and os.path.abspath(made["table"])
     if table:
         lines.append(f"labels table: {table}")
+    dataset = made.get("dataset") and os.path.abspath(made["dataset"])
+    if dataset:
+        lines.append(f"labels dataset: {dataset}")
     report = made.get("report") and os.path.abspath(made["report"])
     if report:
         lines.append(f"report: {report}")
@@ -110,6 +116,7 @@ def make_result(model, sizes, n_unlabelled, seconds, path, made=None):
         pictures=pictures,
         report=report or None,
         table=table or None,
+        dataset=dataset or None,
         n_dropped=n_dropped,
         summary="\n".join(lines),
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError
+from .io import reading, require_path
 
 #: Suffixes read as image files.
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -121,27 +122,18 @@ def open_image(path, *, level=0, spatial_scale=None):
     ImageInput
     """
     name = os.fspath(path)
-    if not os.path.exists(name):
-        raise InputError(f"Input {name!r} does not exist. Check the path.")
+    require_path(name)
     if spatial_scale is not None and not spatial_scale > 0:
         raise InputError(
             f"input.spatial_scale must be > 0. Got {spatial_scale!r} instead."
         )
-    try:
+    with reading(name, "an image", "Give a PNG, JPEG, TIFF or OME-Zarr image."):
         if name.lower().endswith((".tif", ".tiff")):
             pixels = _tiff(name, level)
         elif name.lower().endswith(SUFFIXES):
             pixels = _picture(name)
         else:
             pixels = _ome_zarr(name, level)
-    except InputError:
-        raise
-    except Exception as exc:  # any reader's failure has the same remedy
-        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
-        raise InputError(
-            f"Input {name!r} cannot be read as an image ({detail}). Give a PNG, "
-            "JPEG, TIFF or OME-Zarr image."
-        ) from exc
     tiles = getattr(pixels, "tiles", None)
     if pixels.ndim == 2:
         pixels = pixels[..., None]

@@ -8,6 +8,7 @@ a run reads it stops the run (:func:`read_block`).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import math
 import os
@@ -28,7 +29,15 @@ class InputChanged(RunError):
 
 
 def open_input(
-    path, array=None, *, columns=None, missing="refuse", level=0, spatial_scale=None
+    path,
+    array=None,
+    *,
+    columns=None,
+    missing="refuse",
+    level=0,
+    spatial_scale=None,
+    variables=None,
+    dims=None,
 ):
     """Open a dataset for clustering: zarr, ``.npy``, or a Parquet or CSV table.
 
@@ -47,17 +56,22 @@ def open_input(
     level, spatial_scale
         An image's resolution level and the scale of its pixels' positions as
         features (see :mod:`~dist_meanshift.images`).
+    variables, dims
+        A labelled dataset's feature variables and sample dimensions (see
+        :mod:`~dist_meanshift.labelled`): naming them reads ``path`` with xarray.
 
     Returns
     -------
-    zarr.Array, numpy.ndarray, TableInput or ImageInput
+    zarr.Array, numpy.ndarray, TableInput, ImageInput or DatasetInput
         Opened read-only, by absolute path (workers with another working
         directory read the same store); a zarr array has every chunk present;
         a ``.npy`` file is memory-mapped, never unpickled.
     """
-    from . import images, tables
+    from . import images, labelled, tables
 
     name = os.fspath(path)
+    if labelled.is_dataset(name, variables):
+        return labelled.open_dataset(name, variables=variables, dims=dims)
     if images.is_image(name):
         return images.open_image(name, level=level, spatial_scale=spatial_scale)
     if tables.is_table(name) or any(ch in name for ch in "*?["):
@@ -108,6 +122,26 @@ def open_input(
             "Check --array (array = ... in a job file)."
         )
     return require_every_chunk(node[array], name)
+
+
+def require_path(name):
+    """Refuse an input path (or glob) that names nothing."""
+    if not os.path.exists(name) and not glob.glob(name):
+        raise InputError(f"Input {name!r} does not exist. Check the path.")
+
+
+@contextlib.contextmanager
+def reading(name, what, remedy):
+    """Turn a reader's failure into one line naming the input, what it should be, the fix."""
+    try:
+        yield
+    except InputError:
+        raise
+    except Exception as exc:  # any reader's failure has the same remedy
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise InputError(
+            f"Input {name!r} cannot be read as {what} ({detail}). {remedy}"
+        ) from exc
 
 
 def chunk_file(z, coords):

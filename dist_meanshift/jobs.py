@@ -26,6 +26,8 @@ SCHEMA = {
         "missing": (str,),
         "level": (int,),
         "spatial_scale": (int, float),
+        "variables": (list,),
+        "dims": (list,),
     },
     "input.make_blobs": {
         "n_samples": (int,),
@@ -67,9 +69,102 @@ SCHEMA = {
         "report": (str,),
         "table": (str,),
         "table_columns": (bool,),
+        "dataset": (str,),
     },
 }
 _MODEL = {p.name: p for p in COMMAND}
+#: What each key outside [model] means (the model's keys: the parameter table).
+KEY_DOCS = {
+    "input": {
+        "path": "The data: a zarr array or group, a .npy file, a Parquet or CSV table "
+        "(file, folder or glob), or an image (TIFF, PNG, JPEG, OME-Zarr).",
+        "array": "The array of a zarr group to cluster (not needed with one array).",
+        "image": "A picture (or scikit-learn sample image) whose pixels are written to "
+        "path as zarr first.",
+        "columns": "A table's feature columns (default: every numeric column).",
+        "missing": "A table's rows with missing values: refuse (default) or drop.",
+        "level": "An image pyramid's resolution level (0: full size).",
+        "spatial_scale": "Add each pixel's y and x times this as features.",
+        "variables": "A labelled dataset's feature variables (read with xarray).",
+        "dims": "A labelled dataset's sample dimensions (default: the first "
+        "variable's).",
+    },
+    "input.make_blobs": {
+        "n_samples": "Rows of a demo dataset made at input.path if it is missing.",
+        "n_features": "Its features.",
+        "centers": "Its blobs.",
+        "seed": "Its random seed.",
+        "chunk_rows": "Rows per zarr chunk.",
+        "std": "Standard deviation of every blob.",
+    },
+    "cluster": {
+        "scheduler": "Address of a running Dask scheduler (tcp:// or tls://).",
+        "scheduler_file": "A scheduler's JSON file (dask scheduler --scheduler-file).",
+        "n_workers": "Workers of the local cluster (default 2).",
+        "threads_per_worker": "Threads per local worker (default 1).",
+        "memory_limit": 'Memory per local worker, e.g. "2GiB".',
+        "processes": "Local workers as processes (default: threads in this process).",
+        "timeout": "Seconds to wait for a remote scheduler (default 10).",
+        "stall_timeout": "Seconds every worker may stay paused, or none be there, "
+        "before the run stops (default 60).",
+        "tls_ca_file": "TLS: the CA certificate.",
+        "tls_cert": "TLS: this client's certificate.",
+        "tls_key": "TLS: this client's key.",
+        "manager": 'A cluster manager to start, "package.Class" '
+        '(e.g. "dask_jobqueue.SLURMCluster").',
+        "trust_manager": "Import a manager from outside the known Dask packages.",
+        "scale": "Workers to ask the manager for.",
+        "start_timeout": "Seconds to wait for a manager's first worker (default 600).",
+    },
+    "cluster.options": {"(any)": "Keyword arguments of the cluster manager."},
+    "cluster.adapt": {
+        "minimum": "Adaptive scaling: fewest workers.",
+        "maximum": "Adaptive scaling: most workers.",
+    },
+    "output": {
+        "path": "The result (zarr group); default: the input path + .result.zarr.",
+        "overwrite": "Replace an earlier result (never any other directory).",
+        "plot": "A picture of the clusters and the convergence (.png, .svg, .pdf).",
+        "plot_dims": "The two features the picture shows (default [0, 1]).",
+        "image": "For images: every pixel painted with its cluster's colour.",
+        "report": "A Dask performance report (.html).",
+        "table": "For tables: the labels table (default: beside the result).",
+        "table_columns": "For tables: copy the input's columns beside the labels.",
+        "dataset": "For labelled datasets: where the label variable goes (default: "
+        "beside the result, zarr or NetCDF as the input).",
+    },
+}
+
+
+def reference():
+    """The job-file reference in Markdown, generated from the schema and the table."""
+    lines = [
+        "# Job-file reference",
+        "",
+        "Generated from the parameter table (`dist_meanshift/_params.py`) and the",
+        "job schema (`dist_meanshift/jobs.py`); `dist-meanshift fit --help` lists the",
+        "same model parameters as options. Unknown keys and wrong types are refused",
+        "by name.",
+    ]
+    for section, keys in SCHEMA.items():
+        lines += [
+            "",
+            f"## [{section}]",
+            "",
+            "| key | type | meaning |",
+            "|---|---|---|",
+        ]
+        if section == "model":
+            for p in COMMAND:
+                kind = p.kind + "".join(f' or "{w}"' for w in p.literals)
+                default = _toml(p.default)
+                lines.append(f"| `{p.name}` | {kind}, default {default} | {p.doc} |")
+            continue
+        for key, doc in KEY_DOCS[section].items():
+            types = (keys or {}).get(key)
+            kind = " or ".join(t.__name__ for t in types) if types else "any"
+            lines.append(f"| `{key}` | {kind} | {doc} |")
+    return "\n".join(lines) + "\n"
 
 
 class JobError(InputError):
@@ -145,6 +240,15 @@ class Job:
         from .runner import run_job
 
         return run_job(self, **kwargs)
+
+
+def _toml(value):
+    """A default as a job file writes it."""
+    if value is None:
+        return "none (omit the key)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f'"{value}"' if isinstance(value, str) else repr(value)
 
 
 def _check_table(table, prefix, job):

@@ -130,6 +130,7 @@ class _Run:
         )
         self.timings = {}
         self.table = None
+        self.dataset = None
 
     def start(self, resume):
         from ._outputs import check_output_path, output_lock
@@ -140,6 +141,16 @@ class _Run:
         cluster.resolve_address(self.job.cluster)
         inputs = (self.inp["path"],)
         check_output_path(self.path, overwrite, inputs, resume=resume)
+        from . import labelled
+
+        if labelled.is_dataset(self.inp["path"], self.inp.get("variables")):
+            self.dataset = self.out.get("dataset") or _beside(
+                self.path, self.inp["path"]
+            )
+            replaceable = (labelled.FORMAT,)
+            check_output_path(
+                self.dataset, overwrite or resume, inputs, replaceable=replaceable
+            )
         if self.out.get("table") or is_table(self.inp["path"]):
             self.table = self.out.get("table") or _table_path(self.path)
             check_output_path(
@@ -150,11 +161,16 @@ class _Run:
 
     def _write_beside(self, group, data, model, sizes):
         """Outputs of table and image inputs, written before the result is complete."""
+        from . import labelled
         from .images import ImageInput, write_label_image
         from .tables import TableInput, write_labels
 
         if isinstance(data, ImageInput):
             write_label_image(group, data)
+        if isinstance(data, labelled.DatasetInput):
+            import dask.array as da
+
+            labelled.write_labels(self.dataset, data, da.from_zarr(group["labels"]))
         if not self.table:
             return
         if not isinstance(data, TableInput):
@@ -183,6 +199,8 @@ class _Run:
             missing=self.inp.get("missing", "refuse"),
             level=self.inp.get("level", 0),
             spatial_scale=self.inp.get("spatial_scale"),
+            variables=self.inp.get("variables"),
+            dims=self.inp.get("dims"),
         )
         image_shape = getattr(data, "image_shape", image_shape)
         fp = {
@@ -225,6 +243,7 @@ class _Run:
             "report": self.out.get("report"),
             "timings": self.timings,
             "table": self.table,
+            "dataset": self.dataset,
             "n_dropped": getattr(data, "n_dropped", 0),
         }
         return make_result(model, sizes, n_unlabelled, seconds, self.path, made)
@@ -299,6 +318,16 @@ _SUFFIXES = {
     "image": (".png", ".jpg", ".jpeg", ".tif", ".tiff"),
     "report": (".html",),
 }
+
+
+def _beside(path, source):
+    """Where the labels dataset goes by default: beside the result, as the input."""
+    from .labelled import NETCDF
+
+    stem = path.rstrip("/")
+    stem = stem.removesuffix(".zarr")
+    suffix = ".nc" if source.lower().endswith(NETCDF) else ".zarr"
+    return f"{stem}.labels{suffix}"
 
 
 def _table_path(path):

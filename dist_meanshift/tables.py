@@ -21,6 +21,7 @@ import numpy as np
 
 from ._outputs import MARKER, partial_path, replace
 from .errors import InputError
+from .io import reading, require_path
 
 #: Suffixes read as tables.
 SUFFIXES = (".parquet", ".pq", ".csv")
@@ -132,17 +133,12 @@ def open_table(path, columns=None, missing="refuse"):
         raise InputError(
             f"input.missing must be 'refuse' or 'drop'. Got {missing!r} instead."
         )
-    if not glob.glob(name):
-        raise InputError(f"Input {name!r} does not exist. Check the path.")
+    require_path(name)
     csv = name.lower().rstrip("/").endswith(".csv")
-    try:
+    with reading(
+        name, f"a {'CSV' if csv else 'Parquet'} table", "Give a readable table."
+    ):
         source = dd.read_csv(name) if csv else _read_parquet(name)
-    except Exception as exc:  # any reader's failure has the same remedy
-        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
-        raise InputError(
-            f"Input {name!r} cannot be read as a {'CSV' if csv else 'Parquet'} "
-            f"table ({detail}). Give a readable table."
-        ) from exc
     columns = _feature_columns(source, columns, name)
     return TableInput(name, source[columns].astype("float64"), columns, missing, source)
 

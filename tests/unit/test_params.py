@@ -90,3 +90,17 @@ def test_fit_takes_every_model_parameter_on_the_command_line(tmp_path):
     assert params["truncate"] is None and params["persist"] is False
     assert params["chunk_rows"] == 100 and params["max_iter"] == 50
     assert params["cluster_all"] is False
+
+
+def test_the_job_reference_in_docs_is_generated_from_the_table():
+    from commands import ROOT
+
+    from dist_meanshift.jobs import KEY_DOCS, SCHEMA, reference
+
+    for section, keys in SCHEMA.items():
+        if section != "model" and keys is not None:
+            assert set(keys) == set(KEY_DOCS[section]), section
+    text = reference()
+    assert all(f"| `{p.name}` |" in text for p in COMMAND)
+    # The committed page is what the docs build (docs/hooks.py) writes.
+    assert (ROOT / "docs" / "job-reference.md").read_text() == text
