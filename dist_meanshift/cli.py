@@ -272,7 +272,7 @@ def _execute(ctx, job, resume=False, as_json=False):
 
     quiet = ctx.find_root().obj.get("quiet", False) or as_json
     echo = (lambda *_: None) if quiet else click.echo
-    progress = _with_progress if not quiet and sys.stdout.isatty() else None
+    progress = _Progress() if not quiet and sys.stdout.isatty() else None
     result = run_job(
         job, resume=resume, echo=echo, progress=progress, after_iteration=check_signals
     )
@@ -281,24 +281,50 @@ def _execute(ctx, job, resume=False, as_json=False):
     echo(result.summary)
 
 
-def _with_progress(states, length):
-    """The states, shown on a progress bar."""
+class _Progress:
+    """What a terminal shows of a run: the share of centers stopped, and the tasks
+    of the iteration under way (a long iteration moves the line, not the bar)."""
 
-    def show(state):
+    def __init__(self):
+        self.bar, self.state, self.tasks = None, None, ""
+
+    def step(self, text):
+        """A step before the iterations (the bandwidth estimate)."""
+        click.echo(text)
+
+    def __call__(self, states, length):
+        from ._dask import watch_tasks
+
+        with (
+            click.progressbar(
+                length=1000,
+                label="mean shift",
+                item_show_func=self._show,
+                show_eta=False,  # centers stop unevenly: no honest estimate
+                update_min_steps=0,  # a new line of text is news too
+            ) as self.bar,
+            watch_tasks(self._on_tasks),
+        ):
+            for state in states:
+                self.state, self.tasks = state, ""
+                stopped = 1 - state.n_active / max(1, state.n_centers)
+                self.bar.update(int(1000 * stopped) - self.bar.pos, state)
+                yield state
+            self.bar.update(self.bar.length - self.bar.pos)
+
+    def _on_tasks(self, done, total):
+        n = 1 if self.state is None else self.state.iteration + 2
+        self.tasks = f"iteration {n}: tasks {done}/{total}"
+        self.bar.update(0, self.state)
+
+    def _show(self, state):
         if state is None:
-            return ""
-        return f"{state.n_active} moving, largest shift {state.max_shift:.3g}"
-
-    with click.progressbar(
-        length=length,
-        label="mean shift",
-        item_show_func=show,
-        show_eta=False,  # most fits converge long before max_iter
-    ) as bar:
-        for state in states:
-            yield state
-            bar.update(1, state)
-        bar.update(bar.length - bar.pos)
+            return self.tasks or "iteration 1"
+        text = (
+            f"{state.n_active} of {state.n_centers} centers moving, largest shift "
+            f"{state.max_shift:.3g}"
+        )
+        return f"{text}; {self.tasks}" if self.tasks else text
 
 
 def _pop(options, *keys):

@@ -257,6 +257,8 @@ class _Run:
         if saved is not None:
             params["bandwidth"] = saved.bandwidth
         elif params.get("bandwidth") is None:
+            if hasattr(self.progress, "step"):
+                self.progress.step(f"estimating the bandwidth (quantile {quantile:g})")
             params["bandwidth"] = _estimate(data, quantile, params)
             self.timings["estimate_bandwidth"] = time.perf_counter() - started
         model = MeanShift(**params)

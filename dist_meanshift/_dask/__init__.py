@@ -21,6 +21,7 @@ from .data import (
     output,
     prepare,
     to_dask_array,
+    watch_tasks,
 )
 from .work import Rows, bin_data, bin_seeds, label, sample_rows
 
@@ -40,4 +41,5 @@ __all__ = [
     "prepare",
     "sample_rows",
     "to_dask_array",
+    "watch_tasks",
 ]

@@ -8,6 +8,7 @@ never travel inside task graphs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -46,16 +47,69 @@ def current_client():
         return None
 
 
-def compute(*collections):
+#: Callables ``(done, total)`` told how many tasks of a long computation are done.
+_WATCHERS = []
+#: Seconds between two looks at the tasks of a watched computation.
+_WATCH_EVERY = 0.5
+
+
+@contextlib.contextmanager
+def watch_tasks(callback):
+    """While the block runs, tell ``callback(done, total)`` how watched computations go.
+
+    A computation is watched when it names the tasks to count (``watch`` of
+    :func:`compute`, the shift sums of an iteration) and runs on a cluster.
+    """
+    _WATCHERS.append(callback)
+    try:
+        yield
+    finally:
+        _WATCHERS.remove(callback)
+
+
+def compute(*collections, watch=None):
     """``dask.compute`` with BLAS kept to one thread in this process.
 
     Tasks run in parallel on dask's threads (or in-process workers); a
     multi-threaded BLAS inside each of them would oversubscribe the cores
     (see benchmarks/run.py). Worker processes started by a nanny already run
-    with one BLAS thread.
+    with one BLAS thread. With ``watch`` (the keys of the tasks to count) and
+    a watcher (:func:`watch_tasks`), the computation runs as futures whose
+    tasks are counted as they finish.
     """
     with threadpool_limits(limits=1, user_api="blas"):
-        return dask.compute(*collections)
+        client = current_client()
+        if not (_WATCHERS and watch and client is not None):
+            return dask.compute(*collections)
+        return _watched(client, collections, list(watch))
+
+
+def _watched(client, collections, keys):
+    from distributed import wait
+
+    futures = client.compute(list(collections))
+    roots = [f.key for f in futures]
+    while True:
+        try:
+            wait(futures, timeout=_WATCH_EVERY)
+            break
+        except TimeoutError:
+            done = client.run_on_scheduler(_tasks_done, keys=keys, roots=roots)
+            for watcher in _WATCHERS:
+                watcher(done, len(keys))
+    for watcher in _WATCHERS:
+        watcher(len(keys), len(keys))
+    return tuple(client.gather(futures))
+
+
+def _tasks_done(dask_scheduler, keys, roots):
+    """On the scheduler: how many of ``keys`` have run (0 before the graph arrives)."""
+    tasks = dask_scheduler.tasks
+    if any(root not in tasks for root in roots):
+        return 0
+    finished = ("memory", "released", "erred", "forgotten")
+    # A task no longer known has run and been forgotten (its result was used).
+    return sum(1 for k in keys if k not in tasks or tasks[k].state in finished)
 
 
 def as_dask(data, chunk_rows=None):

@@ -85,14 +85,12 @@ class Rows:
         n_parts = _n_partitions(len(centers), self.n_rows, len(self.blocks), threads)
         parts = upload(np.array_split(centers, n_parts), "centers")
         fn = dask.delayed(_blocks.shift_partial_sums, pure=False)
-        reduced = [
-            _tree(
-                [fn(part, x, sample_weight=w, **kernel_args) for x, w in self.blocks],
-                _blocks.add_partials,
-            )
+        leaves = [
+            [fn(part, x, sample_weight=w, **kernel_args) for x, w in self.blocks]
             for part in parts
         ]
-        results = compute(*reduced)
+        reduced = [_tree(tasks, _blocks.add_partials) for tasks in leaves]
+        results = compute(*reduced, watch=[t.key for tasks in leaves for t in tasks])
         return (
             np.concatenate([r[0] for r in results]),
             np.concatenate([r[1] for r in results]),

@@ -58,3 +58,29 @@ def test_run_job_refuses_bad_input_with_input_error(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="does not exist"):
         run_job(job)
     assert not (tmp_path / "o.zarr").exists()
+
+
+def test_the_tasks_of_an_iteration_are_counted_as_they_finish(tmp_path):
+    from distributed import Client, LocalCluster
+
+    from dist_meanshift._dask import watch_tasks
+    from dist_meanshift.io import make_blobs_zarr
+
+    make_blobs_zarr(tmp_path / "b.zarr", n_samples=40_000, n_features=2, centers=3,
+                    chunk_rows=4_000)  # fmt: skip
+    seen = []
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
+        ) as cluster,  # fmt: skip
+        Client(cluster),
+        watch_tasks(lambda done, total: seen.append((done, total))),
+    ):
+        MeanShift(2.0, kernel="flat", bin_seeding=True).fit(tmp_path / "b.zarr/X")
+    assert seen, "no iteration was watched"
+    totals = {total for _, total in seen}
+    assert all(total % 10 == 0 for total in totals)  # partitions x 10 chunks
+    assert all(0 <= done <= total for done, total in seen)
+    # Every watched computation ends with all its tasks done.
+    ends = [i for i, (done, total) in enumerate(seen) if done == total]
+    assert ends and ends[-1] == len(seen) - 1
