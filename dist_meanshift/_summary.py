@@ -38,6 +38,8 @@ class RunResult:
         The labels table (Parquet) of a table input.
     dataset : str or None
         The labels dataset (zarr or NetCDF) of a labelled-array input.
+    label_image : str or None
+        The labels of an image input as a PNG or TIFF file.
     n_dropped : int
         Rows of a table input dropped for missing values.
     summary : str
@@ -56,6 +58,7 @@ class RunResult:
     report: str | None = None
     table: str | None = None
     dataset: str | None = None
+    label_image: str | None = None
     n_dropped: int = 0
     summary: str = ""
 
@@ -98,6 +101,9 @@ def make_result(model, sizes, n_unlabelled, seconds, path, made=None):
     dataset = made.get("dataset") and os.path.abspath(made["dataset"])
     if dataset:
         lines.append(f"labels dataset: {dataset}")
+    label_image = made.get("label_image") and os.path.abspath(made["label_image"])
+    if label_image:
+        lines.append(f"label image: {label_image}")
     report = made.get("report") and os.path.abspath(made["report"])
     if report:
         lines.append(f"report: {report}")
@@ -117,6 +123,7 @@ def make_result(model, sizes, n_unlabelled, seconds, path, made=None):
         report=report or None,
         table=table or None,
         dataset=dataset or None,
+        label_image=label_image or None,
         n_dropped=n_dropped,
         summary="\n".join(lines),
     )

@@ -251,13 +251,15 @@ def _ome_zarr(name, level):
     return arr.transpose(order)
 
 
-def write_label_image(group, image):
+def write_label_image(group, image, path=None):
     """Store the labels of ``group`` as an image: ``label_image``, an OME-Zarr label.
 
     The labels are read back from the group's ``labels`` array (no second
     labelling pass) and stored chunk by chunk as ``label_image/0``, of the
     input's height, width and chunks, under NGFF 0.4 ``multiscales`` and
     ``image-label`` metadata, so that viewers (napari) overlay it on the input.
+    With ``path``, also as a PNG or TIFF file of the labels plus one (0 for
+    points left unlabelled), written aside and renamed into place.
     """
     import dask.array as da
 
@@ -296,6 +298,24 @@ def write_label_image(group, image):
         config={"write_empty_chunks": True},
     )
     da.store(picture, level0, lock=False)
+    if path:
+        _save_labels(path, da.from_zarr(level0))
+
+
+def _save_labels(path, labels):
+    """The label image as a PNG or TIFF file of integers (-1, unlabelled, as 0)."""
+    values = np.asarray(labels.compute()).astype(np.int64) + 1
+    dtype = np.uint8 if values.max() < 256 else np.uint16
+    tmp = f"{path}.partial-{os.getpid()}{os.path.splitext(path)[1]}"
+    if path.lower().endswith((".tif", ".tiff")):
+        import tifffile
+
+        tifffile.imwrite(tmp, values.astype(dtype), tile=(256, 256), compression="zlib")
+    else:
+        from PIL import Image
+
+        Image.fromarray(values.astype(dtype)).save(tmp)
+    os.replace(tmp, path)
 
 
 def segmented(image, centers, labels):

@@ -70,6 +70,7 @@ SCHEMA = {
         "table": (str,),
         "table_columns": (bool,),
         "dataset": (str,),
+        "label_image": (str,),
     },
 }
 _MODEL = {p.name: p for p in COMMAND}
@@ -132,6 +133,8 @@ KEY_DOCS = {
         "table_columns": "For tables: copy the input's columns beside the labels.",
         "dataset": "For labelled datasets: where the label variable goes (default: "
         "beside the result, zarr or NetCDF as the input).",
+        "label_image": "For images: the labels as a PNG or TIFF of integers "
+        "(label + 1; 0 is unlabelled).",
     },
 }
 

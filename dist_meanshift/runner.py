@@ -166,7 +166,7 @@ class _Run:
         from .tables import TableInput, write_labels
 
         if isinstance(data, ImageInput):
-            write_label_image(group, data)
+            write_label_image(group, data, self.out.get("label_image"))
         if isinstance(data, labelled.DatasetInput):
             import dask.array as da
 
@@ -244,6 +244,9 @@ class _Run:
             "timings": self.timings,
             "table": self.table,
             "dataset": self.dataset,
+            "label_image": self.out.get("label_image")
+            if hasattr(data, "pixels")
+            else None,
             "n_dropped": getattr(data, "n_dropped", 0),
         }
         return make_result(model, sizes, n_unlabelled, seconds, self.path, made)
@@ -319,6 +322,7 @@ _SUFFIXES = {
     "plot": (".png", ".svg", ".pdf"),
     "image": (".png", ".jpg", ".jpeg", ".tif", ".tiff"),
     "report": (".html",),
+    "label_image": (".png", ".tif", ".tiff"),
 }
 
 

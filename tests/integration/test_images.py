@@ -44,7 +44,10 @@ def test_tiled_tiff_gives_a_label_image_of_its_size_and_tiles(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     img = _picture()
     tifffile.imwrite("img.tif", img, tile=(32, 32))
-    result = run_job(_job(tmp_path, 'path = "img.tif"', 'image = "seg.png"'))
+    before = (tmp_path / "img.tif").read_bytes()
+    out = 'image = "seg.png"\nlabel_image = "labels.tif"'
+    result = run_job(_job(tmp_path, 'path = "img.tif"', out))
+    assert (tmp_path / "img.tif").read_bytes() == before  # never modified
     expected = _expected(img.reshape(-1, 3).astype(np.float32))
     group = zarr.open_group("o.zarr", mode="r")
     np.testing.assert_array_equal(group["labels"][:], expected)
@@ -53,6 +56,9 @@ def test_tiled_tiff_gives_a_label_image_of_its_size_and_tiles(tmp_path, monkeypa
     np.testing.assert_array_equal(label_image[:], expected.reshape(96, 80))
     assert group["label_image"].attrs["image-label"]["source"]["image"] == "img.tif"
     assert result.n_clusters == 3 and result.pictures == [str(tmp_path / "seg.png")]
+    np.testing.assert_array_equal(
+        tifffile.imread("labels.tif"), expected.reshape(96, 80) + 1
+    )
     from PIL import Image
 
     with Image.open("seg.png") as seg:

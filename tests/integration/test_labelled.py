@@ -78,6 +78,13 @@ def test_names_that_do_not_fit_are_refused(tmp_path, monkeypatch):
         run_job(job)
 
 
+def test_a_damaged_netcdf_file_is_refused_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "grid.nc").write_bytes(b"CDF\x01" + b"\x00" * 7)
+    with pytest.raises(InputError, match="cannot be read as an xarray dataset"):
+        run_job(_job(tmp_path, "grid.nc"))
+
+
 def test_the_xarray_job_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     shutil.copy(ROOT / "jobs" / "xarray.toml", tmp_path)

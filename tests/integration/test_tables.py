@@ -96,6 +96,17 @@ def test_bad_columns_are_refused_by_name(tmp_path):
         run_job(job)
 
 
+def test_a_damaged_parquet_file_is_refused_in_one_line(tmp_path):
+    _frame().to_parquet(tmp_path / "p.parquet")
+    data = (tmp_path / "p.parquet").read_bytes()
+    (tmp_path / "p.parquet").write_bytes(data[: len(data) // 2])
+    done = run_cli("fit", "p.parquet", "--out", "o.zarr", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "cannot be read as a Parquet table" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o.zarr").exists()
+
+
 def test_dataframes_in_python_keep_their_feature_names():
     dd = pytest.importorskip("dask.dataframe")
     frame = _frame()[["x", "y"]]
