@@ -160,6 +160,23 @@ def output_status(path, formats=None):
     return attrs.get("complete") is True
 
 
+@contextlib.contextmanager
+def written(path):
+    """A temporary path beside ``path`` (same suffix) renamed to it once written.
+
+    A picture or file output is never seen half-written: a failure removes the
+    temporary file, and the earlier file (if any) stays until the rename.
+    """
+    stem, suffix = os.path.splitext(os.fspath(path))
+    tmp = f"{stem}.partial-{os.getpid()}{suffix}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+
+
 def is_empty_dir(path):
     return os.path.isdir(path) and not os.listdir(path)
 

@@ -69,10 +69,10 @@ def check_input(X, *, name="X", estimator=None, reset=True):
         X = io.open_input(X)
     names = None
     if _is_dask_frame(X):  # a dask DataFrame: its numeric columns
-        from .tables import TableInput, _feature_columns
+        from .tables import TableInput, _feature_columns, features
 
         columns = _feature_columns(X, list(X.columns), name)
-        X = TableInput(name, X[columns].astype("float64"), columns, source=X)
+        X = TableInput(name, features(X, columns), columns, source=X)
     if hasattr(X, "to_dask"):  # a table or an image, read lazily
         if hasattr(X, "columns"):
             names = np.asarray([str(c) for c in X.columns], dtype=object)

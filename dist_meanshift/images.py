@@ -306,16 +306,7 @@ def _save_labels(path, labels):
     """The label image as a PNG or TIFF file of integers (-1, unlabelled, as 0)."""
     values = np.asarray(labels.compute()).astype(np.int64) + 1
     dtype = np.uint8 if values.max() < 256 else np.uint16
-    tmp = f"{path}.partial-{os.getpid()}{os.path.splitext(path)[1]}"
-    if path.lower().endswith((".tif", ".tiff")):
-        import tifffile
-
-        tifffile.imwrite(tmp, values.astype(dtype), tile=(256, 256), compression="zlib")
-    else:
-        from PIL import Image
-
-        Image.fromarray(values.astype(dtype)).save(tmp)
-    os.replace(tmp, path)
+    save_picture(path, values.astype(dtype)[..., None])
 
 
 def segmented(image, centers, labels):
@@ -344,12 +335,16 @@ def segmented(image, centers, labels):
 
 
 def save_picture(path, picture):
-    """Save a (height, width, channels) uint8 picture as PNG, JPEG or TIFF."""
-    if path.lower().endswith((".tif", ".tiff")):
-        import tifffile
+    """Save a (height, width, channels) picture as PNG, JPEG or TIFF, atomically."""
+    from ._outputs import written
 
-        tifffile.imwrite(path, picture, tile=(256, 256), compression="zlib")
-        return
-    from PIL import Image
+    plane = picture[..., 0] if picture.shape[2] == 1 else picture
+    with written(path) as tmp:
+        if path.lower().endswith((".tif", ".tiff")):
+            import tifffile
 
-    Image.fromarray(picture[..., 0] if picture.shape[2] == 1 else picture).save(path)
+            tifffile.imwrite(tmp, plane, tile=(256, 256), compression="zlib")
+            return
+        from PIL import Image
+
+        Image.fromarray(plane).save(tmp)

@@ -53,7 +53,10 @@ def plot_result(path, X, labels, centers, trace, dims=(0, 1), seed=0):
     shift.set_ylabel("largest shift", color="C1")
     tr.set_title("convergence")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    from ._outputs import written
+
+    with written(path) as tmp:
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
 
 
@@ -61,7 +64,11 @@ def save_image(path, pixels):
     """Save an (height, width, 3) array of floats in [0, 1] as a PNG."""
     from PIL import Image
 
-    Image.fromarray(np.clip(np.round(pixels * 255), 0, 255).astype(np.uint8)).save(path)
+    from ._outputs import written
+
+    picture = np.clip(np.round(pixels * 255), 0, 255).astype(np.uint8)
+    with written(path) as tmp:
+        Image.fromarray(picture).save(tmp)
 
 
 def load_image(name):

@@ -140,7 +140,13 @@ def open_table(path, columns=None, missing="refuse"):
     ):
         source = dd.read_csv(name) if csv else _read_parquet(name)
     columns = _feature_columns(source, columns, name)
-    return TableInput(name, source[columns].astype("float64"), columns, missing, source)
+    return TableInput(name, features(source, columns), columns, missing, source)
+
+
+def features(frame, columns):
+    """The feature columns as floats: float32 when every one is, else float64."""
+    single = all(str(frame.dtypes[c]) == "float32" for c in columns)
+    return frame[columns].astype("float32" if single else "float64")
 
 
 def _read_parquet(name):
