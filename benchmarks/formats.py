@@ -23,7 +23,7 @@ import sys
 import time
 
 import numpy as np
-import psutil
+from run import PeakMemory
 
 from dist_meanshift.io import make_blobs_zarr
 
@@ -62,17 +62,9 @@ def command(*args):
         stderr=subprocess.PIPE,
         text=True,
     )
-    peak, tree = 0, psutil.Process(proc.pid)
-    while proc.poll() is None:
-        total = 0
-        for p in [tree, *tree.children(recursive=True)]:
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-        peak = max(peak, total)
-        time.sleep(0.05)
-    out, err = proc.communicate()
+    with PeakMemory(pid=proc.pid) as mem:
+        out, err = proc.communicate()
+    peak = mem.peak
     if proc.returncode:
         raise RuntimeError(err)
     return json.loads(out), time.perf_counter() - start, peak / 2**20

@@ -42,18 +42,23 @@ BLOBS = {"centers": 8, "n_features": 3, "cluster_std": 1.0, "center_box": (-20, 
 
 
 class PeakMemory:
-    """Peak of the summed resident memory of this process and its children."""
+    """Peak of the summed resident memory of a process (this one) and its children."""
 
-    def __init__(self, interval=0.05):
+    def __init__(self, interval=0.05, pid=None):
         self.interval = interval
+        self.pid = pid
         self.peak = 0
         self._stop = threading.Event()
 
     def _sample(self):
-        me = psutil.Process()
+        me = psutil.Process(self.pid)
         while not self._stop.is_set():
             total = 0
-            for p in [me, *me.children(recursive=True)]:
+            try:
+                tree = [me, *me.children(recursive=True)]
+            except psutil.Error:  # the process ended
+                return
+            for p in tree:
                 try:
                     total += p.memory_info().rss
                 except psutil.Error:
