@@ -74,6 +74,15 @@ class RunResult:
         return {**out, "n_clusters": self.n_clusters}
 
 
+#: What a run may write beside its result, and how the summary calls it.
+_BESIDE = {
+    "table": "labels table",
+    "dataset": "labels dataset",
+    "label_image": "label image",
+    "report": "report",
+}
+
+
 def make_result(model, sizes, n_unlabelled, seconds, path, made=None):
     """The :class:`RunResult` of a fitted model and its summary table.
 
@@ -95,18 +104,11 @@ def make_result(model, sizes, n_unlabelled, seconds, path, made=None):
     lines.append(f"result: {os.path.abspath(path)}")
     pictures = [os.path.abspath(p) for p in made.get("pictures", [])]
     lines += [f"picture: {p}" for p in pictures]
-    table = made.get("table") and os.path.abspath(made["table"])
-    if table:
-        lines.append(f"labels table: {table}")
-    dataset = made.get("dataset") and os.path.abspath(made["dataset"])
-    if dataset:
-        lines.append(f"labels dataset: {dataset}")
-    label_image = made.get("label_image") and os.path.abspath(made["label_image"])
-    if label_image:
-        lines.append(f"label image: {label_image}")
-    report = made.get("report") and os.path.abspath(made["report"])
-    if report:
-        lines.append(f"report: {report}")
+    # Files beside the result, each on a line of its own.
+    beside = {
+        key: os.path.abspath(made[key]) if made.get(key) else None for key in _BESIDE
+    }
+    lines += [f"{_BESIDE[key]}: {p}" for key, p in beside.items() if p]
     n_dropped = int(made.get("n_dropped", 0))
     if n_dropped:
         lines.insert(1, f"dropped {n_dropped} rows with missing values")
@@ -120,10 +122,7 @@ def make_result(model, sizes, n_unlabelled, seconds, path, made=None):
         seconds=seconds,
         timings=dict(made.get("timings", {})),
         pictures=pictures,
-        report=report or None,
-        table=table or None,
-        dataset=dataset or None,
-        label_image=label_image or None,
+        **beside,
         n_dropped=n_dropped,
         summary="\n".join(lines),
     )

@@ -116,6 +116,12 @@ def _model_option(p):
     )
 
 
+_resume = click.option(
+    "--resume", is_flag=True, help="Continue a stopped run from its last iteration."
+)
+_overwrite = click.option(
+    "--overwrite", is_flag=True, default=None, help="Replace the output."
+)
 _cluster_options = [
     click.option("--scheduler", help="Address of a running Dask scheduler."),
     click.option(
@@ -136,11 +142,7 @@ _cluster_options = [
 @main.command()
 @click.argument("job_file", type=click.Path(dir_okay=False))
 @click.option("--out", help="Output zarr path (overrides output.path).")
-@click.option("--overwrite", is_flag=True, default=None, help="Replace the output.")
-@click.option(
-    "--resume", is_flag=True, help="Continue a stopped run from its last iteration."
-)
-@_with(_cluster_options)
+@_with([_overwrite, _resume, *_cluster_options])
 @click.pass_context
 def run(ctx, job_file, out, overwrite, resume, as_json, **options):
     """Run the job described by JOB_FILE (TOML)."""
@@ -163,11 +165,7 @@ def run(ctx, job_file, out, overwrite, resume, as_json, **options):
 @click.option("--n-workers", type=int, help="Workers of the local cluster.")
 @click.option("--threads-per-worker", type=int, help="Threads per local worker.")
 @click.option("--memory-limit", help="Memory per local worker, e.g. 2GiB.")
-@click.option("--overwrite", is_flag=True, default=None, help="Replace the output.")
-@click.option(
-    "--resume", is_flag=True, help="Continue a stopped run from its last iteration."
-)
-@_with(_cluster_options)
+@_with([_overwrite, _resume, *_cluster_options])
 @click.pass_context
 def fit(ctx, input_path, out, array, resume, as_json, **options):
     """Cluster INPUT (zarr array or group, or .npy) and write the result to --out."""

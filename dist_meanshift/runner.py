@@ -16,6 +16,7 @@ import time
 import warnings
 
 from . import cluster
+from ._beside import Beside
 from ._summary import make_result, result_attrs, stored_result
 from .errors import ClusterStalled, InputError, RunError
 from .jobs import Job
@@ -129,86 +130,42 @@ class _Run:
             self.out.get("path") or f"{self.inp['path'].rstrip('/')}.result.zarr"
         )
         self.timings = {}
-        self.table = None
-        self.dataset = None
+        self.beside = Beside(job, self.path)
 
     def start(self, resume):
         from ._outputs import check_output_path, output_lock
-        from .tables import FORMAT, is_table
 
         overwrite = self.out.get("overwrite", False)
-        _check_suffixes(self.out)
+        self.beside.check(overwrite, resume)
         cluster.resolve_address(self.job.cluster)
-        inputs = (self.inp["path"],)
-        check_output_path(self.path, overwrite, inputs, resume=resume)
-        from . import labelled
-
-        if labelled.is_dataset(self.inp["path"], self.inp.get("variables")):
-            self.dataset = self.out.get("dataset") or _beside(
-                self.path, self.inp["path"]
-            )
-            replaceable = (labelled.FORMAT,)
-            check_output_path(
-                self.dataset, overwrite or resume, inputs, replaceable=replaceable
-            )
-        if self.out.get("table") or is_table(self.inp["path"]):
-            self.table = self.out.get("table") or _table_path(self.path)
-            check_output_path(
-                self.table, overwrite or resume, inputs, replaceable=(FORMAT,)
-            )
+        check_output_path(self.path, overwrite, (self.inp["path"],), resume=resume)
         with output_lock(self.path):
             return self._locked(overwrite, resume)
 
-    def _write_beside(self, group, data, model, sizes):
-        """Outputs of table and image inputs, written before the result is complete."""
-        from . import labelled
-        from .images import ImageInput, write_label_image
-        from .tables import TableInput, write_labels
-
-        if isinstance(data, ImageInput):
-            write_label_image(group, data, self.out.get("label_image"))
-        if isinstance(data, labelled.DatasetInput):
-            import dask.array as da
-
-            labelled.write_labels(self.dataset, data, da.from_zarr(group["labels"]))
-        if not self.table:
-            return
-        if not isinstance(data, TableInput):
-            raise InputError(
-                f"output.table {self.table!r} needs a table input (Parquet, CSV); "
-                "drop it, or give a table."
-            )
-        write_labels(
-            self.table,
-            data,
-            model.labels_,
-            model.cluster_centers_,
-            sizes,
-            with_columns=self.out.get("table_columns", False),
-        )
-
-    def _locked(self, overwrite, resume):
+    def _open(self):
+        """The input, its image shape (for pictures) and its fingerprint."""
         from . import io
-        from .results import open_stopped_output
 
         image_shape = _prepare_input(self.job, self.echo)
+        options = ("columns", "level", "spatial_scale", "variables", "dims")
         data = io.open_input(
             self.inp["path"],
             self.inp.get("array"),
-            columns=self.inp.get("columns"),
             missing=self.inp.get("missing", "refuse"),
-            level=self.inp.get("level", 0),
-            spatial_scale=self.inp.get("spatial_scale"),
-            variables=self.inp.get("variables"),
-            dims=self.inp.get("dims"),
+            **{k: self.inp[k] for k in options if k in self.inp},
         )
-        image_shape = getattr(data, "image_shape", image_shape)
         fp = {
             "input": io.input_fingerprint(
                 self.inp["path"], self.inp.get("array"), data.shape, data.dtype
             ),
             "model": self.job.model,
         }
+        return data, getattr(data, "image_shape", image_shape), fp
+
+    def _locked(self, overwrite, resume):
+        from .results import open_stopped_output
+
+        data, image_shape, fp = self._open()
         group = open_stopped_output(self.path, (self.inp["path"],)) if resume else None
         if group is not None and group.attrs.get("complete"):
             # Killed after its last byte: the run is done, resuming changes nothing.
@@ -235,25 +192,21 @@ class _Run:
                 if watch.reason:
                     raise ClusterStalled(watch.reason) from None
                 raise
-            pictures = _pictures(self.job, data, model, image_shape, self.echo)
+            pictures = self.beside.pictures(data, model, image_shape, self.echo)
         seconds = time.perf_counter() - started
         n_unlabelled = model.labels_.shape[0] - int(sum(sizes))
         made = {
             "pictures": pictures,
             "report": self.out.get("report"),
             "timings": self.timings,
-            "table": self.table,
-            "dataset": self.dataset,
-            "label_image": self.out.get("label_image")
-            if hasattr(data, "pixels")
-            else None,
+            **self.beside.made(data),
             "n_dropped": getattr(data, "n_dropped", 0),
         }
         return make_result(model, sizes, n_unlabelled, seconds, self.path, made)
 
-    def _fit(self, data, fp, saved, group, overwrite, started):
+    def _model(self, data, saved, started):
+        """The estimator of the job, its bandwidth recorded, given or estimated."""
         from .estimator import MeanShift
-        from .results import create_output, discard_output, finish_result, group_path
 
         params = dict(self.job.model)
         quantile = params.pop("quantile", 0.3)
@@ -264,7 +217,12 @@ class _Run:
                 self.progress.step(f"estimating the bandwidth (quantile {quantile:g})")
             params["bandwidth"] = _estimate(data, quantile, params)
             self.timings["estimate_bandwidth"] = time.perf_counter() - started
-        model = MeanShift(**params)
+        return MeanShift(**params)
+
+    def _fit(self, data, fp, saved, group, overwrite, started):
+        from .results import create_output, discard_output, finish_result, group_path
+
+        model = self._model(data, saved, started)
         if saved is None:
             # A stopped run with nothing recorded yet is started afresh.
             group = create_output(
@@ -304,7 +262,7 @@ class _Run:
                 labels=model.labels_,
                 centers=model.cluster_centers_,
                 attrs=attrs,
-                before_complete=lambda sizes: self._write_beside(
+                before_complete=lambda sizes: self.beside.write(
                     group, data, model, sizes
                 ),
             )
@@ -315,43 +273,6 @@ class _Run:
                 discard_output(group)
             raise
         return model, sizes
-
-
-#: What each picture or report may be written as, by its key in [output].
-_SUFFIXES = {
-    "plot": (".png", ".svg", ".pdf"),
-    "image": (".png", ".jpg", ".jpeg", ".tif", ".tiff"),
-    "report": (".html",),
-    "label_image": (".png", ".tif", ".tiff"),
-}
-
-
-def _beside(path, source):
-    """Where the labels dataset goes by default: beside the result, as the input."""
-    from .labelled import NETCDF
-
-    stem = path.rstrip("/")
-    stem = stem.removesuffix(".zarr")
-    suffix = ".nc" if source.lower().endswith(NETCDF) else ".zarr"
-    return f"{stem}.labels{suffix}"
-
-
-def _table_path(path):
-    """Where the labels table of a table input goes by default: beside the result."""
-    stem = path.rstrip("/")
-    stem = stem.removesuffix(".zarr")
-    return f"{stem}.labels.parquet"
-
-
-def _check_suffixes(out):
-    """Refuse, before any work, a picture or report the run could not write."""
-    for key, allowed in _SUFFIXES.items():
-        path = out.get(key)
-        if path and os.path.splitext(path)[1].lower() not in allowed:
-            raise InputError(
-                f"--{key} {path!r} cannot be written: give a path ending in "
-                f"{', '.join(allowed)} ({key} = ... in a job file's [output])."
-            )
 
 
 def _estimate(data, quantile, params):
@@ -433,40 +354,3 @@ def _saved_state(group, fingerprint, echo):
     _check_fingerprint(saved.fingerprint, fingerprint, "stopped run")
     echo(f"resuming after iteration {saved.next_iteration - 1}")
     return saved
-
-
-def _pictures(job, data, model, image_shape, echo):
-    out = job.output
-    wanted = [out.get("plot")] + ([out.get("image")] if image_shape else [])
-    if not any(wanted):
-        return []
-    made = []
-    try:
-        from . import plot
-
-        if out.get("plot"):
-            dims = tuple(out.get("plot_dims", (0, 1)))
-            plot.plot_result(
-                out["plot"],
-                data.to_dask() if hasattr(data, "to_dask") else data,
-                model.labels_,
-                model.cluster_centers_,
-                model.trace_,
-                dims=dims,
-            )
-            made.append(out["plot"])
-        if image_shape and out.get("image"):
-            if hasattr(data, "pixels"):  # an image input, in its own units
-                from .images import save_picture, segmented
-
-                picture = segmented(data, model.cluster_centers_, model.labels_)
-                save_picture(out["image"], picture)
-            else:
-                labels = model.labels_
-                labels = labels.compute() if hasattr(labels, "compute") else labels
-                picture = model.cluster_centers_[labels].reshape(image_shape)
-                plot.save_image(out["image"], picture)
-            made.append(out["image"])
-    except ImportError:
-        echo("no picture: install the plot extra (pip install 'dist-meanshift[plot]')")
-    return made

@@ -1,0 +1,138 @@
+"""What a run writes beside its zarr result, by the kind of its input.
+
+A table's labels table, a labelled dataset's label variable, an image's label
+image, and the pictures: their paths are checked before the run starts, and
+each is written before the result is marked complete (pictures after it,
+each written aside and renamed).
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import InputError
+
+#: What each picture or report may be written as, by its key in [output].
+SUFFIXES = {
+    "plot": (".png", ".svg", ".pdf"),
+    "image": (".png", ".jpg", ".jpeg", ".tif", ".tiff"),
+    "report": (".html",),
+    "label_image": (".png", ".tif", ".tiff"),
+}
+
+
+class Beside:
+    """The outputs a job writes beside its result."""
+
+    def __init__(self, job, path):
+        self.job, self.inp, self.out, self.path = job, job.input, job.output, path
+        self.table = self.dataset = None
+
+    def check(self, overwrite, resume):
+        """Refuse, before any work, what the run could not write or must not replace."""
+        from . import labelled, tables
+        from ._outputs import check_output_path
+
+        for key, allowed in SUFFIXES.items():
+            path = self.out.get(key)
+            if path and os.path.splitext(path)[1].lower() not in allowed:
+                raise InputError(
+                    f"--{key} {path!r} cannot be written: give a path ending in "
+                    f"{', '.join(allowed)} ({key} = ... in a job file's [output])."
+                )
+        inputs, again = (self.inp["path"],), overwrite or resume
+        if labelled.is_dataset(self.inp["path"], self.inp.get("variables")):
+            suffix = (
+                ".nc" if self.inp["path"].lower().endswith(labelled.NETCDF) else ".zarr"
+            )
+            self.dataset = (
+                self.out.get("dataset") or _stem(self.path) + f".labels{suffix}"
+            )
+            check_output_path(
+                self.dataset, again, inputs, replaceable=(labelled.FORMAT,)
+            )
+        if self.out.get("table") or tables.is_table(self.inp["path"]):
+            self.table = self.out.get("table") or _stem(self.path) + ".labels.parquet"
+            check_output_path(self.table, again, inputs, replaceable=(tables.FORMAT,))
+
+    def write(self, group, data, model, sizes):
+        """The outputs of table, image and dataset inputs, before the result is complete."""
+        from . import labelled, tables
+        from .images import ImageInput, write_label_image
+
+        if isinstance(data, ImageInput):
+            write_label_image(group, data, self.out.get("label_image"))
+        if isinstance(data, labelled.DatasetInput):
+            import dask.array as da
+
+            labelled.write_labels(self.dataset, data, da.from_zarr(group["labels"]))
+        if not self.table:
+            return
+        if not isinstance(data, tables.TableInput):
+            raise InputError(
+                f"output.table {self.table!r} needs a table input (Parquet, CSV); "
+                "drop it, or give a table."
+            )
+        tables.write_labels(
+            self.table,
+            data,
+            model.labels_,
+            model.cluster_centers_,
+            sizes,
+            with_columns=self.out.get("table_columns", False),
+        )
+
+    def made(self, data):
+        """What was written beside the result, for its summary."""
+        image = hasattr(data, "pixels")
+        return {
+            "table": self.table,
+            "dataset": self.dataset,
+            "label_image": self.out.get("label_image") if image else None,
+        }
+
+    def pictures(self, data, model, image_shape, echo):
+        """The pictures the job asks for; the paths written."""
+        return _pictures(self.job, data, model, image_shape, echo)
+
+
+def _stem(path):
+    stem = path.rstrip("/")
+    return stem.removesuffix(".zarr")
+
+
+def _pictures(job, data, model, image_shape, echo):
+    out = job.output
+    wanted = [out.get("plot")] + ([out.get("image")] if image_shape else [])
+    if not any(wanted):
+        return []
+    made = []
+    try:
+        from . import plot
+
+        if out.get("plot"):
+            dims = tuple(out.get("plot_dims", (0, 1)))
+            plot.plot_result(
+                out["plot"],
+                data.to_dask() if hasattr(data, "to_dask") else data,
+                model.labels_,
+                model.cluster_centers_,
+                model.trace_,
+                dims=dims,
+            )
+            made.append(out["plot"])
+        if image_shape and out.get("image"):
+            if hasattr(data, "pixels"):  # an image input, in its own units
+                from .images import save_picture, segmented
+
+                picture = segmented(data, model.cluster_centers_, model.labels_)
+                save_picture(out["image"], picture)
+            else:
+                labels = model.labels_
+                labels = labels.compute() if hasattr(labels, "compute") else labels
+                picture = model.cluster_centers_[labels].reshape(image_shape)
+                plot.save_image(out["image"], picture)
+            made.append(out["image"])
+    except ImportError:
+        echo("no picture: install the plot extra (pip install 'dist-meanshift[plot]')")
+    return made
