@@ -168,7 +168,12 @@ def run(ctx, job_file, out, overwrite, resume, as_json, **options):
 @_with([_overwrite, _resume, *_cluster_options])
 @click.pass_context
 def fit(ctx, input_path, out, array, resume, as_json, **options):
-    """Cluster INPUT (zarr array or group, or .npy) and write the result to --out."""
+    """Cluster INPUT and write the result to --out.
+
+    INPUT is a zarr array or group, a .npy file, a Parquet or CSV table (every
+    numeric column), an image (TIFF, PNG, JPEG, OME-Zarr) or a NetCDF dataset;
+    a job file names columns, variables and image options.
+    """
     job = Job(input={"path": input_path})
     job.override("input", array=array)
     job.override("output", path=out, **_pop(options, "overwrite", "report", "plot"))
