@@ -184,7 +184,9 @@ class _TiffLevel:
     """One level of a TIFF as an array-like opened by each read (picklable)."""
 
     def __init__(self, path, level, shape, dtype):
-        self.path, self.level = path, level
+        from .io import file_identity
+
+        self.path, self.level, self.identity = path, level, file_identity(path)
         self.shape, self.dtype, self.ndim = tuple(shape), np.dtype(dtype), len(shape)
         self.row_bytes = int(np.prod(shape[1:])) * self.dtype.itemsize
 
@@ -192,6 +194,12 @@ class _TiffLevel:
         import tifffile
         import zarr
 
+        from .io import require_unchanged
+
+        rows = index[0] if isinstance(index, tuple) else index
+        require_unchanged(
+            self.path, self.identity, f"rows {rows.start}-{rows.stop - 1}"
+        )
         with tifffile.imread(self.path, aszarr=True, level=self.level) as store:
             return np.asarray(zarr.open(store, mode="r")[index])
 

@@ -160,7 +160,7 @@ def chunk_file(z, coords):
         if z.path
         else os.path.join(os.fspath(root), key)
     )
-    return file, _identity(file)
+    return file, file_identity(file)
 
 
 def read_block(z, index, file=None, identity=None):
@@ -174,7 +174,7 @@ def read_block(z, index, file=None, identity=None):
         When the block cannot be decoded.
     """
     rows = index[0]
-    if file is not None and _identity(file) != identity:
+    if file is not None and file_identity(file) != identity:
         raise InputChanged(
             f"Input chunk for rows {rows.start}-{rows.stop - 1} of {z.store_path} "
             "changed during the run (its file was rewritten, added or deleted). "
@@ -213,7 +213,18 @@ def require_every_chunk(z, name):
     )
 
 
-def _identity(file):
+def require_unchanged(file, identity, what):
+    """Stop a run whose input ``file`` changed since it was opened (see :func:`file_identity`)."""
+    if file_identity(file) != identity:
+        raise InputChanged(
+            f"Input file {file} changed during the run ({what}): it was rewritten, "
+            "replaced or deleted. Leave the input alone while it is clustered, then "
+            "run again."
+        )
+
+
+def file_identity(file):
+    """A file's size and modification time in nanoseconds, or None if it is gone."""
     try:
         st = os.stat(file)
     except FileNotFoundError:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ._outputs import MARKER, partial_path, replace
 from .errors import InputError
-from .io import reading, require_path
+from .io import file_identity, reading, require_path, require_unchanged
 
 #: Suffixes read as tables.
 SUFFIXES = (".parquet", ".pq", ".csv")
@@ -159,20 +159,31 @@ def _read_parquet(name):
     import dask.dataframe as dd
     import pyarrow.parquet as pq
 
-    files = sorted(
+    found = (
         glob.glob(os.path.join(name, "*.parquet"))
         if os.path.isdir(name)
         else glob.glob(name)
     )
-    pieces = [(f, i) for f in files for i in range(pq.ParquetFile(f).num_row_groups)]
+    # Files only: a labels table written beside the input is a folder.
+    files = sorted(f for f in found if os.path.isfile(f))
+    if not files:
+        raise InputError(f"Input {name!r} holds no Parquet file. Check the path.")
+    # Each file's identity now: a row group read later from a changed file stops
+    # the run instead of mixing two versions of the table.
+    pieces = [
+        (f, i, file_identity(f))
+        for f in files
+        for i in range(pq.ParquetFile(f).num_row_groups)
+    ]
     meta = pq.read_schema(files[0]).empty_table().to_pandas()
     return dd.from_map(_read_row_group, pieces, meta=meta, enforce_metadata=False)
 
 
 def _read_row_group(piece):
-    file, index = piece
+    file, index, identity = piece
     import pyarrow.parquet as pq
 
+    require_unchanged(file, identity, f"row group {index}")
     return pq.ParquetFile(file).read_row_group(index).to_pandas()
 
 

@@ -117,3 +117,19 @@ def test_the_tiff_job_runs(tmp_path, monkeypatch):
     assert (tmp_path / "results/tiff/segmented.png").exists()
     label_image = zarr.open_array("results/tiff/result.zarr/label_image/0", mode="r")
     assert label_image.shape == (256, 192) and label_image.chunks == (64, 64)
+
+
+def test_a_tiff_rewritten_during_a_run_stops_it(tmp_path):
+    import os
+
+    from dist_meanshift.images import open_image
+    from dist_meanshift.io import InputChanged
+
+    tifffile.imwrite(tmp_path / "img.tif", _picture(), tile=(32, 32))
+    image = open_image(tmp_path / "img.tif")
+    rows = image.to_dask()
+    tifffile.imwrite(tmp_path / "img.tif", _picture(seed=1), tile=(32, 32))
+    stat = os.stat(tmp_path / "img.tif")
+    os.utime(tmp_path / "img.tif", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    with pytest.raises(InputChanged, match=r"img\.tif changed during the run"):
+        rows.sum().compute()

@@ -141,3 +141,19 @@ def test_the_table_job_runs(tmp_path, monkeypatch):
         len(list((tmp_path / "results/table/result.labels.parquet/labels").iterdir()))
         == 3
     )
+
+
+def test_a_table_rewritten_during_a_run_stops_it(tmp_path):
+    import os
+
+    from dist_meanshift.io import InputChanged
+    from dist_meanshift.tables import open_table
+
+    _frame().to_parquet(tmp_path / "p.parquet", row_group_size=100)
+    table = open_table(tmp_path / "p.parquet", ["x", "y"])
+    rows = table.to_dask()  # read once: the run has started
+    _frame().iloc[::-1].to_parquet(tmp_path / "p.parquet", row_group_size=100)
+    stat = os.stat(tmp_path / "p.parquet")
+    os.utime(tmp_path / "p.parquet", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    with pytest.raises(InputChanged, match=r"p\.parquet changed during the run"):
+        rows.sum().compute()
