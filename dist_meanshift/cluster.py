@@ -37,6 +37,11 @@ def resolve_address(spec):
     (``dask scheduler --scheduler-file``, ``dask-mpi``): JSON with its address.
     """
     path = spec.get("scheduler_file")
+    if spec.get("manager") and (path or spec.get("scheduler")):
+        raise InputError(
+            "[cluster] names a manager and a scheduler: a run starts a cluster or "
+            "joins one. Keep manager (and its options), or scheduler."
+        )
     if not path:
         return spec
     if spec.get("scheduler"):

@@ -64,6 +64,14 @@ def test_a_manager_that_is_not_a_trusted_dask_cluster_is_refused(cluster, messag
         make_manager(cluster)
 
 
+def test_a_manager_and_a_scheduler_together_are_refused(tmp_path):
+    from dist_meanshift.cluster import resolve_address
+
+    spec = {"manager": "distributed.LocalCluster", "scheduler": "tcp://127.0.0.1:9"}
+    with pytest.raises(InputError, match="names a manager and a scheduler"):
+        resolve_address(spec)
+
+
 def test_job_file_keys_of_the_manager(tmp_path):
     path = tmp_path / "job.toml"
     path.write_text(
