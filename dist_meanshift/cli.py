@@ -260,7 +260,7 @@ def make_blobs(ctx, output, overwrite, **options):
 @_with(_verbosity)
 def inspect(path):
     """Print what a dataset or a result holds."""
-    from .results import describe
+    from ._inspect import describe
 
     if not os.path.exists(path):
         raise BadInput(f"{path!r} does not exist. Check the path.")

@@ -7,7 +7,6 @@ goes on it also holds the state of its last iteration (see ``_checkpoint``).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -276,69 +275,6 @@ def read_centers(group, path):
     if not np.isfinite(centers).all():
         raise InputError(damaged.format("NaN or infinite values"))
     return centers
-
-
-def describe(path):
-    """Lines describing a dataset or a result, for ``dist-meanshift inspect``."""
-    from ._summary import size_table
-
-    node = zarr.open(os.fspath(path), mode="r")
-    if isinstance(node, zarr.Array):
-        return [_describe_array(os.fspath(path), node)]
-    attrs = dict(node.attrs)
-    lines = []
-    if attrs.get("format") == FORMAT:
-        lines += _describe_result(node, attrs)
-        if "cluster_sizes" in node:
-            sizes = node["cluster_sizes"][:].tolist()
-            lines += size_table(sizes, attrs.get("n_unlabelled", 0))
-    lines += [_describe_array(name, arr) for name, arr in sorted(node.arrays())]
-    for key in sorted(attrs):
-        if key not in ("trace", "input", "fingerprint"):
-            lines.append(f"attr {key}: {_short(json.dumps(attrs[key]))}")
-    return lines
-
-
-def _describe_result(node, attrs):
-    """The headline of a result: complete (a fit's or a prediction's) or stopped."""
-    if attrs.get("complete") is not True:
-        recorded = dict(node["state"].attrs) if "state" in node else {}
-        done = recorded.get("next_iteration")
-        last = f" after iteration {done - 1}" if done else " before any iteration"
-        return [
-            (
-                f"stopped run (INCOMPLETE, no result), stopped{last}: run its "
-                "command again with --resume to continue, or with --overwrite to "
-                "start afresh"
-            )
-        ]
-    k = node["cluster_centers"].shape[0]
-    if "model" in attrs:  # written by predict
-        lines = [f"labels: complete, {k} clusters of the model {attrs['model']}"]
-    else:
-        lines = [
-            f"result: complete, {k} clusters, bandwidth {attrs['bandwidth']:.4g}, "
-            f"{attrs['n_iter']} iterations"
-            + ("" if attrs.get("converged", True) else ", stopped at max_iter")
-        ]
-    if "input" in attrs:
-        lines.append(f"input: {attrs['input']['path']} {attrs['input']['shape']}")
-    return lines
-
-
-def _short(text, width=160):
-    """``text`` cut at a word boundary to about ``width`` characters."""
-    if len(text) <= width:
-        return text
-    cut = text.rfind(" ", 0, width)
-    return text[: cut if cut > width // 2 else width] + " ..."
-
-
-def _describe_array(name, arr):
-    return (
-        f"{name}: shape {arr.shape}, dtype {arr.dtype}, chunks {arr.chunks}, "
-        f"{arr.nbytes / 1e6:.1f} MB"
-    )
 
 
 def save_model(model, path, *, overwrite=False):

@@ -115,3 +115,24 @@ def test_a_model_saved_in_python_predicts_in_the_command_and_back(data):
     assert loaded.bandwidth_ == 1.0 and loaded.get_params()["kernel"] == "gaussian"
     with pytest.raises(FileExistsError, match="already exists"):
         model.save(data / "model.zarr")
+
+
+def test_inspect_tables_and_inputs_that_are_not_zarr(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pd.DataFrame(BLOBS, columns=["x", "y"]).to_csv(tmp_path / "p.csv", index=False)
+    assert (
+        run_cli(
+            "fit", "p.csv", "--bandwidth", "1", "--out", "o.zarr", cwd=tmp_path
+        ).returncode
+        == 0
+    )
+    shown = run_cli("inspect", "o.labels.parquet", cwd=tmp_path)
+    assert shown.returncode == 0
+    assert shown.stdout.startswith("labels table: complete, 1 partitions")
+    assert (
+        "p.csv: table, rows counted when read, 2 features"
+        in run_cli("inspect", "p.csv", cwd=tmp_path).stdout
+    )
+    (tmp_path / "bad.tif").write_bytes(b"garbage")
+    bad = run_cli("inspect", "bad.tif", cwd=tmp_path)
+    assert bad.returncode == 2 and "cannot be read as an image" in bad.stderr
