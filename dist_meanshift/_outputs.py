@@ -162,18 +162,21 @@ def output_status(path, formats=None):
 
 @contextlib.contextmanager
 def written(path):
-    """A temporary path beside ``path`` (same suffix) renamed to it once written.
+    """A temporary path beside ``path`` (same suffix) put in its place once written.
 
-    A picture or file output is never seen half-written: a failure removes the
-    temporary file, and the earlier file (if any) stays until the rename.
+    A file or folder output is never seen half-written: a failure (a signal
+    included) removes the temporary one, and the earlier output (if any) stays
+    until the new one replaces it (see :func:`replace`).
     """
-    stem, suffix = os.path.splitext(os.fspath(path))
+    stem, suffix = os.path.splitext(os.path.abspath(os.fspath(path)))
     tmp = f"{stem}.partial-{os.getpid()}{suffix}"
     try:
         yield tmp
-        os.replace(tmp, path)
+        replace(tmp, os.fspath(path))
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        if os.path.isdir(tmp) and not os.path.islink(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.lexists(tmp):
             os.remove(tmp)
 
 

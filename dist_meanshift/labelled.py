@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._outputs import partial_path, replace
+from ._outputs import written
 from .errors import InputError
 from .io import reading, require_path
 
@@ -165,11 +165,10 @@ def write_labels(path, data, labels):
             "features": ", ".join(data.variables),
         },
     )
-    tmp = partial_path(path)
-    if netcdf:
-        # NetCDF is written from this process (its writers take no distributed
-        # tasks): the labels, one small integer per point, are gathered first.
-        result.compute().to_netcdf(tmp)
-    else:
-        result.to_zarr(tmp, mode="w", consolidated=False)
-    replace(tmp, os.fspath(path))
+    with written(path) as tmp:
+        if netcdf:
+            # NetCDF is written from this process (its writers take no distributed
+            # tasks): the labels, one small integer per point, are gathered first.
+            result.compute().to_netcdf(tmp)
+        else:
+            result.to_zarr(tmp, mode="w", consolidated=False)

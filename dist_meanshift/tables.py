@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._outputs import MARKER, partial_path, replace
+from ._outputs import MARKER, written
 from .errors import InputError
 from .io import file_identity, reading, require_path, require_unchanged
 
@@ -240,40 +240,39 @@ def write_labels(path, table, labels, centers, sizes, *, with_columns=False):
     import dask.array as da
     import pandas as pd
 
-    tmp = partial_path(path)
-    os.makedirs(tmp)
-    labels = da.asarray(labels).rechunk((table.lengths,))
-    starts = np.concatenate([[0], np.cumsum(table.source_lengths)[:-1]]).tolist()
-    keep = list(table.source.columns) if with_columns else []
-    folder = os.path.join(tmp, "labels")
-    os.makedirs(folder)
-    # One file per input partition, written by the task that labels it (pandas
-    # and pyarrow write it: dask's own to_parquet warns under pandas 3).
-    writes = [
-        dask.delayed(_write_part)(
-            part,
-            lab,
-            start,
-            table.columns,
-            keep,
-            os.path.join(folder, f"part.{i:05d}.parquet"),
-        )
-        for i, (part, lab, start) in enumerate(
-            zip(
-                table.source.to_delayed(),
-                labels.to_delayed().ravel(),
-                starts,
-                strict=True,
+    with written(path) as tmp:
+        os.makedirs(tmp)
+        labels = da.asarray(labels).rechunk((table.lengths,))
+        starts = np.concatenate([[0], np.cumsum(table.source_lengths)[:-1]]).tolist()
+        keep = list(table.source.columns) if with_columns else []
+        folder = os.path.join(tmp, "labels")
+        os.makedirs(folder)
+        # One file per input partition, written by the task that labels it (pandas
+        # and pyarrow write it: dask's own to_parquet warns under pandas 3).
+        writes = [
+            dask.delayed(_write_part)(
+                part,
+                lab,
+                start,
+                table.columns,
+                keep,
+                os.path.join(folder, f"part.{i:05d}.parquet"),
             )
-        )
-    ]
-    dask.compute(*writes)
-    summary = pd.DataFrame(centers, columns=[str(c) for c in table.columns])
-    summary["size"] = np.asarray(sizes, dtype=np.int64)
-    summary.to_parquet(os.path.join(tmp, "centers.parquet"))
-    with open(os.path.join(tmp, MARKER), "w") as f:
-        json.dump({"format": FORMAT, "complete": True, "input": table.path}, f)
-    replace(tmp, os.fspath(path))
+            for i, (part, lab, start) in enumerate(
+                zip(
+                    table.source.to_delayed(),
+                    labels.to_delayed().ravel(),
+                    starts,
+                    strict=True,
+                )
+            )
+        ]
+        dask.compute(*writes)
+        summary = pd.DataFrame(centers, columns=[str(c) for c in table.columns])
+        summary["size"] = np.asarray(sizes, dtype=np.int64)
+        summary.to_parquet(os.path.join(tmp, "centers.parquet"))
+        with open(os.path.join(tmp, MARKER), "w") as f:
+            json.dump({"format": FORMAT, "complete": True, "input": table.path}, f)
 
 
 def _write_part(part, labels, start, features, keep, path):

@@ -157,3 +157,21 @@ def test_a_table_rewritten_during_a_run_stops_it(tmp_path):
     os.utime(tmp_path / "p.parquet", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     with pytest.raises(InputChanged, match=r"p\.parquet changed during the run"):
         rows.sum().compute()
+
+
+def test_a_failed_labels_table_leaves_nothing_behind(tmp_path, monkeypatch):
+    from dist_meanshift import tables
+
+    _frame().to_parquet(tmp_path / "p.parquet")
+    table = tables.open_table(tmp_path / "p.parquet", ["x", "y"])
+    labels = np.zeros(table.to_dask().shape[0], dtype=np.int64)
+
+    def broken(*args):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(tables, "_write_part", broken)
+    with pytest.raises(OSError, match="disk gone"):
+        tables.write_labels(
+            tmp_path / "t.parquet", table, labels, np.zeros((1, 2)), [1]
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.parquet"]
