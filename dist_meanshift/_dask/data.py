@@ -89,12 +89,20 @@ def _watched(client, collections, keys):
 
     futures = client.compute(list(collections))
     roots = [f.key for f in futures]
+    counting = True
     while True:
         try:
-            wait(futures, timeout=_WATCH_EVERY)
+            wait(futures, timeout=_WATCH_EVERY if counting else None)
             break
         except TimeoutError:
-            done = client.run_on_scheduler(_tasks_done, keys=keys, roots=roots)
+            try:
+                done = client.run_on_scheduler(_tasks_done, keys=keys, roots=roots)
+            # A scheduler that runs no functions of ours (distributed's
+            # scheduler.pickle off) or is busy: the run goes on uncounted.
+            except Exception as exc:  # noqa: BLE001
+                logger.debug("tasks not counted: %r", exc)
+                counting = False
+                continue
             for watcher in _WATCHERS:
                 watcher(done, len(keys))
     for watcher in _WATCHERS:

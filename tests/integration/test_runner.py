@@ -84,3 +84,37 @@ def test_the_tasks_of_an_iteration_are_counted_as_they_finish(tmp_path):
     # Every watched computation ends with all its tasks done.
     ends = [i for i, (done, total) in enumerate(seen) if done == total]
     assert ends and ends[-1] == len(seen) - 1
+
+
+def test_a_scheduler_that_runs_none_of_our_functions_only_stops_the_count(
+    tmp_path, monkeypatch
+):
+    from distributed import Client, LocalCluster
+
+    from dist_meanshift._dask import data, watch_tasks
+    from dist_meanshift.io import make_blobs_zarr
+
+    make_blobs_zarr(tmp_path / "b.zarr", n_samples=40_000, n_features=2, centers=3,
+                    chunk_rows=4_000)  # fmt: skip
+    seen, asked = [], []
+    # Look at the tasks as often as can be: the count is asked for at once.
+    monkeypatch.setattr(data, "_WATCH_EVERY", 1e-4)
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
+        ) as cluster,  # fmt: skip
+        Client(cluster) as client,
+        watch_tasks(lambda done, total: seen.append((done, total))),
+    ):
+
+        def refused(*args, **kwargs):
+            asked.append(1)
+            raise RuntimeError("pickled functions are not allowed")
+
+        client.run_on_scheduler = refused
+        model = MeanShift(2.0, kernel="flat", bin_seeding=True).fit(
+            tmp_path / "b.zarr/X"
+        )
+    assert len(model.cluster_centers_) == 3
+    assert asked  # the count was asked for, refused, and the fit went on
+    assert all(done == total for done, total in seen)  # only the final counts
