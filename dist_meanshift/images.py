@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError
-from .io import reading, require_path
+from .io import reading, require_extra, require_path
 
 #: Suffixes read as image files.
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -129,6 +129,7 @@ def open_image(path, *, level=0, spatial_scale=None):
         )
     with reading(name, "an image", "Give a PNG, JPEG, TIFF or OME-Zarr image."):
         if name.lower().endswith((".tif", ".tiff")):
+            require_extra("images", "TIFF images", "tifffile")
             pixels = _tiff(name, level)
         elif name.lower().endswith(SUFFIXES):
             pixels = _picture(name)

@@ -71,10 +71,12 @@ def open_input(
 
     name = os.fspath(path)
     if labelled.is_dataset(name, variables):
+        require_extra("labelled", "labelled datasets", "xarray")
         return labelled.open_dataset(name, variables=variables, dims=dims)
     if images.is_image(name):
         return images.open_image(name, level=level, spatial_scale=spatial_scale)
     if tables.is_table(name) or any(ch in name for ch in "*?["):
+        require_extra("tables", "tables", "pandas", "pyarrow")
         return tables.open_table(os.path.abspath(name), columns, missing)
     if columns is not None:
         raise InputError(
@@ -122,6 +124,18 @@ def open_input(
             "Check --array (array = ... in a job file)."
         )
     return require_every_chunk(node[array], name)
+
+
+def require_extra(extra, what, *modules):
+    """Refuse, in one line naming the extra to install, a kind of input missing its readers."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise InputError(
+            f"Reading {what} needs {', '.join(missing)}: install the {extra} extra "
+            f"(pip install 'dist-meanshift[{extra}]')."
+        )
 
 
 def require_path(name):

@@ -105,3 +105,19 @@ def test_function_parameters_are_refused_by_name():
         estimate_bandwidth(SIX, n_samples=0)
     with pytest.raises(ValueError, match=r"'bin_size'.*Got -1"):
         get_bin_seeds(SIX, -1)
+
+
+def test_an_input_kind_without_its_readers_names_the_extra(monkeypatch):
+    import importlib.util
+
+    from dist_meanshift import InputError
+    from dist_meanshift.io import open_input
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "pyarrow" else real(name, *a),
+    )
+    with pytest.raises(InputError, match=r"needs pyarrow: install the tables extra"):
+        open_input("points.parquet")
