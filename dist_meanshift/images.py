@@ -198,9 +198,8 @@ class _TiffLevel:
         from .io import require_unchanged
 
         rows = index[0] if isinstance(index, tuple) else index
-        require_unchanged(
-            self.path, self.identity, f"rows {rows.start}-{rows.stop - 1}"
-        )
+        subject = f"Rows {rows.start}-{rows.stop - 1} of input file {self.path}"
+        require_unchanged(self.path, self.identity, subject)
         with tifffile.imread(self.path, aszarr=True, level=self.level) as store:
             return np.asarray(zarr.open(store, mode="r")[index])
 

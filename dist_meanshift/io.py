@@ -188,19 +188,16 @@ def read_block(z, index, file=None, identity=None):
         When the block cannot be decoded.
     """
     rows = index[0]
-    if file is not None and file_identity(file) != identity:
-        raise InputChanged(
-            f"Input chunk for rows {rows.start}-{rows.stop - 1} of {z.store_path} "
-            "changed during the run (its file was rewritten, added or deleted). "
-            "Leave the input alone while it is clustered, then run again."
-        )
+    subject = f"Input chunk for rows {rows.start}-{rows.stop - 1} of {z.store_path}"
+    if file is not None:
+        require_unchanged(file, identity, subject)
     try:
         return np.asarray(z[index])
     except Exception as exc:  # a decoding failure of any codec means the same
         detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
         raise InputError(
-            f"Input chunk for rows {rows.start}-{rows.stop - 1} of {z.store_path} "
-            f"cannot be read ({detail}): the store is damaged. Write it again."
+            f"{subject} cannot be read ({detail}): the store is damaged. Write it "
+            "again."
         ) from exc
 
 
@@ -227,13 +224,17 @@ def require_every_chunk(z, name):
     )
 
 
-def require_unchanged(file, identity, what):
-    """Stop a run whose input ``file`` changed since it was opened (see :func:`file_identity`)."""
+def require_unchanged(file, identity, subject):
+    """Stop a run whose input ``file`` changed since it was opened.
+
+    ``identity`` is the file's :func:`file_identity` when the run opened it;
+    ``subject`` names what was about to be read (rows of a store, a row group
+    of a table, rows of an image) and begins the message.
+    """
     if file_identity(file) != identity:
         raise InputChanged(
-            f"Input file {file} changed during the run ({what}): it was rewritten, "
-            "replaced or deleted. Leave the input alone while it is clustered, then "
-            "run again."
+            f"{subject} changed during the run (its file was rewritten, added or "
+            "deleted). Leave the input alone while it is clustered, then run again."
         )
 
 

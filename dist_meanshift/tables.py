@@ -183,7 +183,7 @@ def _read_row_group(piece):
     file, index, identity = piece
     import pyarrow.parquet as pq
 
-    require_unchanged(file, identity, f"row group {index}")
+    require_unchanged(file, identity, f"Row group {index} of input file {file}")
     return pq.ParquetFile(file).read_row_group(index).to_pandas()
 
 
