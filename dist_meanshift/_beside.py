@@ -56,16 +56,21 @@ class Beside:
             check_output_path(self.table, again, inputs, replaceable=(tables.FORMAT,))
 
     def write(self, group, data, model, sizes):
-        """The outputs of table, image and dataset inputs, before the result is complete."""
+        """The outputs of table, image and dataset inputs, before the result is complete.
+
+        Each reads the labels back from the result's stored ``labels`` array,
+        chunk by chunk: labelling the rows again would cost a pass over the data.
+        """
+        import dask.array as da
+
         from . import labelled, tables
         from .images import ImageInput, write_label_image
 
+        stored = da.from_zarr(group["labels"])
         if isinstance(data, ImageInput):
-            write_label_image(group, data, self.out.get("label_image"))
+            write_label_image(group, data, stored, self.out.get("label_image"))
         if isinstance(data, labelled.DatasetInput):
-            import dask.array as da
-
-            labelled.write_labels(self.dataset, data, da.from_zarr(group["labels"]))
+            labelled.write_labels(self.dataset, data, stored)
         if not self.table:
             return
         if not isinstance(data, tables.TableInput):
@@ -76,7 +81,7 @@ class Beside:
         tables.write_labels(
             self.table,
             data,
-            model.labels_,
+            stored,
             model.cluster_centers_,
             sizes,
             with_columns=self.out.get("table_columns", False),

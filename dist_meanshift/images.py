@@ -259,11 +259,11 @@ def _ome_zarr(name, level):
     return arr.transpose(order)
 
 
-def write_label_image(group, image, path=None):
-    """Store the labels of ``group`` as an image: ``label_image``, an OME-Zarr label.
+def write_label_image(group, image, labels, path=None):
+    """Store ``labels`` as an image in ``group``: ``label_image``, an OME-Zarr label.
 
-    The labels are read back from the group's ``labels`` array (no second
-    labelling pass) and stored chunk by chunk as ``label_image/0``, of the
+    ``labels`` (one per pixel, read back from the group's stored ``labels``
+    array) are stored chunk by chunk as ``label_image/0``, of the
     input's height, width and chunks, under NGFF 0.4 ``multiscales`` and
     ``image-label`` metadata, so that viewers (napari) overlay it on the input.
     With ``path``, also as a PNG or TIFF file of the labels plus one (0 for
@@ -271,7 +271,6 @@ def write_label_image(group, image, path=None):
     """
     import dask.array as da
 
-    labels = da.from_zarr(group["labels"])
     picture = image.label_image(labels)
     chunks = tuple(c[0] for c in picture.chunks)
     node = group.require_group("label_image")

@@ -139,8 +139,7 @@ def write_labels(path, data, labels):
     """Write ``label`` on the input's sample dimensions and coordinates, atomically.
 
     A path ending in a NetCDF suffix is written as NetCDF, any other as zarr.
-    Labels are read back from the result's stored ``labels`` array chunk by
-    chunk (no second labelling pass).
+    ``labels`` are the result's stored labels, read back chunk by chunk.
 
     Parameters
     ----------
