@@ -16,7 +16,7 @@ import os
 import numpy as np
 import zarr
 
-from ._outputs import BLOBS_FORMAT, jsonable, partial_path, replace
+from ._outputs import BLOBS_FORMAT, jsonable, written
 from .errors import InputError, RunError
 
 # Every chunk is stored, even one that is all fill value, so that a missing
@@ -285,30 +285,33 @@ def make_blobs_zarr(
     """
     rng = np.random.default_rng(seed)
     true_centers = rng.uniform(-20, 20, size=(centers, n_features))
-    tmp = partial_path(path)
-    group = zarr.open_group(tmp, mode="w")
-    X = group.create_array(
-        "X",
-        shape=(n_samples, n_features),
-        dtype="f4",
-        chunks=(chunk_rows, n_features),
-        config=_EVERY_CHUNK,
-    )
-    y = group.create_array(
-        "y", shape=(n_samples,), dtype="i4", chunks=(chunk_rows,), config=_EVERY_CHUNK
-    )
-    group.create_array("centers", data=true_centers, config=_EVERY_CHUNK)
-    for start in range(0, n_samples, chunk_rows):
-        stop = min(n_samples, start + chunk_rows)
-        chunk_rng = np.random.default_rng([seed, start])
-        labels = chunk_rng.integers(0, centers, size=stop - start)
-        points = true_centers[labels] + chunk_rng.normal(
-            scale=std, size=(stop - start, n_features)
+    with written(path) as tmp:
+        group = zarr.open_group(tmp, mode="w")
+        X = group.create_array(
+            "X",
+            shape=(n_samples, n_features),
+            dtype="f4",
+            chunks=(chunk_rows, n_features),
+            config=_EVERY_CHUNK,
         )
-        X[start:stop] = points.astype(np.float32)
-        y[start:stop] = labels
-    group.attrs.update({"format": BLOBS_FORMAT, "complete": True})
-    replace(tmp, path)
+        y = group.create_array(
+            "y",
+            shape=(n_samples,),
+            dtype="i4",
+            chunks=(chunk_rows,),
+            config=_EVERY_CHUNK,
+        )
+        group.create_array("centers", data=true_centers, config=_EVERY_CHUNK)
+        for start in range(0, n_samples, chunk_rows):
+            stop = min(n_samples, start + chunk_rows)
+            chunk_rng = np.random.default_rng([seed, start])
+            labels = chunk_rng.integers(0, centers, size=stop - start)
+            points = true_centers[labels] + chunk_rng.normal(
+                scale=std, size=(stop - start, n_features)
+            )
+            X[start:stop] = points.astype(np.float32)
+            y[start:stop] = labels
+        group.attrs.update({"format": BLOBS_FORMAT, "complete": True})
 
 
 def write_array(path, data, attrs=None):
@@ -320,12 +323,11 @@ def write_array(path, data, attrs=None):
     data : ndarray
     attrs : dict, default=None
     """
-    tmp = partial_path(path)
     data = np.asarray(data)
     chunks = (min(len(data), 65536), *data.shape[1:])
-    arr = zarr.create_array(
-        tmp, shape=data.shape, dtype=data.dtype, chunks=chunks, config=_EVERY_CHUNK
-    )
-    arr[:] = data
-    arr.attrs.update(jsonable(attrs or {}))
-    replace(tmp, path)
+    with written(path) as tmp:
+        arr = zarr.create_array(
+            tmp, shape=data.shape, dtype=data.dtype, chunks=chunks, config=_EVERY_CHUNK
+        )
+        arr[:] = data
+        arr.attrs.update(jsonable(attrs or {}))
