@@ -69,9 +69,9 @@ def check_input(X, *, name="X", estimator=None, reset=True):
         X = io.open_input(X)
     names = None
     if _is_dask_frame(X):  # a dask DataFrame: its numeric columns
-        from .tables import TableInput, _feature_columns, features
+        from .tables import TableInput, feature_columns, features
 
-        columns = _feature_columns(X, list(X.columns), name)
+        columns = feature_columns(X, list(X.columns), name)
         X = TableInput(name, features(X, columns), columns, source=X)
     if hasattr(X, "to_dask"):  # a table or an image, read lazily
         if hasattr(X, "columns"):

@@ -138,9 +138,14 @@ def require_extra(extra, what, *modules):
         )
 
 
+def exists(name):
+    """Whether an input path (or glob) names something."""
+    return os.path.exists(name) or bool(glob.glob(name))
+
+
 def require_path(name):
     """Refuse an input path (or glob) that names nothing."""
-    if not os.path.exists(name) and not glob.glob(name):
+    if not exists(name):
         raise InputError(f"Input {name!r} does not exist. Check the path.")
 
 

@@ -9,9 +9,7 @@ resumed) and marks its result complete last.
 from __future__ import annotations
 
 import errno
-import glob
 import logging
-import os
 import time
 import warnings
 
@@ -292,7 +290,9 @@ def _estimate(data, quantile, params):
 def _prepare_input(job, echo):
     """Make the demo or image dataset the job asks for, if it is not there yet."""
     inp = job.input
-    if os.path.exists(inp["path"]) or glob.glob(inp["path"]):
+    from .io import exists
+
+    if exists(inp["path"]):
         if "image" in inp:
             import zarr
 

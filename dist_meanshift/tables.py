@@ -139,7 +139,7 @@ def open_table(path, columns=None, missing="refuse"):
         name, f"a {'CSV' if csv else 'Parquet'} table", "Give a readable table."
     ):
         source = dd.read_csv(name) if csv else _read_parquet(name)
-    columns = _feature_columns(source, columns, name)
+    columns = feature_columns(source, columns, name)
     return TableInput(name, features(source, columns), columns, missing, source)
 
 
@@ -187,7 +187,7 @@ def _read_row_group(piece):
     return pq.ParquetFile(file).read_row_group(index).to_pandas()
 
 
-def _feature_columns(frame, columns, name):
+def feature_columns(frame, columns, name):
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
     numeric = [

@@ -163,7 +163,7 @@ def output(data, result):
 def from_zarr(z, check=True):
     """A dask array reading ``z`` block by block, each checked against its start.
 
-    The identity of every chunk's file (see :func:`~.io.chunk_files`) is
+    The identity of every chunk's file (see :func:`~.io.chunk_file`) is
     recorded now; every later read of a block first checks its file against
     that record (:func:`~.io.read_block`), so that a chunk rewritten or
     deleted while a streamed run goes on stops the run instead of being read
