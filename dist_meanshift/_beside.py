@@ -29,9 +29,16 @@ class Beside:
         self.table = self.dataset = None
 
     def check(self, overwrite, resume):
-        """Refuse, before any work, what the run could not write or must not replace."""
+        """Refuse, before any work, what the run could not write or must not replace.
+
+        One policy for every output (the result, the labels table, the label
+        image, the painted picture, the plot, the report, the dataset): never
+        an input nor inside one, never another output of the run, never a
+        link; an existing one only with ``overwrite`` (folders only if ours);
+        its folder writable; its suffix one its writer knows.
+        """
         from . import labelled, tables
-        from ._outputs import check_output_path
+        from ._outputs import check_distinct, check_file_output, check_output_path
 
         for key, allowed in SUFFIXES.items():
             path = self.out.get(key)
@@ -40,7 +47,8 @@ class Beside:
                     f"--{key} {path!r} cannot be written: give a path ending in "
                     f"{', '.join(allowed)} ({key} = ... in a job file's [output])."
                 )
-        inputs, again = (self.inp["path"],), overwrite or resume
+        inputs, again = self.inputs(), overwrite or resume
+        outputs = {"output.path": self.path}
         if labelled.is_dataset(self.inp["path"], self.inp.get("variables")):
             suffix = (
                 ".nc" if self.inp["path"].lower().endswith(labelled.NETCDF) else ".zarr"
@@ -51,9 +59,80 @@ class Beside:
             check_output_path(
                 self.dataset, again, inputs, replaceable=(labelled.FORMAT,)
             )
+            outputs["output.dataset"] = self.dataset
         if self.out.get("table") or tables.is_table(self.inp["path"]):
             self.table = self.out.get("table") or _stem(self.path) + ".labels.parquet"
             check_output_path(self.table, again, inputs, replaceable=(tables.FORMAT,))
+            outputs["output.table"] = self.table
+        for key in SUFFIXES:
+            if self.out.get(key):
+                check_file_output(self.out[key], key, again, inputs)
+                outputs[f"output.{key}"] = self.out[key]
+        check_distinct(outputs)
+
+    def inputs(self):
+        """Every path the run reads: the input (each file of a glob) and its image."""
+        import glob
+
+        name = self.inp["path"]
+        found = [name, *glob.glob(name)] if any(c in name for c in "*?[") else [name]
+        image = self.inp.get("image")
+        return tuple(found + ([image] if image and os.path.exists(image) else []))
+
+    def check_data(self, data):
+        """Refuse, once the input is open and before any work, what it cannot give.
+
+        The plot's features must exist; a picture's format must take the
+        input's channels; the labels table's own columns must not replace
+        input columns.
+        """
+        if len(data.shape) != 2:
+            return  # refused, in its own words, by the input checks of the fit
+        n_features = data.shape[1]
+        dims = self.out.get("plot_dims")
+        if self.out.get("plot") and dims is not None:
+            ok = len(dims) == 2 and all(
+                isinstance(d, int) and not isinstance(d, bool) and 0 <= d < n_features
+                for d in dims
+            )
+            if not ok:
+                raise InputError(
+                    f"output.plot_dims {list(dims)!r} must be two feature numbers in "
+                    f"0..{n_features - 1} (the input has {n_features} features). "
+                    "Give two of them, e.g. [0, 1]."
+                )
+        image = self.out.get("image")
+        channels = getattr(data, "image_shape", (0, 0, 3))[2]
+        if (
+            image
+            and image.lower().endswith((".jpg", ".jpeg"))
+            and channels
+            not in (
+                1,
+                3,
+            )
+        ):
+            raise InputError(
+                f"output.image {image!r}: JPEG holds 1 or 3 channels and the input "
+                f"has {channels}. Give a .png or .tif path."
+            )
+        if image and image.lower().endswith(".png") and channels > 4:
+            raise InputError(
+                f"output.image {image!r}: PNG holds at most 4 channels and the input "
+                f"has {channels}. Give a .tif path."
+            )
+        source = getattr(data, "source", None)
+        if self.table and self.out.get("table_columns") and source is not None:
+            from .tables import ADDED_COLUMNS
+
+            names = [*source.columns, source.index.name]
+            clash = [c for c in ADDED_COLUMNS if c in names]
+            if clash:
+                raise InputError(
+                    f"Input {self.inp['path']!r} has column(s) {clash}, which the "
+                    "labels table adds with table_columns = true. Rename them in the "
+                    "input, or drop table_columns."
+                )
 
     def write(self, group, data, model, sizes):
         """The outputs of table, image and dataset inputs, before the result is complete.

@@ -42,11 +42,36 @@ class Stopped(RunFailed):
 
     def __init__(self, signum):
         name = signal.Signals(signum).name
-        super().__init__(
-            f"stopped by {name}; the state of the last finished iteration is kept "
-            f"in the output: run {_resume_command()} to continue"
-        )
+        if _state_kept():
+            told = (
+                "the state of the last finished iteration is kept in the output: "
+                f"run {_resume_command()} to continue"
+            )
+        else:
+            told = f"nothing was kept to resume: run {_again_command()} to start again"
+        super().__init__(f"stopped by {name}; {told}")
         self.exit_code = 128 + signum
+
+
+#: The result path of the run under way (set by the command before it runs).
+OUTPUT = []
+
+
+def _state_kept():
+    """Whether the run's output holds a stopped run's recorded state now."""
+    if not OUTPUT:
+        return False
+    from ._outputs import output_status
+
+    path = OUTPUT[-1]
+    return output_status(path) is False and os.path.isdir(os.path.join(path, "state"))
+
+
+def _again_command():
+    """This command line without --resume (nothing to resume from)."""
+    import shlex
+
+    return shlex.join(["dist-meanshift", *(a for a in sys.argv[1:] if a != "--resume")])
 
 
 class _Terminate(BaseException):

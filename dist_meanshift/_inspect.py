@@ -26,11 +26,20 @@ def describe(path):
     attrs = dict(node.attrs)
     lines = []
     if attrs.get("format") == FORMAT:
-        lines += _describe_result(node, attrs)
-        if "cluster_sizes" in node:
-            sizes = node["cluster_sizes"][:].tolist()
-            lines += size_table(sizes, attrs.get("n_unlabelled", 0))
-    lines += [_describe_array(name, arr) for name, arr in sorted(node.arrays())]
+        try:
+            headline = _describe_result(node, attrs)
+            if "cluster_sizes" in node:
+                sizes = node["cluster_sizes"][:].tolist()
+                headline += size_table(sizes, attrs.get("n_unlabelled", 0))
+        # A damaged result is described as damaged, whatever broke in it.
+        except Exception as exc:  # noqa: BLE001
+            detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+            headline = [f"result: DAMAGED ({_short(detail, 120)}): fit again"]
+        lines += headline
+    try:
+        lines += [_describe_array(name, arr) for name, arr in sorted(node.arrays())]
+    except Exception as exc:  # noqa: BLE001 - an array's metadata is damaged
+        lines.append(f"arrays: DAMAGED ({_short(f'{type(exc).__name__}: {exc}', 120)})")
     for key in sorted(attrs):
         if key not in ("trace", "input", "fingerprint"):
             lines.append(f"attr {key}: {_short(json.dumps(attrs[key]))}")

@@ -43,14 +43,8 @@ def check_output_path(path, overwrite, inputs=(), resume=False, replaceable=None
             f"Output {name!r} is a symbolic link (to {os.readlink(name)!r}); it is "
             "left alone. Give the path it points to, or another path."
         )
-    out = os.path.realpath(name)
-    for inp in inputs:
-        inp = os.path.realpath(os.fspath(inp))
-        if out == inp or out.startswith(inp + os.sep) or inp.startswith(out + os.sep):
-            raise InputError(
-                f"Output {name!r} is the input or lies inside it (or holds it), "
-                "once links are resolved. Choose an output path outside the input."
-            )
+    _check_not_input(name, inputs)
+    check_parent(name)
     if not os.path.exists(name) or is_empty_dir(name):
         return
     complete = output_status(name, replaceable)
@@ -72,6 +66,95 @@ def check_output_path(path, overwrite, inputs=(), resume=False, replaceable=None
             f"Output {name!r} already exists. Pass --overwrite (or "
             "output.overwrite = true) to replace it, or choose another path."
         )
+
+
+def check_file_output(path, key, overwrite, inputs=()):
+    """Refuse a file output (a picture, a report) that may not be written here.
+
+    The rules of every output (see :func:`check_output_path`): not a link, not
+    the input nor inside it; an existing file is replaced only with
+    ``overwrite``, and only a regular file; its folder can be written.
+    """
+    name = os.fspath(path)
+    _check_not_input(name, inputs)
+    if os.path.lexists(name):
+        if os.path.islink(name):
+            raise InputError(
+                f"output.{key} {name!r} is a symbolic link; it is left alone. Give "
+                "another path."
+            )
+        if not os.path.isfile(name):
+            raise InputError(
+                f"output.{key} {name!r} exists and is not a file; it is left alone. "
+                "Give another path."
+            )
+        if not overwrite:
+            raise FileExistsError(
+                f"output.{key} {name!r} already exists. Pass --overwrite (or "
+                "output.overwrite = true) to replace it, or choose another path."
+            )
+    check_parent(name, f"output.{key}")
+
+
+def check_parent(path, what="Output"):
+    """Refuse an output whose folder cannot be made or written.
+
+    Missing folders are made when the output is written (as for the result);
+    the nearest one that exists must be a folder this process can write.
+    """
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    while not os.path.lexists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise InputError(
+            f"{what} {os.fspath(path)!r} cannot be written: {folder!r} is not a "
+            "folder. Choose another path."
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(
+            f"{what} {os.fspath(path)!r} cannot be written: folder {folder!r} is not "
+            "writable. Choose another path, or make the folder writable."
+        )
+
+
+def check_distinct(outputs):
+    """Refuse two outputs of one run that are the same path or lie one in the other.
+
+    Parameters
+    ----------
+    outputs : dict of str to path
+        What each output is (``"output.plot"``) and its path.
+    """
+    seen = []
+    for what, path in outputs.items():
+        real = os.path.realpath(os.fspath(path))
+        for other, other_real in seen:
+            if _overlap(real, other_real):
+                raise InputError(
+                    f"{what} {os.fspath(path)!r} and {other} "
+                    f"{os.fspath(outputs[other])!r} are the same path or one lies "
+                    "inside the other, once links are resolved. Give each output "
+                    "its own path."
+                )
+        seen.append((what, real))
+
+
+def _overlap(a, b):
+    return (
+        a == b
+        or a.startswith(b.rstrip(os.sep) + os.sep)
+        or b.startswith(a.rstrip(os.sep) + os.sep)
+    )
+
+
+def _check_not_input(name, inputs):
+    out = os.path.realpath(name)
+    for inp in inputs:
+        if _overlap(out, os.path.realpath(os.fspath(inp))):
+            raise InputError(
+                f"Output {name!r} is the input or lies inside it (or holds it), "
+                "once links are resolved. Choose an output path outside the input."
+            )
 
 
 @contextlib.contextmanager
@@ -170,6 +253,8 @@ def written(path):
     """
     stem, suffix = os.path.splitext(os.path.abspath(os.fspath(path)))
     tmp = f"{stem}.partial-{os.getpid()}{suffix}"
+    # Missing folders are made, as for the result (checked writable before).
+    os.makedirs(os.path.dirname(tmp), exist_ok=True)
     try:
         yield tmp
         replace(tmp, os.fspath(path))

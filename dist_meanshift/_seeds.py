@@ -43,11 +43,16 @@ def estimate_bandwidth(
     ``n_samples`` and ``random_state`` give scikit-learn's value.
 
     For the Gaussian kernel the bandwidth is a standard deviation, not a
-    radius: ``kernel="gaussian"`` returns ``r / sqrt(n_features + 2)``, the
-    Gaussian whose second moment per coordinate equals that of the flat ball
-    of radius ``r`` (``r^2 / (d + 2)``), so that both kernels average over the
-    same spread of neighbours. :class:`MeanShift` uses this rule when
-    ``bandwidth`` is None and the kernel is Gaussian.
+    radius: ``kernel="gaussian"`` returns ``r / sqrt(2 ln k)``, where
+    ``k = int(quantile * m)`` (at least 2) is the number of neighbours the
+    radius counts among the ``m`` rows used. It is the width at which those
+    ``k`` rows, even all at the ball's edge, weigh together as much as a
+    seed's own row (``k exp(-r^2 / (2 h^2)) = 1``): the rows the flat kernel
+    counts keep real weight, in any number of features. (Matching the ball's
+    second moment instead, ``r / sqrt(d + 2)``, leaves every row alone in many
+    features: distances concentrate near ``r`` while the kernel shrinks with
+    ``sqrt(d)``.) :class:`MeanShift` uses this rule when ``bandwidth`` is
+    None and the kernel is Gaussian.
 
     Parameters
     ----------
@@ -96,12 +101,31 @@ def estimate_bandwidth(
     data = _dask.as_dask(check_input(X))
     weights = check_sample_weight(sample_weight, data)
     radius = estimate_radius(data, quantile, n_samples, random_state, weights)
-    return np.float64(for_kernel(radius, kernel, data.shape[1]))
+    used = sampled_rows(data, n_samples, weights)
+    return np.float64(for_kernel(radius, kernel, neighbours(used, quantile)))
 
 
-def for_kernel(radius, kernel, n_features):
-    """The flat kernel's radius, or the Gaussian of the same second moment."""
-    return radius if kernel == "flat" else radius / np.sqrt(n_features + 2)
+def sampled_rows(data, n_samples=None, weights=None):
+    """How many rows :func:`estimate_radius` measures the radius on."""
+    n_rows = data.shape[0]
+    if weights is not None:
+        n_rows = int((weights.to_numpy() > 0).sum())
+    if n_samples is not None:
+        return min(n_samples, n_rows)
+    return min(n_rows, BANDWIDTH_SAMPLE_SIZE)
+
+
+def neighbours(n_rows, quantile):
+    """The neighbours a radius of ``quantile`` counts among ``n_rows`` (at least 2)."""
+    return max(2, int(n_rows * quantile))
+
+
+def for_kernel(radius, kernel, n_neighbours):
+    """The flat kernel's radius, or the Gaussian under which the ``n_neighbours``
+    rows within it weigh together at least as much as a seed's own row."""
+    if kernel == "flat":
+        return radius
+    return radius / np.sqrt(2 * np.log(n_neighbours))
 
 
 def get_bin_seeds(X, bin_size, min_bin_freq=1):

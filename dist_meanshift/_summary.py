@@ -67,10 +67,23 @@ class RunResult:
         return len(self.sizes)
 
     def to_dict(self):
-        """The result as JSON-serialisable values (what ``--json`` prints)."""
+        """The result as JSON-serialisable values (what ``--json`` prints).
+
+        Each path names what a script opens directly: ``table`` the labels
+        table's Parquet dataset (``pandas.read_parquet(d["table"])``),
+        ``centers_table`` the centers' Parquet file, ``label_image`` the
+        image file, ``dataset`` the labels dataset; ``table_folder`` is the
+        folder holding both tables.
+        """
         out = {
             f.name: getattr(self, f.name) for f in fields(self) if f.name != "summary"
         }
+        folder = out.pop("table")
+        out["table"] = os.path.join(folder, "labels") if folder else None
+        out["centers_table"] = (
+            os.path.join(folder, "centers.parquet") if folder else None
+        )
+        out["table_folder"] = folder
         return {**out, "n_clusters": self.n_clusters}
 
 

@@ -271,8 +271,11 @@ def inspect(path):
 def _execute(ctx, job, resume=False, as_json=False):
     import json
 
+    from ._exits import OUTPUT
     from .runner import run_job
 
+    path = job.output.get("path") or f"{job.input['path'].rstrip('/')}.result.zarr"
+    OUTPUT.append(path)
     quiet = ctx.find_root().obj.get("quiet", False) or as_json
     echo = (lambda *_: None) if quiet else click.echo
     progress = _Progress() if not quiet and sys.stdout.isatty() else None
@@ -364,10 +367,17 @@ def _setup_logging(verbose):
     dist.setLevel(logging.INFO if verbose else logging.CRITICAL)
     # Some of its loggers (distributed.client) carry their own handler and level.
     for name, child in list(logging.root.manager.loggerDict.items()):
-        if name.startswith("distributed.") and isinstance(child, logging.Logger):
+        ours = name.startswith(("distributed.", "tornado.", "asyncio."))
+        if ours and isinstance(child, logging.Logger):
             child.handlers[:] = []
             child.propagate = True
             child.setLevel(logging.NOTSET)
     # asyncio reports the client's gather task, cancelled by Ctrl-C, as an
-    # exception never retrieved: the one-line message already says it.
-    logging.getLogger("asyncio").setLevel(level if verbose else logging.CRITICAL)
+    # exception never retrieved; tornado logs a cluster manager's failed
+    # callback (an sbatch that fails) with its traceback: the one-line message
+    # already says it, and -v shows them.
+    for name in ("asyncio", "tornado"):
+        other = logging.getLogger(name)
+        other.handlers[:] = [dist_handler]
+        other.propagate = False
+        other.setLevel(level if verbose else logging.CRITICAL)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import tempfile
 import threading
 import time
 
+from ._files import require_file
 from .errors import InputError, RunError
 
 logger = logging.getLogger(__name__)
@@ -49,26 +49,29 @@ def resolve_address(spec):
             "Both a scheduler address and a scheduler file are given. Give one: "
             "--scheduler (scheduler = ...) or --scheduler-file (scheduler_file = ...)."
         )
+    require_file(path, "Scheduler file")
     try:
-        with open(path) as f:
-            spec["scheduler"] = json.load(f)["address"]
+        with open(path, "rb") as f:
+            address = json.loads(f.read(1 << 20))["address"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:120]
         raise InputError(
             f"Scheduler file {path!r} cannot be read as a Dask scheduler file "
-            f"({type(exc).__name__}: {exc}). Give the file the scheduler wrote "
-            "with --scheduler-file."
+            f"({detail}). Give the file the scheduler wrote with --scheduler-file."
         ) from exc
+    check_address(address, f"The address in scheduler file {path!r},")
+    spec["scheduler"] = address
     return spec
 
 
 @contextlib.contextmanager
 def connect(spec):
     """A client of the scheduler at spec["scheduler"], or of a new local cluster."""
-    import dask
     from distributed import Client, LocalCluster
 
     address = spec.get("scheduler")
     if address:
+        check_address(address)
         security = _security(spec, address)
         timeout = spec.get("timeout", CONNECT_TIMEOUT)
         try:
@@ -83,25 +86,126 @@ def connect(spec):
             yield client
         return
     if spec.get("manager"):
-        with make_manager(spec) as cluster, Client(cluster) as client:
+        with scratch_space(), make_manager(spec) as cluster, Client(cluster) as client:
             _start_workers(cluster, client, spec)
             yield client
         return
+    processes = spec.get("processes", False)
     with (
-        # Worker scratch (locks, spilled data) goes to a temporary directory
-        # removed at the end, not to dask's shared dask-scratch-space.
-        tempfile.TemporaryDirectory(prefix="dist-meanshift-") as scratch,
-        dask.config.set({"temporary-directory": scratch}),
+        scratch_space(),
         LocalCluster(
             n_workers=spec.get("n_workers", 2),
             threads_per_worker=spec.get("threads_per_worker", 1),
             memory_limit=spec.get("memory_limit", "auto"),
-            processes=spec.get("processes", False),
-            dashboard_address=":0",
+            processes=processes,
+            **listening(spec.get("host", LOOPBACK), processes),
         ) as cluster,
         Client(cluster) as client,
     ):
         yield client
+
+
+#: Where a local cluster listens unless the job names another interface: a
+#: scheduler runs whatever task a client sends it, so nobody else may reach it.
+LOOPBACK = "127.0.0.1"
+
+
+def listening(host, processes):
+    """LocalCluster keywords that keep every port (scheduler, workers, dashboards)
+    on ``host``. In-process workers talk to the scheduler in memory (inproc://)
+    and only their dashboards listen."""
+    where = {
+        "dashboard_address": f"{_bracketed(host)}:0",
+        "worker_dashboard_address": f"{_bracketed(host)}:0",
+    }
+    if processes:
+        where["host"] = host
+    return where
+
+
+def _bracketed(host):
+    return f"[{host}]" if ":" in host else host
+
+
+@contextlib.contextmanager
+def scratch_space():
+    """Worker scratch (locks, spilled data) in a temporary folder removed at the end,
+    not in dask's shared ``dask-scratch-space``, whatever kind of cluster starts."""
+    import dask
+
+    with (
+        tempfile.TemporaryDirectory(prefix="dist-meanshift-") as scratch,
+        dask.config.set({"temporary-directory": scratch}),
+    ):
+        yield scratch
+
+
+def check_address(address, where="cluster.scheduler"):
+    """Refuse a scheduler address that is not ``scheme://host:port`` of a known comm.
+
+    Checked before a client is made: a client of a malformed address fails
+    again when it is collected, with a traceback on stderr.
+    """
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    schemes = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
+    try:
+        if not isinstance(address, str):
+            raise ValueError(f"not a string but {type(address).__name__}")
+        scheme, location = parse_address(address)
+        if scheme not in schemes:
+            raise ValueError(f"unknown scheme {scheme!r}")
+        if scheme != "inproc":
+            parse_host_port(location)
+    except ValueError as exc:
+        raise InputError(
+            f"{where} {_short(address)} is not a Dask scheduler address ({exc}). "
+            f"Give one such as tcp://host:8786 (schemes: {', '.join(schemes)})."
+        ) from None
+
+
+def _short(value, limit=80):
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+#: Keys of ``[cluster.options]``, at any depth, whose values name code that
+#: distributed or a cluster manager would import or run: a class (``cls`` in
+#: SpecCluster specs, ``worker_class``, ``scheduler_class``...), a preload
+#: module or script, a plugin, a worker command or a job script's shell lines.
+#: Keys ending in ``_class`` or ``_cls`` are refused as well.
+CODE_KEYS = frozenset(
+    {
+        "cls",
+        "class",
+        "preload",
+        "preload_argv",
+        "preload_nanny",
+        "preload_nanny_argv",
+        "plugins",
+        "security_loader",
+        "worker_command",
+        "job_script_prologue",
+        "env_extra",
+        "python",
+        "shebang",
+    }
+)
+
+
+def code_keys(options, prefix="cluster.options"):
+    """The dotted names of every key of ``options`` that names code to import or run."""
+    found = []
+    items = options.items() if isinstance(options, dict) else enumerate(options)
+    for key, value in items:
+        name = f"{prefix}.{key}" if isinstance(key, str) else f"{prefix}[{key}]"
+        if isinstance(key, str) and (
+            key.lower() in CODE_KEYS or key.lower().endswith(("_class", "_cls"))
+        ):
+            found.append(name)
+        elif isinstance(value, dict | list):
+            found += code_keys(value, name)
+    return found
 
 
 #: Packages whose cluster managers a job file may name without trust_manager.
@@ -143,12 +247,30 @@ def make_manager(spec):
             f"cluster.manager {name!r} is not a 'package.Class' name. Give one such "
             'as "dask_jobqueue.SLURMCluster".'
         )
-    if module.split(".")[0] not in TRUSTED_MANAGERS and not spec.get("trust_manager"):
+    trusted = spec.get("trust_manager", False)
+    if module.split(".")[0] not in TRUSTED_MANAGERS and not trusted:
         raise InputError(
             f"cluster.manager {name!r} is not from a known Dask cluster package "
             f"({', '.join(TRUSTED_MANAGERS)}). A job file is data, not code: set "
             "trust_manager = true in [cluster] to import it anyway."
         )
+    options = dict(spec.get("options", {}))
+    named = code_keys(options)
+    if named and not trusted:
+        raise InputError(
+            f"{', '.join(named[:3])}{' ...' if len(named) > 3 else ''} name code "
+            "to import or run (a class, a preload, a command). A job file is data, "
+            "not code: drop the key(s), or set trust_manager = true in [cluster] "
+            "if you trust this file."
+        )
+    if name in ("distributed.LocalCluster", "distributed.deploy.local.LocalCluster"):
+        # Only this machine reaches a local cluster, unless the options say otherwise.
+        host = options.get("host", LOOPBACK)
+        for key, value in listening(host, options.get("processes", True)).items():
+            # A port alone (":0") names no interface: it stays on the host.
+            if str(options.get(key, "")).startswith(":"):
+                options[key] = f"{_bracketed(host)}{options[key]}"
+            options.setdefault(key, value)
     try:
         cls = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
@@ -162,7 +284,7 @@ def make_manager(spec):
             "distributed.deploy.Cluster). Name a cluster manager."
         )
     try:
-        return cls(**spec.get("options", {}))
+        return cls(**options)
     # A manager fails as it likes (a bad keyword, a worker that cannot start
     # with it): what the job gave it is what to check first.
     except Exception as exc:
@@ -184,14 +306,66 @@ def _start_workers(cluster, client, spec):
     if not wanted:
         return
     timeout = spec.get("start_timeout", START_TIMEOUT)
+    failures = _Failures()
+    watched = [logging.getLogger(n) for n in ("tornado.application", "distributed")]
+    saved = [(lg.level, lg.propagate) for lg in watched]
+    for lg in watched:
+        lg.addHandler(failures)
+        if not lg.isEnabledFor(logging.ERROR):
+            # Heard here, shown nowhere (the command prints one line).
+            lg.setLevel(logging.ERROR)
+            lg.propagate = False
+    deadline = time.monotonic() + timeout
     try:
-        client.wait_for_workers(1, timeout=timeout)
-    except TimeoutError as exc:
-        raise RunError(
-            f"no worker of {spec['manager']} started within {timeout:g} s: check "
-            "its queue or platform (the jobs may wait, or fail at start), or raise "
-            "[cluster] start_timeout"
-        ) from exc
+        while True:
+            try:
+                client.wait_for_workers(
+                    1, timeout=max(0.1, min(1.0, deadline - time.monotonic()))
+                )
+                return
+            except TimeoutError as exc:
+                if failures.fatal:
+                    # The manager could not ask for a worker (an sbatch that
+                    # failed): none will come, whatever the timeout.
+                    raise RunError(
+                        f"{spec['manager']} could not start a worker "
+                        f"({failures.fatal}): check [cluster.options] and its "
+                        "platform"
+                    ) from exc
+                if time.monotonic() < deadline:
+                    continue
+                seen = f" (last failure: {failures.last})" if failures.last else ""
+                raise RunError(
+                    f"no worker of {spec['manager']} started within {timeout:g} s"
+                    f"{seen}: check its queue or platform (the jobs may wait, or "
+                    "fail at start), or raise [cluster] start_timeout"
+                ) from exc
+    finally:
+        for lg, (level, propagate) in zip(watched, saved, strict=True):
+            lg.removeHandler(failures)
+            lg.setLevel(level)
+            lg.propagate = propagate
+
+
+class _Failures(logging.Handler):
+    """The last line of the last error a manager logged while starting workers
+    (an sbatch that failed says why on its stderr)."""
+
+    last = fatal = None
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+
+    def emit(self, record):
+        exc = record.exc_info[1] if record.exc_info else None
+        text = str(exc) if exc is not None else record.getMessage()
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if lines:
+            self.last = lines[-1][:200]
+            # A callback of the manager failed (tornado logs it): its workers
+            # were not asked for.
+            if record.name.startswith("tornado"):
+                self.fatal = self.last
 
 
 def has_dashboard(client, remote):
@@ -332,8 +506,7 @@ def _security(spec, address):
             f"{', '.join(sorted(missing))}. Add them to [cluster] in the job file."
         )
     for key, path in tls.items():
-        if not os.path.isfile(path):
-            raise InputError(f"cluster.{key} {path!r} does not exist. Check the path.")
+        require_file(path, f"cluster.{key}")
     from distributed.security import Security
 
     return Security(

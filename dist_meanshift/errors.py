@@ -38,3 +38,14 @@ class RunError(RuntimeError):
 
 class ClusterStalled(RunError):
     """No worker could make progress for the stall timeout: the run was stopped."""
+
+
+def listed(names, limit=8):
+    """``names`` for a one-line message: the first ``limit`` and how many more.
+
+    An error that lists every column of a 10,000-column table is not a line.
+    """
+    names = list(names)
+    shown = ", ".join(repr(str(n))[:60] for n in names[:limit])
+    more = len(names) - limit
+    return f"[{shown}{f', ... and {more} more' if more > 0 else ''}]"

@@ -28,8 +28,42 @@ from ._validation import (
     check_sample_weight,
     check_seeds,
 )
+from .errors import InputError
 
 logger = logging.getLogger(__name__)
+
+
+#: A bandwidth must lie within this factor of the data's largest magnitude:
+#: grid cells of the bandwidth's side are counted in float64 integers (exact
+#: up to 2**53), and squared distances over squared bandwidths stay finite.
+_SCALE_RANGE = 2.0**40
+#: Bounds whatever the data: the bandwidth's square must be a normal float64.
+_ABSOLUTE_RANGE = (1e-150, 1e150)
+
+
+def check_bandwidth_scale(bandwidth, seeds):
+    """Refuse a bandwidth the data's floating point cannot work with, naming the range.
+
+    ``seeds`` (the points, bin cells or given seeds, all in the data's units)
+    give the data's scale ``s``, their largest magnitude: a bandwidth in
+    ``[s / 2**40, s * 2**40]`` (and within 1e-150 to 1e150) clusters
+    exactly. Below it, positions cannot be told apart at the bandwidth's
+    resolution; above it, squares overflow. Every distinct point is its own
+    cluster below the closest pair's distance, and all points are one cluster
+    above the data's diameter, so the range holds every answer there is.
+    """
+    scale = float(np.max(np.abs(seeds))) if np.size(seeds) else 0.0
+    low, high = _ABSOLUTE_RANGE
+    if scale > 0:
+        low, high = max(low, scale / _SCALE_RANGE), min(high, scale * _SCALE_RANGE)
+    if not low <= bandwidth <= high:
+        raise InputError(
+            f"The 'bandwidth' parameter of MeanShift is {bandwidth:g}, outside what "
+            f"floating point resolves for this data (values up to {scale:.3g}): give "
+            f"a bandwidth in [{low:.3g}, {high:.3g}]. Below the closest pair's "
+            "distance every point is its own cluster; above the data's diameter all "
+            "are one."
+        )
 
 
 def mean_shift(X, *, bandwidth=None, **params):
@@ -76,7 +110,9 @@ class MeanShift(ClusterMixin, BaseEstimator):
     bandwidth : float, default=None
         Kernel bandwidth ``h``. If None, it is estimated with
         :func:`estimate_bandwidth` for the kernel: scikit-learn's radius for
-        the flat kernel, ``radius / sqrt(n_features + 2)`` for the Gaussian.
+        the flat kernel, ``radius / sqrt(2 ln k)`` for the Gaussian (``k``:
+        the neighbours the radius counts, so that they keep real weight in
+        any number of features).
     kernel : {"gaussian", "flat"}, default="gaussian"
         ``"gaussian"``: every point weighs ``exp(-||x - c||^2 / (2 h^2))``, that
         is ``exp(-gamma ||x - c||^2)`` with ``gamma = 1 / (2 h^2)``; stopped
@@ -297,6 +333,9 @@ class MeanShift(ClusterMixin, BaseEstimator):
             None if resume else self._initial_seeds(fit_data, bandwidth, fit_weights)
         )
         bandwidth = float(bandwidth)
+        # 0 (an estimate over duplicates) is scikit-learn's: every point a cluster.
+        if seeds is not None and bandwidth != 0:
+            check_bandwidth_scale(bandwidth, seeds)
         w = None if fit_weights is None else fit_weights.array
         result = yield from iter_mean_shift(
             _dask.Rows.of(fit_data.array, w, _in_memory(fit_data, fit_weights)),
@@ -340,7 +379,8 @@ class MeanShift(ClusterMixin, BaseEstimator):
         if self.bandwidth is not None:
             return self.bandwidth
         radius = _seeds.estimate_radius(data, 0.3, None, 0, weights)
-        bandwidth = np.float64(_seeds.for_kernel(radius, self.kernel, data.shape[1]))
+        k = _seeds.neighbours(_seeds.sampled_rows(data, None, weights), 0.3)
+        bandwidth = np.float64(_seeds.for_kernel(radius, self.kernel, k))
         logger.info("estimated bandwidth %.6g", bandwidth)
         if bandwidth == 0:
             logger.warning(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._files import require_file
 from .errors import InputError
 from .io import reading, require_extra, require_path
 
@@ -123,6 +124,8 @@ def open_image(path, *, level=0, spatial_scale=None):
     """
     name = os.fspath(path)
     require_path(name)
+    if name.lower().endswith(SUFFIXES):
+        require_file(name)
     if spatial_scale is not None and not spatial_scale > 0:
         raise InputError(
             f"input.spatial_scale must be > 0. Got {spatial_scale!r} instead."
@@ -136,6 +139,15 @@ def open_image(path, *, level=0, spatial_scale=None):
         else:
             pixels = _ome_zarr(name, level)
     tiles = getattr(pixels, "tiles", None)
+    if spatial_scale is not None:
+        # Positions are float32 features: the last one must stay finite.
+        top = float(np.finfo(np.float32).max) / max(1, max(pixels.shape[:2]))
+        if not spatial_scale <= top:
+            raise InputError(
+                f"input.spatial_scale {spatial_scale!r} makes pixel positions of "
+                f"this {pixels.shape[0]} x {pixels.shape[1]} image overflow float32: "
+                f"give a value in (0, {top:.3g}]."
+            )
     if pixels.ndim == 2:
         pixels = pixels[..., None]
         pixels.tiles = tiles
@@ -153,7 +165,8 @@ def _tiff(name, level):
     import tifffile
 
     with tifffile.TiffFile(name) as tif:
-        levels = tif.series[0].levels
+        series = tif.series[0]
+        levels = series.levels
         if not 0 <= level < len(levels):
             raise InputError(
                 f"Input {name!r} has resolution levels 0 to {len(levels) - 1}; "
@@ -161,24 +174,75 @@ def _tiff(name, level):
             )
         page = levels[level].keyframe
         shape, dtype = levels[level].shape, levels[level].dtype
+        axes = levels[level].axes
+        if len(tif.series) > 1 and not tif.is_ome and len(levels) == 1:
+            # Several images in one file (pages of different shapes).
+            axes = "I" + axes
+        planar = len(axes) == 3 and axes in ("SYX", "CYX")
+        if not planar and not (
+            axes[:2] == "YX" and len(axes) <= 3 and axes[2:] in ("", "S", "C")
+        ):
+            raise InputError(
+                f"Input {name!r} holds a {' x '.join(map(str, shape))} stack (axes "
+                f"{axes}): mean shift segments one 2-D image (y, x and channels). "
+                "Save the page you want as its own TIFF."
+            )
+        # Channels stored as separate planes come first: (c, y, x).
+        plane = shape[1:] if planar else shape[:2]
         tile = (
-            page.tilelength or page.rowsperstrip or shape[0],
-            page.tilewidth or shape[1],
+            page.tilelength or page.rowsperstrip or plane[0],
+            page.tilewidth or plane[1],
         )
-    tiles = tuple(min(t, n) for t, n in zip(tile, shape[:2], strict=True))
+        # A planar block holds one channel; a contiguous one, all of them.
+        channels = 1 if planar else int(np.prod(shape[2:]))
+        _check_blocks(
+            name, page, shape, dtype, (tile[0], min(tile[1], plane[1])), channels
+        )
+    tiles = tuple(min(t, n) for t, n in zip(tile, plane, strict=True))
     reader = _TiffLevel(name, level, shape, dtype)
+    reader.row_axis = 1 if planar else 0
     # Tasks read several tiles at once (a task per tile would cost more than
     # its read); the label image keeps the tiles.
-    rows = max(
-        tiles[0], (_READ_BYTES // max(1, reader.row_bytes)) // tiles[0] * tiles[0]
-    )
-    arr = da.from_array(reader, chunks=(rows, *shape[1:]), asarray=False)
+    row_bytes = int(np.prod(shape)) // plane[0] * reader.dtype.itemsize
+    rows = max(tiles[0], (_READ_BYTES // max(1, row_bytes)) // tiles[0] * tiles[0])
+    if planar:
+        arr = da.from_array(reader, chunks=(shape[0], rows, shape[2]), asarray=False)
+        arr = arr.transpose(1, 2, 0)
+    else:
+        arr = da.from_array(reader, chunks=(rows, *shape[1:]), asarray=False)
     arr.tiles = tiles
     return arr
 
 
 #: Bytes a task reads from a TIFF at once.
 _READ_BYTES = 16 * 2**20
+#: The largest TIFF tile or strip a task may decode: all of it is read at once.
+MAX_BLOCK_BYTES = 512 * 2**20
+
+
+def _check_blocks(name, page, shape, dtype, tile, channels):
+    """Refuse a TIFF whose tiles or strips a task cannot hold, or that lies about its size.
+
+    A tile or strip is decoded whole: one larger than a task's memory fails
+    after minutes. Uncompressed blocks must also be as long in the file as
+    the pixels they declare.
+    """
+    block = tile[0] * tile[1] * channels * np.dtype(dtype).itemsize
+    if block > MAX_BLOCK_BYTES:
+        raise InputError(
+            f"Input {name!r} stores its pixels in {'tiles' if page.is_tiled else 'strips'}"
+            f" of {block / 2**20:.0f} MiB ({tile[0]} x {tile[1]} pixels), more than a "
+            f"task reads at once ({MAX_BLOCK_BYTES >> 20} MiB). Save it tiled, e.g. "
+            "tifffile.imwrite(path, data, tile=(256, 256))."
+        )
+    if page.compression == 1:  # uncompressed: the file must hold every pixel
+        declared = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        stored = sum(page.databytecounts)
+        if stored < declared:
+            raise InputError(
+                f"Input {name!r} declares {declared} bytes of pixels and stores "
+                f"{stored}: it is truncated or damaged. Write it again."
+            )
 
 
 class _TiffLevel:
@@ -189,7 +253,7 @@ class _TiffLevel:
 
         self.path, self.level, self.identity = path, level, file_identity(path)
         self.shape, self.dtype, self.ndim = tuple(shape), np.dtype(dtype), len(shape)
-        self.row_bytes = int(np.prod(shape[1:])) * self.dtype.itemsize
+        self.row_axis = 0
 
     def __getitem__(self, index):
         import tifffile
@@ -197,7 +261,7 @@ class _TiffLevel:
 
         from .io import require_unchanged
 
-        rows = index[0] if isinstance(index, tuple) else index
+        rows = index[self.row_axis] if isinstance(index, tuple) else index
         subject = f"Rows {rows.start}-{rows.stop - 1} of input file {self.path}"
         require_unchanged(self.path, self.identity, subject)
         with tifffile.imread(self.path, aszarr=True, level=self.level) as store:
@@ -206,11 +270,63 @@ class _TiffLevel:
 
 def _picture(name):
     import dask.array as da
+
+    return da.from_array(read_picture(name))
+
+
+#: Bytes a PNG's or JPEG's pixels may take: it is decoded whole, in memory.
+MAX_PICTURE_BYTES = 4 * 2**30
+#: Deflate (PNG) stores at most about this many bytes per compressed byte.
+_DEFLATE_RATIO = 1100
+
+
+def read_picture(name):
+    """A PNG or JPEG file's pixels: checked against the file and memory first.
+
+    Palette and CMYK pictures become RGB; 1-bit pictures come back as 0/1
+    (uint8). The pixels' size is checked before decoding: against memory, and
+    for PNG against the most that deflate can expand the file to, so a
+    picture that declares more pixels than it can hold is refused in one line
+    (PIL's own decompression-bomb warning is replaced by these checks).
+
+    Returns
+    -------
+    ndarray of shape (height, width) or (height, width, channels)
+    """
+    import warnings
+
     from PIL import Image
 
-    with Image.open(name) as img:
-        pixels = np.asarray(img.convert("RGB") if img.mode in ("P", "CMYK") else img)
-    return da.from_array(pixels)
+    require_file(name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(name)
+    except Image.DecompressionBombError as exc:
+        raise InputError(
+            f"Input {name!r} has more pixels than a picture is read with ({exc}). "
+            "Save it as a tiled TIFF, which is read tile by tile."
+        ) from None
+    with img:
+        width, height = img.size
+        bands = 3 if img.mode in ("P", "CMYK") else len(img.getbands())
+        bits = {"1": 1, "I": 32, "F": 32}.get(img.mode, 16 if ";16" in img.mode else 8)
+        need = width * height * bands * max(1, bits // 8)
+        size = os.path.getsize(name)
+        png = img.format == "PNG"
+        if need > MAX_PICTURE_BYTES or (png and need > _DEFLATE_RATIO * size + 2**20):
+            raise InputError(
+                f"Input {name!r} declares {width} x {height} pixels "
+                f"({need / 2**20:.0f} MiB) in a {size}-byte file: more than "
+                f"{'it can hold' if need <= MAX_PICTURE_BYTES else 'a picture is read with'}"
+                ". Give an intact picture, or a tiled TIFF for a large one."
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if img.mode in ("P", "CMYK"):
+                return np.asarray(img.convert("RGB"))
+            pixels = np.asarray(img)
+    return pixels.astype(np.uint8) if pixels.dtype == bool else pixels
 
 
 def _multiscales(name):
@@ -246,7 +362,15 @@ def _ome_zarr(name, level):
             f"{level} is not one. Give input.level in that range."
         )
     axes = [a["name"] if isinstance(a, dict) else a for a in scales[0]["axes"]]
-    arr = da.from_zarr(zarr.open_array(os.path.join(name, datasets[level]["path"])))
+    where = datasets[level].get("path") if isinstance(datasets[level], dict) else None
+    root = os.path.realpath(name)
+    target = os.path.realpath(os.path.join(name, str(where)))
+    if not isinstance(where, str) or not target.startswith(root + os.sep):
+        raise InputError(
+            f"Input {name!r} names level {level} at {where!r}, outside its own store: "
+            "an OME-Zarr image's levels lie inside it. Give an intact image."
+        )
+    arr = da.from_zarr(zarr.open_array(target, mode="r"))
     extra = [a for a in axes if a not in ("c", "y", "x")]
     if any(arr.shape[axes.index(a)] != 1 for a in extra):
         raise InputError(

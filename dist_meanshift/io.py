@@ -16,8 +16,9 @@ import os
 import numpy as np
 import zarr
 
+from ._files import require_file
 from ._outputs import BLOBS_FORMAT, jsonable, written
-from .errors import InputError, RunError
+from .errors import InputError, RunError, listed
 
 # Every chunk is stored, even one that is all fill value, so that a missing
 # chunk always means a damaged store.
@@ -87,12 +88,14 @@ def open_input(
         raise InputError(f"Input {name!r} does not exist. Check the path.")
     path = os.path.abspath(name)
     if path.endswith(".npy"):
+        require_file(name)
         try:
             return np.load(path, mmap_mode="r", allow_pickle=False)
-        except ValueError as exc:
+        except (ValueError, EOFError, OSError) as exc:
+            detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
             raise InputError(
-                f"Input {name!r} is not a plain numeric .npy file ({exc}). Save it "
-                "with numpy.save from a numeric array."
+                f"Input {name!r} is not a plain numeric .npy file ({detail}). Save "
+                "it with numpy.save from a numeric array."
             ) from exc
     try:
         node = zarr.open(path, mode="r")
@@ -114,13 +117,13 @@ def open_input(
     if array is None:
         inside = ", ".join(repr(os.path.join(name, k)) for k in names) or "none"
         raise InputError(
-            f"Input {name!r} is a zarr group, not an array, holding arrays {names}. "
+            f"Input {name!r} is a zarr group, not an array, holding arrays {listed(names)}. "
             'Name the one to cluster with --array NAME (array = "NAME" in a job '
             f"file), or give its path: {inside}."
         )
     if array not in names:
         raise InputError(
-            f"Zarr group {name!r} has no array {array!r}; it holds {names}. "
+            f"Zarr group {name!r} has no array {array!r}; it holds {listed(names)}. "
             "Check --array (array = ... in a job file)."
         )
     return require_every_chunk(node[array], name)

@@ -7,12 +7,15 @@ other sections are listed in :data:`SCHEMA`.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, field
 
+from ._files import require_file
 from ._params import COMMAND
 from .errors import InputError
+
+#: A job file is a page of TOML: what is read of it at most.
+_MAX_JOB_BYTES = 1 << 20
 
 _TOML_TYPES = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
 
@@ -47,6 +50,7 @@ SCHEMA = {
         "threads_per_worker": (int,),
         "memory_limit": (str, int),
         "processes": (bool,),
+        "host": (str,),
         "timeout": (int, float),
         "stall_timeout": (int, float),
         "tls_ca_file": (str,),
@@ -74,6 +78,33 @@ SCHEMA = {
     },
 }
 _MODEL = {p.name: p for p in COMMAND}
+#: Numbers outside [low, high] are refused by key (None: no bound that side).
+RANGES = {
+    "input.level": (0, None),
+    "input.spatial_scale": (0, None),
+    "input.make_blobs.n_samples": (1, None),
+    "input.make_blobs.n_features": (1, None),
+    "input.make_blobs.centers": (1, None),
+    "input.make_blobs.chunk_rows": (1, None),
+    "input.make_blobs.std": (0, None),
+    "cluster.n_workers": (1, None),
+    "cluster.memory_limit": (1, None),
+    "cluster.threads_per_worker": (1, None),
+    "cluster.timeout": (0, None),
+    "cluster.stall_timeout": (0, None),
+    "cluster.scale": (0, None),
+    "cluster.start_timeout": (0, None),
+    "cluster.adapt.minimum": (0, None),
+    "cluster.adapt.maximum": (1, None),
+}
+#: Numbers that must be above their lower bound, not equal to it.
+_OPEN_BELOW = {
+    "input.spatial_scale",
+    "input.make_blobs.std",
+    "cluster.timeout",
+    "cluster.stall_timeout",
+    "cluster.start_timeout",
+}
 #: What each key outside [model] means (the model's keys: the parameter table).
 KEY_DOCS = {
     "input": {
@@ -105,6 +136,8 @@ KEY_DOCS = {
         "threads_per_worker": "Threads per local worker (default 1).",
         "memory_limit": 'Memory per local worker, e.g. "2GiB".',
         "processes": "Local workers as processes (default: threads in this process).",
+        "host": "Address a local cluster listens on (default 127.0.0.1: this machine "
+        'only; "0.0.0.0" for every interface).',
         "timeout": "Seconds to wait for a remote scheduler (default 10).",
         "stall_timeout": "Seconds every worker may stay paused, or none be there, "
         "before the run stops (default 60).",
@@ -210,11 +243,18 @@ class Job:
         -------
         Job
         """
-        if not os.path.isfile(path):
-            raise JobError(f"Job file {str(path)!r} does not exist. Check the path.")
+        try:
+            require_file(path, "Job file")
+        except InputError as exc:
+            raise JobError(str(exc)) from None
         try:
             with open(path, "rb") as f:
-                raw = tomllib.load(f)
+                raw = tomllib.loads(f.read(_MAX_JOB_BYTES).decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise JobError(
+                f"Job file {str(path)!r} is not UTF-8 text (byte {exc.start}); a job "
+                "file is TOML. Check that you gave the job file."
+            ) from None
         except tomllib.TOMLDecodeError as exc:
             raise JobError(f"Job file {str(path)!r} is not valid TOML: {exc}.") from exc
         sections = {section: {} for section in SCHEMA}
@@ -223,6 +263,12 @@ class Job:
             raise JobError(
                 f"Job file {str(path)!r} has no input path. Add [input] path = "
                 '"data.zarr" to it.'
+            )
+        adapt = sections["cluster.adapt"]
+        if adapt.get("maximum", float("inf")) < adapt.get("minimum", 0):
+            raise JobError(
+                f"[cluster.adapt] maximum ({adapt['maximum']}) is below its minimum "
+                f"({adapt['minimum']}). Give maximum >= minimum."
             )
         sections["make_blobs"] = sections.pop("input.make_blobs")
         for sub in ("options", "adapt"):
@@ -298,8 +344,39 @@ def _checked(section, key, value, types):
             f"{value!r} ({type(value).__name__}) instead."
         )
     if param is None:
-        return value
+        return _in_range(name, value)
     try:
         return param.check(param.parse(value))
     except ValueError as exc:
         raise JobError(f"{exc} (key '{name}' of the job file)") from None
+
+
+def _in_range(name, value):
+    """``value``, refused by key when it is out of its range or not a finite number."""
+    import math
+
+    if name == "cluster.memory_limit" and isinstance(value, str) and value != "auto":
+        from dask.utils import parse_bytes
+
+        try:
+            ok = parse_bytes(value) > 0
+        except (ValueError, TypeError):
+            ok = False
+        if not ok:
+            raise JobError(
+                f"Key '{name}' in the job file must be a size such as \"2GiB\" or "
+                f'"auto". Got {value!r} instead.'
+            )
+    if name not in RANGES or isinstance(value, bool | str):
+        return value
+    low, high = RANGES[name]
+    bad = isinstance(value, float) and not math.isfinite(value)
+    bad = bad or (value <= low if name in _OPEN_BELOW else value < low)
+    bad = bad or (high is not None and value > high)
+    if bad:
+        above = f"> {low}" if name in _OPEN_BELOW else f">= {low}"
+        raise JobError(
+            f"Key '{name}' in the job file must be a number {above}"
+            f"{f' and <= {high}' if high is not None else ''}. Got {value!r} instead."
+        )
+    return value

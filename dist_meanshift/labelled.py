@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._files import require_file
 from ._outputs import written
-from .errors import InputError
+from .errors import InputError, listed
 from .io import reading, require_path
 
 #: Suffixes read as NetCDF datasets.
@@ -101,6 +102,8 @@ def open_dataset(path, *, variables=None, dims=None):
 
     name = os.fspath(path)
     require_path(name)
+    if name.lower().endswith(NETCDF):
+        require_file(name)
     remedy = "Give a zarr store or NetCDF file written by xarray."
     with reading(name, "an xarray dataset", remedy):
         if name.lower().endswith(NETCDF):
@@ -112,11 +115,19 @@ def open_dataset(path, *, variables=None, dims=None):
     unknown = [v for v in variables or [] if v not in names]
     if unknown or not names:
         raise InputError(
-            f"Input {name!r} has no variable(s) {unknown}; it has {names}. Check "
+            f"Input {name!r} has no variable(s) {listed(unknown)}; it has "
+            f"{listed(names)}. Check "
             "variables = [...] in [input]."
         )
     first = (variables or names)[0]
     dims = list(dims) if dims is not None else list(dataset[first].dims)
+    absent = [d for d in dims if d not in dataset.dims]
+    if absent or len(set(dims)) != len(dims):
+        raise InputError(
+            f"Input {name!r} has no dimension(s) {listed(absent or dims)} (or names "
+            f"one twice); it has {listed(dataset.dims)}. Check dims = [...] in "
+            "[input]."
+        )
     if variables is None:
         variables = [v for v in names if set(dataset[v].dims) == set(dims)]
     wrong = [v for v in variables if set(dataset[v].dims) != set(dims)]

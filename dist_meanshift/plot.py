@@ -86,10 +86,11 @@ def load_image(name):
     import os
 
     if os.path.exists(name):
-        from PIL import Image
+        from .images import read_picture
+        from .io import reading
 
-        with Image.open(name) as img:
-            arr = np.asarray(img.convert("RGB"))
+        with reading(name, "a picture", "Give a PNG or JPEG file."):
+            arr = _rgb(read_picture(name))
     else:
         from sklearn.datasets import load_sample_image
 
@@ -100,7 +101,17 @@ def load_image(name):
                 f"Image {name!r} is neither a file nor a scikit-learn sample image. "
                 "Give a PNG/JPEG path, or 'china.jpg' / 'flower.jpg'."
             ) from exc
-    return (arr / 255.0).astype(np.float32)
+    top = np.iinfo(arr.dtype).max if arr.dtype.kind in "ui" else 1.0
+    return (arr / top).astype(np.float32)
+
+
+def _rgb(pixels):
+    """Grey, grey + alpha, RGB or RGBA pixels as RGB (alpha dropped)."""
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if pixels.shape[2] in (1, 2):
+        return np.repeat(pixels[..., :1], 3, axis=2)
+    return pixels[..., :3]
 
 
 def _take(a, rows):

@@ -226,12 +226,41 @@ def read_result(path):
             f"Model {name!r} is not a dist-meanshift result ({exc}). Give "
             "the output of 'dist-meanshift run' or 'fit'."
         ) from exc
+    if group.attrs.get("format") != FORMAT:
+        raise InputError(
+            f"Model {name!r} has format {_shown(group.attrs.get('format'))}, not "
+            f"{FORMAT!r}: it is not a dist-meanshift result. Give the output of "
+            "'dist-meanshift run' or 'fit', or of MeanShift.save."
+        )
     if "cluster_centers" not in group or group.attrs.get("complete") is not True:
         raise InputError(
             f"Model {name!r} is not a complete dist-meanshift result. "
             "Give the output of a finished 'dist-meanshift run' or 'fit'."
         )
     return group
+
+
+def _shown(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _require_inside(group, key, name):
+    """Refuse an array of a local store that lies outside it (a link out of the model)."""
+    root = getattr(group.store, "root", None)
+    if root is None:
+        return
+    top = os.path.realpath(os.path.join(os.fspath(root), group.path))
+    node = os.path.join(top, key)
+    inside = os.path.realpath(node).startswith(top + os.sep)
+    for folder, dirs, files in os.walk(node):
+        for entry in dirs + files:
+            inside = inside and not os.path.islink(os.path.join(folder, entry))
+    if not inside:
+        raise InputError(
+            f"Model {name!r} has {key} behind a symbolic link; a model's arrays lie "
+            "inside its own folder. Give an intact result."
+        )
 
 
 def read_centers(group, path):
@@ -257,6 +286,7 @@ def read_centers(group, path):
         f"Model {name!r} has damaged cluster_centers ({{}}). Fit again, or give "
         "an intact result."
     )
+    _require_inside(group, "cluster_centers", name)
     node = group["cluster_centers"]
     if not isinstance(node, zarr.Array):
         raise InputError(damaged.format("not an array"))
@@ -323,13 +353,40 @@ def load_model(path):
         With ``cluster_centers_`` checked as strictly as input data, and the
         parameters and fitted figures the result records.
     """
+    from ._params import BY_NAME
     from .estimator import MeanShift
 
     group = read_result(path)
     centers = read_centers(group, path)
     attrs = dict(group.attrs)
     known = MeanShift().get_params()
-    params = {k: v for k, v in attrs.get("params", {}).items() if k in known}
+    stored = attrs.get("params", {})
+    name = os.fspath(path)
+    if not isinstance(stored, dict):
+        raise InputError(
+            f"Model {name!r} has params {_shown(stored)}, not a table of parameters: "
+            "the store is damaged. Fit again, or give an intact result."
+        )
+    params = {k: v for k, v in stored.items() if k in known}
+    for key, value in params.items():
+        if key in BY_NAME and BY_NAME[key].kind != "array":
+            try:
+                BY_NAME[key].check(value)
+            except InputError as exc:
+                raise InputError(
+                    f"Model {name!r} records a bad parameter: {exc} Fit again, or "
+                    "give an intact result."
+                ) from None
+    bandwidth = attrs.get("bandwidth", params.get("bandwidth"))
+    if bandwidth is not None and not (
+        isinstance(bandwidth, int | float)
+        and not isinstance(bandwidth, bool)
+        and 0 < bandwidth < np.inf
+    ):
+        raise InputError(
+            f"Model {name!r} records bandwidth {_shown(bandwidth)}; a bandwidth is a "
+            "finite number > 0. Fit again, or give an intact result."
+        )
     model = MeanShift(**params)
     model.cluster_centers_ = centers
     model.n_features_in_ = centers.shape[1]

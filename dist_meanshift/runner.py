@@ -98,6 +98,13 @@ def run_job(
             "then run again"
         ) from exc
     except Exception as exc:
+        unreadable = _unreadable(exc)
+        if unreadable is not None:
+            detail = " ".join(f"{type(unreadable).__name__}: {unreadable}".split())
+            raise InputError(
+                f"Input {job.input['path']!r} cannot be read past a point "
+                f"({detail[:200]}). Fix or re-export the file, then run again."
+            ) from exc
         if _scheduler_lost(exc):
             raise RunError(
                 "lost the connection to the Dask scheduler mid-run; the state of "
@@ -107,13 +114,27 @@ def run_job(
         raise
 
 
+#: What table readers raise, inside a task, on a file damaged past its header.
+_UNREADABLE = {"ParserError", "ArrowInvalid", "ArrowTypeError", "EmptyDataError"}
+
+
+def _unreadable(exc):
+    """The reader's error in ``exc`` (or what caused it) on a damaged file, or None."""
+    return _cause(exc, _UNREADABLE)
+
+
 def _scheduler_lost(exc):
     """Whether ``exc`` (or what caused it) is the client losing its scheduler."""
+    return _cause(exc, _LOST) is not None
+
+
+def _cause(exc, names):
+    """The first of ``exc`` and its causes whose type is named in ``names``."""
     while exc is not None:
-        if type(exc).__name__ in _LOST:
-            return True
+        if type(exc).__name__ in names:
+            return exc
         exc = exc.__cause__ or exc.__context__
-    return False
+    return None
 
 
 class _Run:
@@ -136,7 +157,7 @@ class _Run:
         overwrite = self.out.get("overwrite", False)
         self.beside.check(overwrite, resume)
         cluster.resolve_address(self.job.cluster)
-        check_output_path(self.path, overwrite, (self.inp["path"],), resume=resume)
+        check_output_path(self.path, overwrite, self.beside.inputs(), resume=resume)
         with output_lock(self.path):
             return self._locked(overwrite, resume)
 
@@ -164,6 +185,7 @@ class _Run:
         from .results import open_stopped_output
 
         data, image_shape, fp = self._open()
+        self.beside.check_data(data)
         group = open_stopped_output(self.path, (self.inp["path"],)) if resume else None
         if group is not None and group.attrs.get("complete"):
             # Killed after its last byte: the run is done, resuming changes nothing.

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._files import require_file
 from ._outputs import MARKER, written
-from .errors import InputError
+from .errors import InputError, listed
 from .io import file_identity, reading, require_path, require_unchanged
 
 #: Suffixes read as tables.
@@ -28,6 +29,8 @@ SUFFIXES = (".parquet", ".pq", ".csv")
 #: The format of a labels table this package wrote (in its MARKER file).
 FORMAT = "dist-meanshift-table/1"
 MISSING = ("refuse", "drop")
+#: The columns a labels table adds beside the input's own.
+ADDED_COLUMNS = ("row", "label")
 
 
 def is_table(path):
@@ -135,6 +138,8 @@ def open_table(path, columns=None, missing="refuse"):
         )
     require_path(name)
     csv = name.lower().rstrip("/").endswith(".csv")
+    if csv and not any(ch in name for ch in "*?["):
+        require_file(name)
     with reading(
         name, f"a {'CSV' if csv else 'Parquet'} table", "Give a readable table."
     ):
@@ -175,7 +180,17 @@ def _read_parquet(name):
         for f in files
         for i in range(pq.ParquetFile(f).num_row_groups)
     ]
-    meta = pq.read_schema(files[0]).empty_table().to_pandas()
+    schema = pq.read_schema(files[0])
+    for other in files[1:]:
+        theirs = pq.read_schema(other)
+        if not theirs.remove_metadata().equals(schema.remove_metadata()):
+            diff = sorted(set(map(str, theirs)) ^ set(map(str, schema)), key=str)
+            raise InputError(
+                f"Input {name!r} mixes Parquet schemas: {os.path.basename(other)!r} "
+                f"differs from {os.path.basename(files[0])!r} in {listed(diff, 4)}. "
+                "Give files of one schema (or one file)."
+            )
+    meta = schema.empty_table().to_pandas()
     return dd.from_map(_read_row_group, pieces, meta=meta, enforce_metadata=False)
 
 
@@ -190,6 +205,13 @@ def _read_row_group(piece):
 def feature_columns(frame, columns, name):
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
+    names = list(frame.columns)
+    twice = sorted({c for c in names if names.count(c) > 1}, key=str)
+    if twice:
+        raise InputError(
+            f"Input {name!r} has duplicate column name(s) {listed(twice)}: a "
+            "feature must be one column. Rename them in the file."
+        )
     numeric = [
         c
         for c, t in frame.dtypes.items()
@@ -205,13 +227,19 @@ def feature_columns(frame, columns, name):
     absent = [c for c in columns if c not in frame.columns]
     if absent:
         raise InputError(
-            f"Input {name!r} has no column(s) {absent}; it has {list(frame.columns)}. "
-            "Check columns = [...] in [input]."
+            f"Input {name!r} has no column(s) {listed(absent)}; it has "
+            f"{listed(frame.columns)}. Check columns = [...] in [input]."
+        )
+    twice = sorted({c for c in columns if columns.count(c) > 1}, key=str)
+    if twice:
+        raise InputError(
+            f"columns = [...] names {listed(twice)} more than once. Name each "
+            "feature column once."
         )
     words = [c for c in columns if c not in numeric]
     if words:
         raise InputError(
-            f"Column(s) {words} of {name!r} are not numeric; mean shift needs "
+            f"Column(s) {listed(words)} of {name!r} are not numeric; mean shift needs "
             "numeric features. Leave them out of columns = [...] or convert them."
         )
     return list(columns)

@@ -123,7 +123,15 @@ def test_json_names_the_labels_table(tmp_path):
     _frame().to_parquet(tmp_path / "p.parquet")
     done = run_cli("fit", "p.parquet", "--out", "o.zarr", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["table"] == str(tmp_path / "o.labels.parquet")
+    import pandas as pd
+
+    result = json.loads(done.stdout)
+    assert result["table_folder"] == str(tmp_path / "o.labels.parquet")
+    # Each key names what a script reads directly.
+    labels = pd.read_parquet(result["table"])
+    assert len(labels) == len(_frame()) and {"row", "label"} <= set(labels.columns)
+    centers = pd.read_parquet(result["centers_table"])
+    assert centers["size"].sum() == len(labels)
 
 
 def test_the_table_job_runs(tmp_path, monkeypatch):

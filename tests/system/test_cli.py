@@ -184,7 +184,7 @@ def test_fit_predict_and_inspect(blobs, tmp_path):
         ),
         (
             ["predict", "BLOBS", "BLOBS", "--array", "X", "--out", "p.zarr"],
-            "is not a complete dist-meanshift result",
+            "it is not a dist-meanshift result",
         ),
         (["inspect", "nowhere"], "'nowhere' does not exist"),
         (["fit", "BLOBS", "--kernel", "cosine", "--out", "o.zarr"], "cosine"),

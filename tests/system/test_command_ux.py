@@ -99,7 +99,7 @@ def test_scheduler_file_names_the_scheduler(data, tmp_path_factory):
         assert done.returncode == 0, done.stderr
     missing = run_cli(*FIT, "m.zarr", "--scheduler-file", "none.json", cwd=data)
     assert missing.returncode == 2
-    assert "Scheduler file 'none.json' cannot be read" in missing.stderr
+    assert "Scheduler file 'none.json' does not exist" in missing.stderr
 
 
 def test_a_model_saved_in_python_predicts_in_the_command_and_back(data):

@@ -16,6 +16,7 @@ from sklearn.datasets import (
     make_blobs,
 )
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import adjusted_rand_score
 from sklearn.preprocessing import StandardScaler
 
 from dist_meanshift import MeanShift, estimate_bandwidth
@@ -141,7 +142,8 @@ def test_bandwidth_estimate_suits_the_kernel():
     flat = estimate_bandwidth(X, quantile=0.1)
     gauss = estimate_bandwidth(X, quantile=0.1, kernel="gaussian")
     assert type(flat) is np.float64 and type(gauss) is np.float64
-    assert gauss == pytest.approx(flat / np.sqrt(3 + 2), rel=1e-12)
+    # 3000 rows, quantile 0.1: the radius counts k = 300 neighbours.
+    assert gauss == pytest.approx(flat / np.sqrt(2 * np.log(300)), rel=1e-12)
     # The README's quickstart: 5 blobs with the default (Gaussian) kernel.
     assert len(MeanShift(bandwidth=gauss).fit(X).cluster_centers_) == 5
     iris = StandardScaler().fit_transform(load_iris().data)
@@ -166,3 +168,27 @@ def test_small_in_memory_fits_build_no_task_graph_per_iteration():
     # The labels are one small graph; no shift or moment task ran.
     assert not any("shift_partial_sums" in k or "local_moments" in k for k in started)
     assert len(started) < 50
+
+
+@pytest.mark.parametrize("n_features", [2, 3, 16, 64, 256])
+def test_default_gaussian_bandwidth_finds_the_groups_in_any_dimension(n_features):
+    # Under r / sqrt(d + 2) every row of the 256-feature case was its own
+    # cluster (rows sit ~22 apart, sigma was 1.42).
+    X, y = make_blobs(
+        n_samples=400,
+        n_features=n_features,
+        centers=4,
+        center_box=(-20, 20),
+        random_state=0,
+    )
+    model = MeanShift().fit(X)
+    assert len(model.cluster_centers_) == 4
+    assert adjusted_rand_score(y, model.labels_) == 1.0
+
+
+def test_default_gaussian_bandwidth_two_groups_in_256_features():
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(250, 256)), rng.normal(size=(250, 256)) + 5])
+    model = MeanShift().fit(X)
+    assert len(model.cluster_centers_) == 2
+    assert adjusted_rand_score(np.repeat([0, 1], 250), model.labels_) == 1.0
