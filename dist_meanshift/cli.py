@@ -162,9 +162,17 @@ def run(ctx, job_file, out, overwrite, resume, as_json, **options):
 @click.option("--out", required=True, help="Output zarr path.")
 @click.option("--array", help="Array name when INPUT is a zarr group.")
 @_with([_model_option(p) for p in COMMAND])
-@click.option("--n-workers", type=int, help="Workers of the local cluster.")
-@click.option("--threads-per-worker", type=int, help="Threads per local worker.")
-@click.option("--memory-limit", help="Memory per local worker, e.g. 2GiB.")
+@click.option(
+    "--n-workers", type=click.IntRange(1), help="Workers of the local cluster."
+)
+@click.option(
+    "--threads-per-worker", type=click.IntRange(1), help="Threads per local worker."
+)
+@click.option(
+    "--memory-limit",
+    callback=lambda ctx, param, value: _size(value),
+    help="Memory per local worker, e.g. 2GiB.",
+)
 @_with([_overwrite, _resume, *_cluster_options])
 @click.pass_context
 def fit(ctx, input_path, out, array, resume, as_json, **options):
@@ -331,6 +339,18 @@ class _Progress:
             f"{state.max_shift:.3g}"
         )
         return f"{text}; {self.tasks}" if self.tasks else text
+
+
+def _size(value):
+    """A --memory-limit checked as the job file's memory_limit is."""
+    from .jobs import check_memory_limit
+
+    if value is None:
+        return value
+    try:
+        return check_memory_limit(value, "--memory-limit")
+    except JobError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _pop(options, *keys):

@@ -208,6 +208,8 @@ def code_keys(options, prefix="cluster.options"):
     return found
 
 
+#: Names of distributed's LocalCluster as a manager: kept on loopback too.
+LOCAL_MANAGERS = ("distributed.LocalCluster", "distributed.deploy.local.LocalCluster")
 #: Packages whose cluster managers a job file may name without trust_manager.
 TRUSTED_MANAGERS = (
     "distributed",
@@ -263,7 +265,7 @@ def make_manager(spec):
             "not code: drop the key(s), or set trust_manager = true in [cluster] "
             "if you trust this file."
         )
-    if name in ("distributed.LocalCluster", "distributed.deploy.local.LocalCluster"):
+    if name in LOCAL_MANAGERS:
         # Only this machine reaches a local cluster, unless the options say otherwise.
         host = options.get("host", LOOPBACK)
         for key, value in listening(host, options.get("processes", True)).items():
@@ -366,6 +368,21 @@ class _Failures(logging.Handler):
             # were not asked for.
             if record.name.startswith("tornado"):
                 self.fatal = self.last
+
+
+def dashboard_link(client, spec):
+    """The dashboard's address as it listens: a local cluster's on its own host.
+
+    ``client.dashboard_link`` names the machine's address for an in-process
+    scheduler, where nothing listens (the dashboard is on loopback).
+    """
+    local = spec.get("manager") in LOCAL_MANAGERS
+    remote = spec.get("scheduler") or (spec.get("manager") and not local)
+    port = client.scheduler_info().get("services", {}).get("dashboard")
+    if remote or not port:
+        return client.dashboard_link
+    host = spec.get("options", {}).get("host") if local else spec.get("host")
+    return f"http://{_bracketed(host or LOOPBACK)}:{port}/status"
 
 
 def has_dashboard(client, remote):

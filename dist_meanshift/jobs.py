@@ -355,18 +355,8 @@ def _in_range(name, value):
     """``value``, refused by key when it is out of its range or not a finite number."""
     import math
 
-    if name == "cluster.memory_limit" and isinstance(value, str) and value != "auto":
-        from dask.utils import parse_bytes
-
-        try:
-            ok = parse_bytes(value) > 0
-        except (ValueError, TypeError):
-            ok = False
-        if not ok:
-            raise JobError(
-                f"Key '{name}' in the job file must be a size such as \"2GiB\" or "
-                f'"auto". Got {value!r} instead.'
-            )
+    if name == "cluster.memory_limit" and isinstance(value, str):
+        check_memory_limit(value, f"Key '{name}' in the job file")
     if name not in RANGES or isinstance(value, bool | str):
         return value
     low, high = RANGES[name]
@@ -378,5 +368,22 @@ def _in_range(name, value):
         raise JobError(
             f"Key '{name}' in the job file must be a number {above}"
             f"{f' and <= {high}' if high is not None else ''}. Got {value!r} instead."
+        )
+    return value
+
+
+def check_memory_limit(value, what):
+    """``value``, refused unless it is "auto" or a size such as "2GiB" (> 0)."""
+    from dask.utils import parse_bytes
+
+    if value == "auto":
+        return value
+    try:
+        ok = parse_bytes(value) > 0
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise JobError(
+            f'{what} must be a size such as "2GiB", or "auto". Got {value!r} instead.'
         )
     return value

@@ -206,7 +206,7 @@ class _Run:
                 if cluster.has_dashboard(
                     client, remote=bool(spec.get("scheduler") or spec.get("manager"))
                 ):
-                    self.echo(f"dashboard: {client.dashboard_link}")
+                    self.echo(f"dashboard: {cluster.dashboard_link(client, spec)}")
                 model, sizes = self._fit(data, fp, saved, group, overwrite, started)
             except KeyboardInterrupt:
                 if watch.reason:

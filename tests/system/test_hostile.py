@@ -212,7 +212,7 @@ job = Job(
     cluster=json.loads(sys.argv[1]),
     output={"path": "r.zarr", "overwrite": True},
 )
-job.run(after_iteration=record)
+job.run(after_iteration=record, echo=print)
 print(json.dumps(sorted(seen)))
 """
 
@@ -246,6 +246,10 @@ def test_a_local_cluster_listens_on_loopback_only(tmp_path, spec):
     addresses = json.loads(done.stdout.strip().splitlines()[-1])
     assert addresses, "the running job listened on no socket: nothing was checked"
     assert set(addresses) <= {"127.0.0.1", "::1"}, addresses
+    # The dashboard printed is the one that listens.
+    for line in done.stdout.splitlines():
+        if line.startswith("dashboard:"):
+            assert line.startswith("dashboard: http://127.0.0.1:"), line
 
 
 # --- outputs that would destroy inputs or each other -------------------------
@@ -769,3 +773,21 @@ def test_a_planar_rgb_tiff_is_read_as_height_width_channels(tmp_path):
     image = open_image(str(tmp_path / "rgb.tif"))
     assert image.image_shape == (64, 48, 3)
     np.testing.assert_array_equal(np.asarray(image.pixels), planes.transpose(1, 2, 0))
+
+
+@pytest.mark.parametrize(
+    "option,words",
+    [
+        (("--n-workers", "-1"), ["--n-workers", "x>=1"]),
+        (("--memory-limit", "lots"), ["--memory-limit", "2GiB"]),
+        (("--scheduler", "bogus://host:1"), ["bogus", "tcp://host:8786"]),
+        (("--bandwidth", "1e308"), ["give a bandwidth in"]),
+    ],
+)
+def test_bad_values_on_the_command_line_are_refused_by_name(tmp_path, option, words):
+    _npy(tmp_path)
+    done = cli(
+        "fit", "x.npy", "--out", "r.zarr", "--kernel", "flat", *option, cwd=tmp_path
+    )
+    _refused(done, *words)
+    assert not (tmp_path / "r.zarr").exists()

@@ -436,9 +436,14 @@ def test_sigterm_before_any_record_leaves_no_output(data):
     assert proc.returncode == 143, err
     # Either nothing was recorded yet and nothing is left, or the output holds
     # a resumable state; never an empty or complete-looking directory.
+    # The message says which, and names a command that works.
+    line = err.strip().splitlines()[-1]
     if out.exists():
         assert _recorded(out / "state" / "zarr.json")
         assert zarr.open_group(str(out), mode="r").attrs["complete"] is False
+        assert "--resume" in line and "is kept" in line, line
+    else:
+        assert "nothing was kept" in line and "--resume" not in line, line
     assert not (data / "out.zarr.lock").exists()
 
 
