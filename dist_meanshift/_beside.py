@@ -199,7 +199,7 @@ def _pictures(job, data, model, image_shape, echo):
             plot.plot_result(
                 out["plot"],
                 data.to_dask() if hasattr(data, "to_dask") else data,
-                model.labels_,
+                model._session_labels(),
                 model.cluster_centers_,
                 model.trace_,
                 dims=dims,
@@ -209,10 +209,12 @@ def _pictures(job, data, model, image_shape, echo):
             if hasattr(data, "pixels"):  # an image input, in its own units
                 from .images import save_picture, segmented
 
-                picture = segmented(data, model.cluster_centers_, model.labels_)
+                picture = segmented(
+                    data, model.cluster_centers_, model._session_labels()
+                )
                 save_picture(out["image"], picture)
             else:
-                labels = model.labels_
+                labels = model._session_labels()
                 labels = labels.compute() if hasattr(labels, "compute") else labels
                 picture = model.cluster_centers_[labels].reshape(image_shape)
                 plot.save_image(out["image"], picture)

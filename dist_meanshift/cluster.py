@@ -193,6 +193,12 @@ CODE_KEYS = frozenset(
 )
 
 
+#: Command-line flags of ``dask worker`` and ``dask scheduler`` that import or
+#: run code, as a manager's extra arguments would pass them (dask-jobqueue's
+#: ``worker_extra_args``).
+CODE_FLAGS = ("--preload", "--worker-class", "--plugin", "--nanny-class")
+
+
 def code_keys(options, prefix="cluster.options"):
     """The dotted names of every key of ``options`` that names code to import or run."""
     found = []
@@ -205,6 +211,8 @@ def code_keys(options, prefix="cluster.options"):
             found.append(name)
         elif isinstance(value, dict | list):
             found += code_keys(value, name)
+        elif isinstance(value, str) and value.strip().lower().startswith(CODE_FLAGS):
+            found.append(name)
     return found
 
 

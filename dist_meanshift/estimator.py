@@ -316,6 +316,9 @@ class MeanShift(ClusterMixin, BaseEstimator):
         # Lazy data is checked for NaN and infinity chunk by chunk in the
         # passes of the fit itself; only a failed check costs a pass, to count.
         source = data.array
+        # Labels are built from the source, not from data persisted on this
+        # client's cluster: they outlive the client (read again when computed).
+        data.source_array = source
         try:
             data.array = _dask.prepare(_dask.checked_finite(source), self.persist)
             yield from self._fit_steps(data, sample_weight, resume)
@@ -324,6 +327,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
             raise
 
     def _fit_steps(self, data, sample_weight, resume):
+        self.__dict__.pop("_labels_in_memory", None)  # an earlier fit's
         weights = check_sample_weight(sample_weight, data)
         bandwidth = self._bandwidth(data, weights, resume)
         fit_data, fit_weights = data, weights
@@ -371,6 +375,19 @@ class MeanShift(ClusterMixin, BaseEstimator):
         self.labels_ = _dask.output(
             data, _dask.label(data.array, self.cluster_centers_, reach)
         )
+        source = getattr(data, "source_array", None)
+        if source is not None and source is not data.array:
+            # The labels of the data held in memory, for this session's own
+            # writes (the command's result), and labels_ that any client, or
+            # none, can compute after this one is gone.
+            self._labels_in_memory = self.labels_
+            self.labels_ = _dask.label(source, self.cluster_centers_, reach)
+
+    def _session_labels(self):
+        """``labels_``, or the same labels read from data this session holds in
+        memory (cheaper to compute while its cluster runs; gone with it)."""
+        held = self.__dict__.get("_labels_in_memory")
+        return self.labels_ if held is None else held
 
     def _bandwidth(self, data, weights, resume):
         """The bandwidth given, recorded in ``resume``, or estimated for the kernel."""

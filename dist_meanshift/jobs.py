@@ -112,7 +112,7 @@ KEY_DOCS = {
         "(file, folder or glob), or an image (TIFF, PNG, JPEG, OME-Zarr).",
         "array": "The array of a zarr group to cluster (not needed with one array).",
         "image": "A picture (or scikit-learn sample image) whose pixels are written to "
-        "path as zarr first.",
+        "path first: a tiled TIFF for a .tif path, else zarr.",
         "columns": "A table's feature columns (default: every numeric column).",
         "missing": "A table's rows with missing values: refuse (default) or drop.",
         "level": "An image pyramid's resolution level (0: full size).",
@@ -122,7 +122,8 @@ KEY_DOCS = {
         "variable's).",
     },
     "input.make_blobs": {
-        "n_samples": "Rows of a demo dataset made at input.path if it is missing.",
+        "n_samples": "Rows of a demo dataset made at input.path if it is missing, "
+        "in the format the path names (zarr, Parquet, CSV or NetCDF).",
         "n_features": "Its features.",
         "centers": "Its blobs.",
         "seed": "Its random seed.",

@@ -279,7 +279,7 @@ class _Run:
             self.after_iteration()
             sizes = finish_result(
                 group,
-                labels=model.labels_,
+                labels=model._session_labels(),
                 centers=model.cluster_centers_,
                 attrs=attrs,
                 before_complete=lambda sizes: self.beside.write(
@@ -314,25 +314,23 @@ def _prepare_input(job, echo):
     inp = job.input
     from .io import exists
 
+    tiff = inp["path"].lower().endswith((".tif", ".tiff"))
     if exists(inp["path"]):
-        if "image" in inp:
+        if "image" in inp and not tiff:
             import zarr
 
             return tuple(zarr.open_array(inp["path"], mode="r").attrs["image_shape"])
         return None
     if "image" in inp:
-        from .io import write_array
-        from .plot import load_image
+        from .demo import write_picture
 
-        pixels = load_image(inp["image"])
         echo(f"writing the pixels of {inp['image']} to {inp['path']}")
-        write_array(inp["path"], pixels.reshape(-1, 3), {"image_shape": pixels.shape})
-        return pixels.shape
+        return write_picture(inp["path"], inp["image"])
     if job.make_blobs:
-        from .io import make_blobs_zarr
+        from .demo import make_demo
 
         echo(f"making a demo dataset at {inp['path']}")
-        make_blobs_zarr(inp["path"], **job.make_blobs)
+        make_demo(inp["path"], **job.make_blobs)
         return None
     raise InputError(
         f"Input {inp['path']!r} does not exist. Check the path, or add an "

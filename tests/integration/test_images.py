@@ -119,6 +119,18 @@ def test_the_tiff_job_runs(tmp_path, monkeypatch):
     assert label_image.shape == (256, 192) and label_image.chunks == (64, 64)
 
 
+def test_the_tiff_job_runs_as_shipped(tmp_path, monkeypatch):
+    # On a fresh copy it writes scikit-learn's photograph as a tiled TIFF first.
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(ROOT / "jobs" / "tiff.toml", tmp_path)
+    result = Job.load("tiff.toml").run()
+    assert result.n_clusters >= 2
+    with tifffile.TiffFile("results/tiff/slide.tif") as tif:
+        assert tif.pages[0].is_tiled and tif.pages[0].shape == (427, 640, 3)
+    label_image = zarr.open_array("results/tiff/result.zarr/label_image/0", mode="r")
+    assert label_image.shape == (427, 640) and label_image.chunks == (256, 256)
+
+
 def test_a_tiff_rewritten_during_a_run_stops_it(tmp_path):
     import os
 

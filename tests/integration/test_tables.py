@@ -151,6 +151,20 @@ def test_the_table_job_runs(tmp_path, monkeypatch):
     )
 
 
+def test_the_table_job_runs_as_shipped(tmp_path, monkeypatch):
+    # On a fresh copy it makes its demo table (x, y and the text column blob).
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(ROOT / "jobs" / "table.toml", tmp_path)
+    result = run_job("table.toml")
+    assert result.n_clusters == 4
+    table = pd.read_parquet(result.to_dict()["table"])
+    assert len(table) == 20_000 and {"x", "y", "blob", "row", "label"} <= set(
+        table.columns
+    )
+    # Each blob is one cluster.
+    assert table.groupby("blob")["label"].nunique().eq(1).all()
+
+
 def test_a_table_rewritten_during_a_run_stops_it(tmp_path):
     import os
 

@@ -165,10 +165,15 @@ def test_no_code_named_in_a_job_file_is_imported(tmp_path, options):
 def test_a_trusted_job_may_name_a_class(tmp_path):
     from dist_meanshift.cluster import code_keys
 
-    options = {"workers": {"a": {"cls": "x.Y", "options": {"preload": ["m"]}}}}
+    options = {
+        "workers": {"a": {"cls": "x.Y", "options": {"preload": ["m"]}}},
+        "worker_extra_args": ["--nthreads", "1", "--preload=m"],
+        "queue": "normal",
+    }
     assert code_keys(options) == [
         "cluster.options.workers.a.cls",
         "cluster.options.workers.a.options.preload",
+        "cluster.options.worker_extra_args[2]",
     ]
     _npy(tmp_path)
     job = _job(
