@@ -17,6 +17,9 @@ def describe(path):
     name = os.fspath(path)
     if os.path.isfile(os.path.join(name, MARKER)):
         return _describe_table(name)
+    labels = _describe_labels(name)
+    if labels:
+        return labels
     try:
         node = zarr.open(name, mode="r")
     except Exception:  # noqa: BLE001 - not zarr: a table, an image or a dataset
@@ -44,6 +47,28 @@ def describe(path):
         if key not in ("trace", "input", "fingerprint"):
             lines.append(f"attr {key}: {_short(json.dumps(attrs[key]))}")
     return lines
+
+
+def _describe_labels(name):
+    """A labels dataset written beside a result (zarr or NetCDF), or None."""
+    from ._outputs import output_status
+    from .labelled import FORMAT as LABELS
+
+    complete = output_status(name, (LABELS,))
+    if complete is None:
+        return None
+    import xarray as xr
+
+    opened = (
+        xr.open_dataset(name)
+        if os.path.isfile(name)
+        else xr.open_zarr(name, consolidated=False)
+    )
+    with opened as ds:
+        shape = " x ".join(f"{d} {n}" for d, n in ds["label"].sizes.items())
+        state = "complete" if complete else "INCOMPLETE"
+        source, features = ds.attrs.get("source"), ds.attrs.get("features")
+    return [f"labels dataset: {state}, label over {shape}, of {source} ({features})"]
 
 
 def _describe_table(name):

@@ -177,13 +177,15 @@ def iter_mean_shift(
         if t == max_iter:
             n_unconverged = int(centers.active.sum())
             centers.active[:] = False
+        # At max_iter the centers still moving are stopped, not converged: the
+        # trace (and the plot drawn from it) says how many there were.
         if kernel == "gaussian":
             centers = centers.merge_stopped(merge_tol * bandwidth, dtype)
         centers = centers.collapse_identical()
         figures = {
             "iteration": t,
             "n_centers": len(centers),
-            "n_active": int(centers.active.sum()),
+            "n_active": n_unconverged if t == max_iter else int(centers.active.sum()),
             "max_shift": float(shift.max()) if len(shift) else 0.0,
         }
         trace.append(figures)

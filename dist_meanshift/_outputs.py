@@ -233,7 +233,7 @@ def output_status(path, formats=None):
 
             with xr.open_dataset(os.fspath(path)) as ds:
                 attrs = dict(ds.attrs)
-            attrs["complete"] = attrs.get("complete") == 1
+            attrs["complete"] = bool(attrs.get("complete") == 1)
         else:
             attrs = dict(zarr.open_group(os.fspath(path), mode="r").attrs)
     except (OSError, ValueError, ImportError):  # not ours, or unreadable

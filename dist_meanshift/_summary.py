@@ -201,6 +201,12 @@ def model_attrs(model):
         "converged": bool(model.converged_),
         "n_unconverged": int(model.n_unconverged_),
         "trace": model.trace_,
+        # A table's feature columns: predict picks them from a table again.
+        "feature_names_in": (
+            [str(c) for c in model.feature_names_in_]
+            if hasattr(model, "feature_names_in_")
+            else None
+        ),
         "versions": {
             "dist_meanshift": __version__,
             "dask": dask.__version__,

@@ -220,7 +220,12 @@ def predict(ctx, model_path, input_path, out, array, overwrite, scheduler):
     from .results import load_model, write_result
 
     model = load_model(model_path)
-    data = open_input(input_path, array)
+    from .tables import is_table
+
+    names = getattr(model, "feature_names_in_", None)
+    # A model fitted on a table's columns picks the same columns from a table.
+    table = names is not None and (is_table(input_path) or "*" in input_path)
+    data = open_input(input_path, array, columns=list(names) if table else None)
     check_output_path(out, overwrite, (input_path, model_path))
     with output_lock(out), connect({"scheduler": scheduler} if scheduler else {}):
         labels = model.predict(data)
@@ -300,7 +305,7 @@ class _Progress:
     of the iteration under way (a long iteration moves the line, not the bar)."""
 
     def __init__(self):
-        self.bar, self.state, self.tasks = None, None, ""
+        self.bar, self.state, self.tasks, self.last = None, None, "", None
 
     def step(self, text):
         """A step before the iterations (the bandwidth estimate)."""
@@ -309,6 +314,7 @@ class _Progress:
     def __call__(self, states, length):
         from ._dask import watch_tasks
 
+        self.last = length - 1  # the index of the last iteration there can be
         with (
             click.progressbar(
                 length=1000,
@@ -327,8 +333,13 @@ class _Progress:
             self.bar.update(self.bar.length - self.bar.pos)
 
     def _on_tasks(self, done, total):
-        n = 1 if self.state is None else self.state.iteration + 2
-        self.tasks = f"iteration {n}: tasks {done}/{total}"
+        state = self.state
+        if state is not None and (state.n_active == 0 or state.iteration >= self.last):
+            # No iteration follows: the tasks label the points.
+            self.tasks = f"labelling: tasks {done}/{total}"
+        else:
+            n = 1 if state is None else state.iteration + 2
+            self.tasks = f"iteration {n}: tasks {done}/{total}"
         self.bar.update(0, self.state)
 
     def _show(self, state):

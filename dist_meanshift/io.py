@@ -115,11 +115,20 @@ def open_input(
     if array is None and len(names) == 1:
         array = names[0]
     if array is None:
-        inside = ", ".join(repr(os.path.join(name, k)) for k in names) or "none"
+        inside = listed(os.path.join(name, k) for k in names)
+        if any(node[k].metadata.dimension_names for k in names[:50]):
+            # Written by xarray: its variables are the features.
+            raise InputError(
+                f"Input {name!r} is an xarray dataset of variables {listed(names)}. "
+                "Name the feature variables (variables = [...] in a job file's "
+                "[input]; dims = [...] for the sample dimensions), or give the path "
+                f"of one array: {inside}."
+            )
         raise InputError(
-            f"Input {name!r} is a zarr group, not an array, holding arrays {listed(names)}. "
-            'Name the one to cluster with --array NAME (array = "NAME" in a job '
-            f"file), or give its path: {inside}."
+            f"Input {name!r} is a zarr group, not an array, holding arrays "
+            f"{listed(names)}. Name the one to cluster with --array NAME (array = "
+            '"NAME" in a job file), or give its path (in Python too): '
+            f"{inside}."
         )
     if array not in names:
         raise InputError(

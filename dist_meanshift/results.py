@@ -393,6 +393,23 @@ def load_model(path):
     for key in ("bandwidth", "n_iter", "converged", "n_unconverged", "trace"):
         if key in attrs:
             setattr(model, f"{key}_", attrs[key])
+    names = attrs.get("feature_names_in")
+    if names is not None:
+        if not (
+            isinstance(names, list)
+            and len(names) == centers.shape[1]
+            and all(isinstance(n, str) for n in names)
+        ):
+            raise InputError(
+                f"Model {name!r} records feature names {_shown(names)} that do not "
+                f"match its {centers.shape[1]} features: the store is damaged. Fit "
+                "again, or give an intact result."
+            )
+        model.feature_names_in_ = np.asarray(names, dtype=object)
+    if "labels" in group and isinstance(group["labels"], zarr.Array):
+        _require_inside(group, "labels", name)
+        # The labels as stored, read when computed (save gives them back).
+        model.labels_ = da.from_zarr(group["labels"])
     return model
 
 

@@ -94,3 +94,25 @@ def test_the_xarray_job_runs_as_shipped(tmp_path, monkeypatch):
     with xr.open_dataset("results/xarray/result.labels.nc") as labels:
         assert labels["label"].shape == (141, 141)
         assert set(np.unique(labels["label"].values)) == {0, 1, 2, 3}
+
+
+def test_an_xarray_store_fitted_without_variables_says_how_to_name_them(tmp_path):
+    _dataset().to_zarr(tmp_path / "d.zarr", consolidated=False)
+    with pytest.raises(InputError, match=r"is an xarray dataset of variables") as err:
+        MeanShift().fit(str(tmp_path / "d.zarr"))
+    assert "--array" not in str(err.value) and "variables = [...]" in str(err.value)
+
+
+def test_inspect_names_a_labels_dataset(tmp_path, monkeypatch):
+    from dist_meanshift._inspect import describe
+
+    monkeypatch.chdir(tmp_path)
+    _dataset().to_netcdf("grid.nc", engine="scipy")
+    job = Job(
+        input={"path": "grid.nc", "variables": ["t2m", "tp"], "dims": ["lat", "lon"]},
+        model={"kernel": "flat", "bandwidth": 1.5},
+        output={"path": "r.zarr"},
+    )
+    job.run()
+    (line,) = describe("r.labels.nc")
+    assert line.startswith("labels dataset: complete, label over lat 30 x lon 40")

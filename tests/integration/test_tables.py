@@ -10,7 +10,7 @@ import pytest
 from commands import ROOT, run_cli
 from conftest import BLOBS
 
-from dist_meanshift import InputError, Job, MeanShift, run_job
+from dist_meanshift import InputError, Job, MeanShift, load, run_job
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")
@@ -197,3 +197,27 @@ def test_a_failed_labels_table_leaves_nothing_behind(tmp_path, monkeypatch):
             tmp_path / "t.parquet", table, labels, np.zeros((1, 2)), [1]
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.parquet"]
+
+
+def test_a_table_model_predicts_its_table_and_load_gives_back_what_was_saved(
+    tmp_path,
+):
+    frame = _frame()
+    frame["extra"] = np.arange(len(frame), dtype=float)  # a numeric non-feature
+    frame.to_parquet(tmp_path / "t.parquet")
+    (tmp_path / "job.toml").write_text(
+        '[input]\npath = "t.parquet"\ncolumns = ["x", "y"]\n'
+        '[model]\nkernel = "flat"\nbandwidth = 1.0\n[output]\npath = "m.zarr"\n'
+    )
+    fitted = run_cli("run", "job.toml", cwd=tmp_path)
+    assert fitted.returncode == 0, fitted.stderr
+    model = load(str(tmp_path / "m.zarr"))
+    assert model.feature_names_in_.tolist() == ["x", "y"]
+    stored = np.asarray(model.labels_)
+    assert len(stored) == len(frame)
+    done = run_cli("predict", "m.zarr", "t.parquet", "--out", "p.zarr", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    import zarr
+
+    predicted = zarr.open_array(str(tmp_path / "p.zarr" / "labels"), mode="r")[:]
+    np.testing.assert_array_equal(predicted, stored)

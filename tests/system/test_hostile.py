@@ -18,7 +18,7 @@ import textwrap
 import numpy as np
 import pytest
 import zarr
-from commands import cli
+from commands import cli, run_cli
 
 PNG = pytest.importorskip("PIL.Image")
 
@@ -695,9 +695,10 @@ def test_a_damaged_model_is_refused_on_load_and_described(tmp_path, attrs, words
     np.save(tmp_path / "x.npy", X)
     done = cli("predict", "m.zarr", "x.npy", "--out", "p.zarr", cwd=tmp_path)
     _refused(done, *words)
-    shown = cli("inspect", "m.zarr", cwd=tmp_path)
+    # inspect describes the damaged store instead of failing.
+    shown = run_cli("inspect", "m.zarr", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
-    assert "Traceback" not in shown.stderr
+    assert "cluster_centers: shape (" in shown.stdout
 
 
 # --- quiet and clean -------------------------------------------------------------

@@ -75,6 +75,9 @@ def _make_data(where):
     return data
 
 
+# A load test (four runs at once, ~25 s on 2 cores): outside CI. One run per
+# output and a shared cluster are tested in CI by test_nothing_lost and test_remote.
+@pytest.mark.slow
 def test_four_jobs_submitted_at_once_to_one_cluster_all_finish_correctly(tmp_path):
     data = _make_data(tmp_path)
     for name, spec in JOBS.items():

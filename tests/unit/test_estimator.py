@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import BLOBS, SIX
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
@@ -78,3 +79,11 @@ def test_fit_predict_equals_fit_labels():
     np.testing.assert_array_equal(model.fit_predict(SIX), model.fit(SIX).labels_)
     assert model.n_features_in_ == 2
     assert model.bandwidth_ == 2.0
+
+
+def test_the_trace_counts_the_centers_still_moving_at_max_iter():
+    # The plot draws the trace: at max_iter it must agree with the summary.
+    with pytest.warns(ConvergenceWarning):
+        model = MeanShift(1.0, kernel="flat", max_iter=2).fit(BLOBS)
+    assert model.n_unconverged_ > 0
+    assert model.trace_[-1]["n_active"] == model.n_unconverged_
