@@ -434,10 +434,20 @@ def write_label_image(group, image, labels, path=None):
 
 
 def _save_labels(path, labels):
-    """The label image as a PNG or TIFF file of integers (-1, unlabelled, as 0)."""
+    """The label image as a 16-bit PNG or TIFF of integers (-1, unlabelled, as 0).
+
+    Always 16-bit, whatever the number of clusters, so that every label file
+    reads back alike. It is data, not a picture (values 1..n look black in a
+    viewer): the painted picture (``[output] image``) is the one for eyes.
+    """
     values = np.asarray(labels.compute()).astype(np.int64) + 1
-    dtype = np.uint8 if values.max() < 256 else np.uint16
-    save_picture(path, values.astype(dtype)[..., None])
+    if values.max(initial=0) > np.iinfo(np.uint16).max:
+        raise InputError(
+            f"output.label_image {path!r}: {values.max() - 1} clusters do not fit "
+            "16-bit labels. Give a coarser bandwidth, or drop label_image (the "
+            "labels are in the result)."
+        )
+    save_picture(path, values.astype(np.uint16)[..., None])
 
 
 def segmented(image, centers, labels):

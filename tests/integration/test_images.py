@@ -56,9 +56,9 @@ def test_tiled_tiff_gives_a_label_image_of_its_size_and_tiles(tmp_path, monkeypa
     np.testing.assert_array_equal(label_image[:], expected.reshape(96, 80))
     assert group["label_image"].attrs["image-label"]["source"]["image"] == "img.tif"
     assert result.n_clusters == 3 and result.pictures == [str(tmp_path / "seg.png")]
-    np.testing.assert_array_equal(
-        tifffile.imread("labels.tif"), expected.reshape(96, 80) + 1
-    )
+    stored = tifffile.imread("labels.tif")
+    assert stored.dtype == np.uint16  # 16-bit labels, whatever their number
+    np.testing.assert_array_equal(stored, expected.reshape(96, 80) + 1)
     from PIL import Image
 
     with Image.open("seg.png") as seg:
@@ -145,3 +145,16 @@ def test_a_tiff_rewritten_during_a_run_stops_it(tmp_path):
     os.utime(tmp_path / "img.tif", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     with pytest.raises(InputChanged, match=r"img\.tif changed during the run"):
         rows.sum().compute()
+
+
+def test_a_png_label_file_holds_16_bit_labels(tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    tifffile.imwrite("img.tif", _picture(), tile=(32, 32))
+    run_job(_job(tmp_path, 'path = "img.tif"', 'label_image = "labels.png"'))
+    with Image.open("labels.png") as png:
+        assert png.mode.startswith("I;16") or png.mode == "I"
+        stored = np.asarray(png)
+    group = zarr.open_group("o.zarr", mode="r")
+    np.testing.assert_array_equal(stored, group["labels"][:].reshape(96, 80) + 1)
