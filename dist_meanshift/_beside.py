@@ -103,15 +103,8 @@ class Beside:
                 )
         image = self.out.get("image")
         channels = getattr(data, "image_shape", (0, 0, 3))[2]
-        if (
-            image
-            and image.lower().endswith((".jpg", ".jpeg"))
-            and channels
-            not in (
-                1,
-                3,
-            )
-        ):
+        jpeg = image and image.lower().endswith((".jpg", ".jpeg"))
+        if jpeg and channels not in (1, 3):
             raise InputError(
                 f"output.image {image!r}: JPEG holds 1 or 3 channels and the input "
                 f"has {channels}. Give a .png or .tif path."

@@ -8,6 +8,7 @@ import os
 import zarr
 
 from ._outputs import FORMAT, MARKER
+from .errors import one_line
 
 
 def describe(path):
@@ -36,13 +37,13 @@ def describe(path):
                 headline += size_table(sizes, attrs.get("n_unlabelled", 0))
         # A damaged result is described as damaged, whatever broke in it.
         except Exception as exc:  # noqa: BLE001
-            detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+            detail = one_line(exc, None)
             headline = [f"result: DAMAGED ({_short(detail, 120)}): fit again"]
         lines += headline
     try:
         lines += [_describe_array(name, arr) for name, arr in sorted(node.arrays())]
     except Exception as exc:  # noqa: BLE001 - an array's metadata is damaged
-        lines.append(f"arrays: DAMAGED ({_short(f'{type(exc).__name__}: {exc}', 120)})")
+        lines.append(f"arrays: DAMAGED ({_short(one_line(exc, None), 120)})")
     for key in sorted(attrs):
         if key not in ("trace", "input", "fingerprint"):
             lines.append(f"attr {key}: {_short(json.dumps(attrs[key]))}")

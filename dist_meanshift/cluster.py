@@ -16,7 +16,7 @@ import threading
 import time
 
 from ._files import require_file
-from .errors import InputError, RunError
+from .errors import InputError, RunError, one_line, shown
 
 logger = logging.getLogger(__name__)
 #: Seconds to wait for a remote scheduler before refusing it.
@@ -54,7 +54,7 @@ def resolve_address(spec):
         with open(path, "rb") as f:
             address = json.loads(f.read(1 << 20))["address"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:120]
+        detail = one_line(exc, 120)
         raise InputError(
             f"Scheduler file {path!r} cannot be read as a Dask scheduler file "
             f"({detail}). Give the file the scheduler wrote with --scheduler-file."
@@ -159,14 +159,9 @@ def check_address(address, where="cluster.scheduler"):
             parse_host_port(location)
     except ValueError as exc:
         raise InputError(
-            f"{where} {_short(address)} is not a Dask scheduler address ({exc}). "
+            f"{where} {shown(address, 80)} is not a Dask scheduler address ({exc}). "
             f"Give one such as tcp://host:8786 (schemes: {', '.join(schemes)})."
         ) from None
-
-
-def _short(value, limit=80):
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 #: Keys of ``[cluster.options]``, at any depth, whose values name code that
@@ -298,7 +293,7 @@ def make_manager(spec):
     # A manager fails as it likes (a bad keyword, a worker that cannot start
     # with it): what the job gave it is what to check first.
     except Exception as exc:
-        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        detail = one_line(exc)
         raise InputError(
             f"{name} could not start with these cluster.options ({detail}). Check "
             "[cluster.options] against its documentation."

@@ -16,11 +16,9 @@ import numpy as np
 from ._outputs import written
 from .errors import InputError
 from .io import make_blobs_zarr
+from .labelled import NETCDF as _NETCDF
+from .tables import SUFFIXES as _TABLES
 
-#: Suffixes of the table formats a demo is written as.
-_TABLES = (".parquet", ".pq", ".csv")
-#: Suffixes of NetCDF datasets.
-_NETCDF = (".nc", ".nc4", ".netcdf", ".cdf")
 #: Suffixes of TIFF pictures.
 _TIFF = (".tif", ".tiff")
 

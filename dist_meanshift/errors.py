@@ -49,3 +49,14 @@ def listed(names, limit=8):
     shown = ", ".join(repr(str(n))[:60] for n in names[:limit])
     more = len(names) - limit
     return f"[{shown}{f', ... and {more} more' if more > 0 else ''}]"
+
+
+def one_line(exc, limit=200):
+    """``exc`` as one line for a message: its type and text, whitespace folded, cut."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:limit]
+
+
+def shown(value, limit=60):
+    """``repr(value)`` cut to ``limit`` characters, for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -18,7 +18,7 @@ import zarr
 
 from ._files import require_file
 from ._outputs import BLOBS_FORMAT, jsonable, written
-from .errors import InputError, RunError, listed
+from .errors import InputError, RunError, listed, one_line
 
 # Every chunk is stored, even one that is all fill value, so that a missing
 # chunk always means a damaged store.
@@ -92,7 +92,7 @@ def open_input(
         try:
             return np.load(path, mmap_mode="r", allow_pickle=False)
         except (ValueError, EOFError, OSError) as exc:
-            detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
+            detail = one_line(exc, 160)
             raise InputError(
                 f"Input {name!r} is not a plain numeric .npy file ({detail}). Save "
                 "it with numpy.save from a numeric array."
@@ -169,7 +169,7 @@ def reading(name, what, remedy):
     except InputError:
         raise
     except Exception as exc:  # any reader's failure has the same remedy
-        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        detail = one_line(exc)
         raise InputError(
             f"Input {name!r} cannot be read as {what} ({detail}). {remedy}"
         ) from exc
@@ -211,7 +211,7 @@ def read_block(z, index, file=None, identity=None):
     try:
         return np.asarray(z[index])
     except Exception as exc:  # a decoding failure of any codec means the same
-        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        detail = one_line(exc)
         raise InputError(
             f"{subject} cannot be read ({detail}): the store is damaged. Write it "
             "again."

@@ -26,7 +26,7 @@ from ._outputs import (
     remove_output,
     replace,
 )
-from .errors import InputError
+from .errors import InputError, one_line, shown
 
 # Every chunk is stored, even one that is all fill value, so that a missing
 # chunk always means a damaged store.
@@ -228,7 +228,7 @@ def read_result(path):
         ) from exc
     if group.attrs.get("format") != FORMAT:
         raise InputError(
-            f"Model {name!r} has format {_shown(group.attrs.get('format'))}, not "
+            f"Model {name!r} has format {shown(group.attrs.get('format'))}, not "
             f"{FORMAT!r}: it is not a dist-meanshift result. Give the output of "
             "'dist-meanshift run' or 'fit', or of MeanShift.save."
         )
@@ -238,11 +238,6 @@ def read_result(path):
             "Give the output of a finished 'dist-meanshift run' or 'fit'."
         )
     return group
-
-
-def _shown(value):
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _require_inside(group, key, name):
@@ -296,7 +291,7 @@ def read_centers(group, path):
     try:
         centers = node[...]
     except Exception as exc:  # any codec's failure means the same
-        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:120]
+        detail = one_line(exc, 120)
         raise InputError(damaged.format(f"unreadable: {detail}")) from exc
     if centers.dtype.kind not in "iuf":
         raise InputError(damaged.format(f"dtype {centers.dtype}, not real numbers"))
@@ -364,7 +359,7 @@ def load_model(path):
     name = os.fspath(path)
     if not isinstance(stored, dict):
         raise InputError(
-            f"Model {name!r} has params {_shown(stored)}, not a table of parameters: "
+            f"Model {name!r} has params {shown(stored)}, not a table of parameters: "
             "the store is damaged. Fit again, or give an intact result."
         )
     params = {k: v for k, v in stored.items() if k in known}
@@ -384,7 +379,7 @@ def load_model(path):
         and 0 < bandwidth < np.inf
     ):
         raise InputError(
-            f"Model {name!r} records bandwidth {_shown(bandwidth)}; a bandwidth is a "
+            f"Model {name!r} records bandwidth {shown(bandwidth)}; a bandwidth is a "
             "finite number > 0. Fit again, or give an intact result."
         )
     model = MeanShift(**params)
@@ -401,7 +396,7 @@ def load_model(path):
             and all(isinstance(n, str) for n in names)
         ):
             raise InputError(
-                f"Model {name!r} records feature names {_shown(names)} that do not "
+                f"Model {name!r} records feature names {shown(names)} that do not "
                 f"match its {centers.shape[1]} features: the store is damaged. Fit "
                 "again, or give an intact result."
             )

@@ -16,7 +16,7 @@ import warnings
 from . import cluster
 from ._beside import Beside
 from ._summary import make_result, result_attrs, stored_result
-from .errors import ClusterStalled, InputError, RunError
+from .errors import ClusterStalled, InputError, RunError, one_line
 from .jobs import Job
 
 logger = logging.getLogger(__name__)
@@ -100,10 +100,10 @@ def run_job(
     except Exception as exc:
         unreadable = _unreadable(exc)
         if unreadable is not None:
-            detail = " ".join(f"{type(unreadable).__name__}: {unreadable}".split())
+            detail = one_line(unreadable)
             raise InputError(
                 f"Input {job.input['path']!r} cannot be read past a point "
-                f"({detail[:200]}). Fix or re-export the file, then run again."
+                f"({detail}). Fix or re-export the file, then run again."
             ) from exc
         if _scheduler_lost(exc):
             raise RunError(

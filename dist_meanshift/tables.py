@@ -174,22 +174,23 @@ def _read_parquet(name):
     if not files:
         raise InputError(f"Input {name!r} holds no Parquet file. Check the path.")
     # Each file's identity now: a row group read later from a changed file stops
-    # the run instead of mixing two versions of the table.
-    pieces = [
-        (f, i, file_identity(f))
-        for f in files
-        for i in range(pq.ParquetFile(f).num_row_groups)
-    ]
-    schema = pq.read_schema(files[0])
-    for other in files[1:]:
-        theirs = pq.read_schema(other)
-        if not theirs.remove_metadata().equals(schema.remove_metadata()):
+    # the run instead of mixing two versions of the table. One footer read per
+    # file gives its row groups and its schema.
+    pieces, schema = [], None
+    for f in files:
+        footer = pq.ParquetFile(f)
+        theirs = footer.schema_arrow
+        if schema is None:
+            schema = theirs  # with its pandas metadata: the index comes back
+        elif not theirs.remove_metadata().equals(schema.remove_metadata()):
             diff = sorted(set(map(str, theirs)) ^ set(map(str, schema)), key=str)
             raise InputError(
-                f"Input {name!r} mixes Parquet schemas: {os.path.basename(other)!r} "
+                f"Input {name!r} mixes Parquet schemas: {os.path.basename(f)!r} "
                 f"differs from {os.path.basename(files[0])!r} in {listed(diff, 4)}. "
                 "Give files of one schema (or one file)."
             )
+        identity = file_identity(f)
+        pieces += [(f, i, identity) for i in range(footer.num_row_groups)]
     meta = schema.empty_table().to_pandas()
     return dd.from_map(_read_row_group, pieces, meta=meta, enforce_metadata=False)
 
@@ -205,8 +206,7 @@ def _read_row_group(piece):
 def feature_columns(frame, columns, name):
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-    names = list(frame.columns)
-    twice = sorted({c for c in names if names.count(c) > 1}, key=str)
+    twice = _repeated(frame.columns)
     if twice:
         raise InputError(
             f"Input {name!r} has duplicate column name(s) {listed(twice)}: a "
@@ -230,7 +230,7 @@ def feature_columns(frame, columns, name):
             f"Input {name!r} has no column(s) {listed(absent)}; it has "
             f"{listed(frame.columns)}. Check columns = [...] in [input]."
         )
-    twice = sorted({c for c in columns if columns.count(c) > 1}, key=str)
+    twice = _repeated(columns)
     if twice:
         raise InputError(
             f"columns = [...] names {listed(twice)} more than once. Name each "
@@ -243,6 +243,13 @@ def feature_columns(frame, columns, name):
             "numeric features. Leave them out of columns = [...] or convert them."
         )
     return list(columns)
+
+
+def _repeated(names):
+    """The names given more than once, in order (linear: tables may be wide)."""
+    from collections import Counter
+
+    return sorted((n for n, k in Counter(names).items() if k > 1), key=str)
 
 
 def write_labels(path, table, labels, centers, sizes, *, with_columns=False):

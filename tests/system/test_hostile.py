@@ -58,6 +58,15 @@ def _refused(done, *words, code=2):
     return lines[0]
 
 
+def _refused_untouched(where, args, *words):
+    """The command refuses in one line, writes no result, leaves inputs byte-identical."""
+    before = _snapshot(where)
+    line = _refused(cli(*args, cwd=where), *words)
+    assert _snapshot(where) == before
+    assert not (where / "r.zarr").exists()
+    return line
+
+
 #: A job clustering x.npy with the flat kernel; sections follow.
 _NPY_JOB = """
 [input]
@@ -155,11 +164,13 @@ def test_no_code_named_in_a_job_file_is_imported(tmp_path, options):
     (tmp_path / "payload.py").write_text(PAYLOAD.format(marker=str(marker)))
     _npy(tmp_path)
     job = _job(tmp_path, _NPY_JOB + textwrap.dedent(options).format(marker=marker))
-    before = _snapshot(tmp_path)
-    done = cli("run", job, "--out", "r.zarr", cwd=tmp_path)
-    _refused(done, "trust_manager = true", "data, not code")
+    _refused_untouched(
+        tmp_path,
+        ("run", job, "--out", "r.zarr"),
+        "trust_manager = true",
+        "data, not code",
+    )
     assert not marker.exists()
-    assert _snapshot(tmp_path) == before
 
 
 def test_a_trusted_job_may_name_a_class(tmp_path):
@@ -273,30 +284,16 @@ def test_a_local_cluster_listens_on_loopback_only(tmp_path, spec):
 def test_an_output_on_an_input_or_another_output_is_refused(tmp_path, output, words):
     _png(tmp_path)
     job = _image_job(tmp_path, output)
-    before = _snapshot(tmp_path)
-    _refused(cli("run", job, cwd=tmp_path), *words)
-    assert _snapshot(tmp_path) == before
+    _refused_untouched(tmp_path, ("run", job), *words)
 
 
 def test_a_plot_inside_the_input_store_is_refused(tmp_path):
     data = zarr.create_array(str(tmp_path / "data.zarr"), shape=(100, 2), dtype="f8")
     data[:] = np.random.RandomState(0).normal(size=(100, 2))
-    before = _snapshot(tmp_path)
-    done = cli(
-        "fit",
-        "data.zarr",
-        "--out",
-        "r.zarr",
-        "--plot",
-        "data.zarr/plot.png",
-        "--kernel",
-        "flat",
-        "--bandwidth",
-        1,
-        cwd=tmp_path,
+    args = ("fit", "data.zarr", "--out", "r.zarr", "--plot", "data.zarr/plot.png")
+    _refused_untouched(
+        tmp_path, (*args, "--kernel", "flat", "--bandwidth", 1), "inside it"
     )
-    _refused(done, "inside it")
-    assert _snapshot(tmp_path) == before
 
 
 def test_the_table_and_the_result_cannot_share_a_path(tmp_path):
@@ -334,10 +331,7 @@ def test_an_existing_file_output_needs_overwrite(tmp_path, key, suffix):
     existing = tmp_path / f"mine{suffix}"
     existing.write_bytes(b"a user's own file")
     job = _image_job(tmp_path, f'{key} = "mine{suffix}"')
-    before = _snapshot(tmp_path)
-    _refused(cli("run", job, cwd=tmp_path), "already exists", "--overwrite")
-    assert _snapshot(tmp_path) == before
-    assert not (tmp_path / "r.zarr").exists()
+    _refused_untouched(tmp_path, ("run", job), "already exists", "--overwrite")
 
 
 def test_a_linked_picture_output_is_refused(tmp_path):
@@ -382,10 +376,7 @@ def test_labels_table_columns_never_replace_input_columns(tmp_path):
         table_columns = true
         """,
     )
-    before = _snapshot(tmp_path)
-    _refused(cli("run", job, cwd=tmp_path), "'label'", "table_columns")
-    assert _snapshot(tmp_path) == before
-    assert not (tmp_path / "r.zarr").exists()
+    _refused_untouched(tmp_path, ("run", job), "'label'", "table_columns")
 
 
 # --- no work thrown away: refused before the fit ------------------------------
