@@ -16,7 +16,7 @@ from sklearn.utils import check_random_state
 from . import _dask
 from ._params import BY_NAME
 from ._validation import check_finite, check_input, check_sample_weight
-from .errors import InputError
+from .errors import InputError, user_stacklevel
 
 #: Rows sampled by :func:`estimate_bandwidth` when ``n_samples`` is None. The
 #: estimate is quadratic in the sample, so larger data is subsampled uniformly;
@@ -243,7 +243,7 @@ def bin_seeds(data, bin_size, min_bin_freq, weights=None):
         warnings.warn(
             f"Binning data failed with provided bin_size={bin_size:f}, using data "
             "points as seeds.",
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
         return all_points(data, weights)
     # float32 cells times the bin size keep scikit-learn's precision: float32

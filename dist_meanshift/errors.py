@@ -60,3 +60,20 @@ def shown(value, limit=60):
     """``repr(value)`` cut to ``limit`` characters, for a one-line message."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def user_stacklevel():
+    """The ``stacklevel`` of ``warnings.warn`` that points at the user's line.
+
+    Counted from the function that calls this one: the first frame outside
+    this package (a fit reaches its warnings through generators of varying
+    depth, so no fixed number is right).
+    """
+    import os
+    import sys
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level

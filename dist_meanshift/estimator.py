@@ -28,7 +28,7 @@ from ._validation import (
     check_sample_weight,
     check_seeds,
 )
-from .errors import InputError
+from .errors import InputError, user_stacklevel
 
 logger = logging.getLogger(__name__)
 
@@ -369,7 +369,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
                 f"{result.n_unconverged} of {result.trace[-1]['n_centers']} centers "
                 "still moving; raise max_iter.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         reach = None if self.cluster_all else bandwidth
         self.labels_ = _dask.output(
@@ -400,9 +400,13 @@ class MeanShift(ClusterMixin, BaseEstimator):
         bandwidth = np.float64(_seeds.for_kernel(radius, self.kernel, k))
         logger.info("estimated bandwidth %.6g", bandwidth)
         if bandwidth == 0:
-            logger.warning(
-                "the estimated bandwidth is 0 (many duplicate points): every "
-                "distinct point becomes a cluster; set 'bandwidth' explicitly"
+            warnings.warn(
+                "The estimated bandwidth is 0: for the sampled rows, their nearest "
+                "30% of rows are copies of them (equal rows). Every distinct row "
+                "becomes a cluster, as in scikit-learn; set 'bandwidth' to group "
+                "them.",
+                UserWarning,
+                stacklevel=user_stacklevel(),
             )
         return bandwidth
 

@@ -388,8 +388,8 @@ def write_label_image(group, image, labels, path=None):
 
     ``labels`` (one per pixel, read back from the group's stored ``labels``
     array) are stored chunk by chunk as ``label_image/0``, of the
-    input's height, width and chunks, under NGFF 0.4 ``multiscales`` and
-    ``image-label`` metadata, so that viewers (napari) overlay it on the input.
+    input's height, width and chunks, under NGFF ``multiscales`` and
+    ``image-label`` metadata (0.5 in zarr v3, see :func:`_label_metadata`), so that viewers (napari) overlay it on the input.
     With ``path``, also as a PNG or TIFF file of the labels plus one (0 for
     points left unlabelled), written aside and renamed into place.
     """
@@ -398,28 +398,7 @@ def write_label_image(group, image, labels, path=None):
     picture = image.label_image(labels)
     chunks = tuple(c[0] for c in picture.chunks)
     node = group.require_group("label_image")
-    node.attrs.update(
-        {
-            "multiscales": [
-                {
-                    "version": "0.4",
-                    "axes": [
-                        {"name": "y", "type": "space"},
-                        {"name": "x", "type": "space"},
-                    ],
-                    "datasets": [
-                        {
-                            "path": "0",
-                            "coordinateTransformations": [
-                                {"type": "scale", "scale": [1.0, 1.0]}
-                            ],
-                        }
-                    ],
-                }
-            ],
-            "image-label": {"version": "0.4", "source": {"image": image.path}},
-        }
-    )
+    node.attrs.update(_label_metadata(image.path, node.metadata.zarr_format))
     level0 = node.create_array(
         "0",
         shape=picture.shape,
@@ -431,6 +410,32 @@ def write_label_image(group, image, labels, path=None):
     da.store(picture, level0, lock=False)
     if path:
         _save_labels(path, da.from_zarr(level0))
+
+
+def _label_metadata(source, zarr_format):
+    """NGFF attributes of a 2-D label image: 0.5 in a zarr v3 group, else 0.4.
+
+    NGFF 0.5 is the version for zarr v3: its metadata sits under ``ome``
+    with one ``version``; 0.4 (zarr v2) puts a version in each part.
+    """
+    multiscale = {
+        "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+        "datasets": [
+            {
+                "path": "0",
+                "coordinateTransformations": [{"type": "scale", "scale": [1.0, 1.0]}],
+            }
+        ],
+    }
+    label = {"source": {"image": source}}
+    if zarr_format >= 3:
+        return {
+            "ome": {"version": "0.5", "multiscales": [multiscale], "image-label": label}
+        }
+    return {
+        "multiscales": [{"version": "0.4", **multiscale}],
+        "image-label": {"version": "0.4", **label},
+    }
 
 
 def _save_labels(path, labels):

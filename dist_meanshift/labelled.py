@@ -10,6 +10,7 @@ coordinates, written aside and put in place complete.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -181,4 +182,8 @@ def write_labels(path, data, labels):
             # tasks): the labels, one small integer per point, are gathered first.
             result.compute().to_netcdf(tmp)
         else:
-            result.to_zarr(tmp, mode="w", consolidated=False)
+            # Consolidated, so that xarray opens it without a warning (zarr
+            # warns that zarr v3 has consolidated metadata only as an extension).
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Consolidated metadata", UserWarning)
+                result.to_zarr(tmp, mode="w", consolidated=True)

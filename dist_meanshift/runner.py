@@ -150,6 +150,7 @@ class _Run:
         )
         self.timings = {}
         self.beside = Beside(job, self.path)
+        self.plan = cluster.MemoryPlan()
 
     def start(self, resume):
         from ._outputs import check_output_path, output_lock
@@ -202,7 +203,7 @@ class _Run:
             ) as watch,
         ):
             try:
-                cluster.check_worker_memory(client, data, spec)
+                self.plan = cluster.plan_memory(client, data, spec, self.job.model)
                 if cluster.has_dashboard(
                     client, remote=bool(spec.get("scheduler") or spec.get("manager"))
                 ):
@@ -230,6 +231,11 @@ class _Run:
 
         params = dict(self.job.model)
         quantile = params.pop("quantile", 0.3)
+        # Fitted to the workers' memory where the job leaves them open.
+        if params.get("chunk_rows") is None and self.plan.chunk_rows:
+            params["chunk_rows"] = self.plan.chunk_rows
+        if params.get("persist", "auto") == "auto" and self.plan.persist is not None:
+            params["persist"] = self.plan.persist
         if saved is not None:
             params["bandwidth"] = saved.bandwidth
         elif params.get("bandwidth") is None:

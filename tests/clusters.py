@@ -21,6 +21,7 @@ def dask_cluster(
     memory_limit="2GiB",
     worker=(),
     worker_env=None,
+    port=0,
 ):
     """Start `dask scheduler` and `dask worker` processes; yield the address.
 
@@ -28,6 +29,8 @@ def dask_cluster(
         ``{"ca": path, "cert": path, "key": path}`` to serve tls:// only.
     memory_limit, worker, worker_env : the workers' memory limit, extra flags
         and environment variables.
+    port : int, default=0
+        The scheduler's port (0: any free one).
     """
     scheduler_file = Path(tmp_path) / "scheduler.json"
     flags = []
@@ -50,7 +53,7 @@ def dask_cluster(
                     "--host",
                     "127.0.0.1",
                     "--port",
-                    "0",
+                    str(port),
                     "--dashboard-address",
                     ":0",
                     "--scheduler-file",

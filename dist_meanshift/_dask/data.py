@@ -142,14 +142,19 @@ def as_dask(data, chunk_rows=None):
     if data.kind == "numpy":
         data.array = to_dask_array(data.numpy, chunk_rows)
         return data
-    arr = from_zarr(data.source) if data.kind == "zarr" else data.source
+    if data.kind == "zarr":
+        stored = (data.source.shards or data.source.chunks)[0]
+        split = chunk_rows if chunk_rows is not None and chunk_rows < stored else None
+        arr = from_zarr(data.source, rows=split)
+    else:
+        arr = data.source
     if arr.dtype.kind in "iu" or arr.dtype.itemsize > 8:
         arr = arr.astype(np.float64)
     elif arr.dtype.itemsize < 4:
         arr = arr.astype(np.float32)
     if arr.numblocks[1] > 1:
         arr = arr.rechunk({1: -1})
-    if chunk_rows is not None:
+    if chunk_rows is not None and arr.chunks[0][0] != chunk_rows:
         arr = arr.rechunk({0: chunk_rows})
     data.array = arr
     return data
@@ -160,7 +165,7 @@ def output(data, result):
     return compute(result)[0] if data.kind == "numpy" else result
 
 
-def from_zarr(z, check=True):
+def from_zarr(z, check=True, rows=None):
     """A dask array reading ``z`` block by block, each checked against its start.
 
     The identity of every chunk's file (see :func:`~.io.chunk_file`) is
@@ -174,6 +179,10 @@ def from_zarr(z, check=True):
     z : zarr.Array
     check : bool, default=True
         Whether reads check the chunks' files (local stores only).
+    rows : int, default=None
+        At most this many rows per block: a chunk taller than that is read in
+        slices of it, one task each, so that no task holds more than one
+        decoded chunk and a slice (see :func:`~..cluster.plan_memory`).
 
     Returns
     -------
@@ -181,20 +190,29 @@ def from_zarr(z, check=True):
     """
     chunks = z.shards or z.chunks
     grid = [math.ceil(n / c) for n, c in zip(z.shape, chunks, strict=True)]
-    token = dask.base.tokenize(z, chunks, check)
+    token = dask.base.tokenize(z, chunks, check, rows)
     name = f"from-zarr-{token}"
     source = f"zarr-source-{token}"
     dsk = {source: z}
-    for coords in np.ndindex(*grid):
-        index = tuple(
-            slice(i * c, min(n, (i + 1) * c))
-            for i, c, n in zip(coords, chunks, z.shape, strict=True)
-        )
-        file, identity = io.chunk_file(z, coords) if check else (None, None)
-        dsk[(name, *coords)] = (io.read_block, source, index, file, identity)
-    block_chunks = tuple(
-        tuple(min(n, (i + 1) * c) - i * c for i in range(g))
-        for n, c, g in zip(z.shape, chunks, grid, strict=True)
+    # The rows of each chunk row read whole, or in slices of ``rows``.
+    step = rows or chunks[0]
+    slices = [
+        (i, start, min(z.shape[0], (i + 1) * chunks[0], start + step))
+        for i in range(grid[0])
+        for start in range(i * chunks[0], min(z.shape[0], (i + 1) * chunks[0]), step)
+    ]
+    columns = [
+        [slice(j * c, min(n, (j + 1) * c)) for j in range(g)]
+        for n, c, g in zip(z.shape[1:], chunks[1:], grid[1:], strict=True)
+    ]
+    for r, (i, start, stop) in enumerate(slices):
+        for rest in np.ndindex(*grid[1:]):
+            index = (slice(start, stop), *(columns[k][j] for k, j in enumerate(rest)))
+            file, identity = io.chunk_file(z, (i, *rest)) if check else (None, None)
+            dsk[(name, r, *rest)] = (io.read_block, source, index, file, identity)
+    block_chunks = (
+        tuple(stop - start for _, start, stop in slices),
+        *(tuple(s.stop - s.start for s in column) for column in columns),
     )
     return da.Array(dsk, name, block_chunks, meta=np.empty((0,) * z.ndim, z.dtype))
 

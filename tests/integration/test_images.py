@@ -54,7 +54,12 @@ def test_tiled_tiff_gives_a_label_image_of_its_size_and_tiles(tmp_path, monkeypa
     label_image = group["label_image/0"]
     assert label_image.shape == (96, 80) and label_image.chunks == (32, 32)
     np.testing.assert_array_equal(label_image[:], expected.reshape(96, 80))
-    assert group["label_image"].attrs["image-label"]["source"]["image"] == "img.tif"
+    # NGFF 0.5, the version for a zarr v3 group: one version, under "ome".
+    ome = group["label_image"].attrs["ome"]
+    assert group.metadata.zarr_format == 3 and ome["version"] == "0.5"
+    assert ome["image-label"]["source"]["image"] == "img.tif"
+    assert ome["multiscales"][0]["datasets"][0]["path"] == "0"
+    assert "version" not in ome["multiscales"][0]
     assert result.n_clusters == 3 and result.pictures == [str(tmp_path / "seg.png")]
     stored = tifffile.imread("labels.tif")
     assert stored.dtype == np.uint16  # 16-bit labels, whatever their number

@@ -52,11 +52,8 @@ def test_labels_come_back_on_the_same_coordinates(tmp_path, monkeypatch, store):
     rows = np.c_[ds["t2m"].values.ravel(), ds["tp"].values.ravel()]
     expected = MeanShift(bandwidth=1.0, kernel="flat").fit(rows).labels_
     out = f"o.labels{'.nc' if store.endswith('.nc') else '.zarr'}"
-    opened = (
-        xr.open_dataset(out)
-        if out.endswith(".nc")
-        else xr.open_zarr(out, consolidated=False)
-    )
+    # Opened as a user would, without a warning (they are errors here).
+    opened = xr.open_dataset(out) if out.endswith(".nc") else xr.open_zarr(out)
     with opened as labels:
         assert labels["label"].dims == ("lat", "lon")
         np.testing.assert_array_equal(labels["lat"].values, ds["lat"].values)

@@ -223,6 +223,9 @@ def test_image_job_segments_the_photograph(tmp_path):
     result = zarr.open_group(str(tmp_path / "results/image/result.zarr"), mode="r")
     # Every pixel is painted with one of the cluster colours.
     assert len(colours) == result["cluster_centers"].shape[0]
+    # The shipped job converges (no center still moving at max_iter).
+    assert result.attrs["converged"] is True
+    assert result.attrs["trace"][-1]["n_active"] == 0
 
 
 def test_progress_bar_on_a_terminal_quiet_and_verbose(blobs, tmp_path):

@@ -388,12 +388,37 @@ def _job_on(where, address):
     (where / "remote.toml").write_text(text)
 
 
-def test_workers_too_small_for_one_task_are_refused_before_it_runs(data):
+def test_a_memory_limit_no_plan_fits_names_the_smallest_that_works(data):
     before = _snapshot(data)
-    small = "--out o.zarr --bandwidth 2 --n-workers 1 --memory-limit 40MiB"
+    small = (
+        "--out o.zarr --bandwidth 2 --kernel flat --n-workers 1 --memory-limit 40MiB"
+    )
     done = cli(*FIT, *small.split(), cwd=data)
     line = _one_error_line(done)
-    assert "each task needs about" in line and "raise --memory-limit" in line
+    assert "No memory plan fits" in line and "before any data" in line
+    assert _snapshot(data) == before
+    # The limit it names is enough: the same run with it clusters the data.
+    named = line.split("at least ")[1].split(" MiB")[0]
+    done = cli(*FIT, *small.replace("40MiB", f"{named}MiB").split(), cwd=data)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "3 clusters" in done.stdout
+
+
+def test_workers_stopped_as_they_start_are_refused_in_one_line(data):
+    # Worker processes of 64 MiB: their nannies stop them as they load Python
+    # (distributed would raise KilledWorker after the first tasks, or wait).
+    job = data / "tiny.toml"
+    job.write_text(
+        '[input]\npath = "data.zarr"\narray = "X"\n\n'
+        '[model]\nkernel = "flat"\nbandwidth = 2\n\n'
+        '[cluster]\nn_workers = 1\nprocesses = true\nmemory_limit = "64MiB"\n\n'
+        '[output]\npath = "o.zarr"\n'
+    )
+    before = _snapshot(data)
+    line = _one_error_line(cli("run", "tiny.toml", cwd=data))
+    assert "workers of 64 MiB are stopped as soon as they load Python" in line
+    assert "Raise the memory limit to at least" in line
     assert _snapshot(data) == before
 
 
@@ -410,7 +435,7 @@ def test_paused_workers_end_the_run_in_one_line(data):
         done = cli("run", "remote.toml", cwd=data)
     line = _one_error_line(done, code=1)
     assert "every worker is paused over its memory limit (1024 MiB)" in line
-    assert "raise --memory-limit" in line
+    assert "raise the memory limit" in line
 
 
 def test_a_cluster_whose_workers_die_ends_the_run_in_one_line(data):

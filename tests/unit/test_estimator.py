@@ -15,6 +15,9 @@ from dist_meanshift import IterationState, MeanShift
 
 
 @pytest.mark.parametrize("kernel", ["gaussian", "flat"])
+# Some checks fit rows repeated three times or more: the estimate is 0, as
+# scikit-learn's, and dist-meanshift says so.
+@pytest.mark.filterwarnings("ignore:The estimated bandwidth is 0:UserWarning")
 def test_sklearn_check_estimator(kernel):
     results = check_estimator(MeanShift(kernel=kernel), on_skip=None)
     skipped = {r["check_name"] for r in results if r["status"] == "skipped"}
@@ -87,3 +90,15 @@ def test_the_trace_counts_the_centers_still_moving_at_max_iter():
         model = MeanShift(1.0, kernel="flat", max_iter=2).fit(BLOBS)
     assert model.n_unconverged_ > 0
     assert model.trace_[-1]["n_active"] == model.n_unconverged_
+
+
+@pytest.mark.parametrize("kernel", ["flat", "gaussian"])
+def test_an_estimated_bandwidth_of_zero_is_a_warning_that_says_why(kernel):
+    # Two distinct rows, each repeated: every row's nearest 30% are copies.
+    X = np.repeat([[0.0, 0.0], [5.0, 5.0]], 10, axis=0)
+    with pytest.warns(UserWarning, match="The estimated bandwidth is 0") as seen:
+        model = MeanShift(kernel=kernel).fit(X)
+    assert "copies of them" in str(seen[0].message)
+    assert "duplicate points" not in str(seen[0].message)
+    assert seen[0].filename == __file__  # the user's line, not ours
+    assert len(model.cluster_centers_) == 2

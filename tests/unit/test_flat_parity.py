@@ -101,7 +101,8 @@ def test_no_point_within_bandwidth_of_any_seed_raises():
 def test_zero_estimated_bandwidth_matches_sklearn():
     X = np.repeat([[1.0, 1.0], [3.0, 3.0]], 5, axis=0)
     ref = SkMeanShift().fit(X)
-    ours = MeanShift(kernel="flat").fit(X)
+    with pytest.warns(UserWarning, match="Every distinct row becomes a cluster"):
+        ours = MeanShift(kernel="flat").fit(X)
     assert ours.bandwidth_ == 0.0
     assert_same_fit(ours, ref)
 
