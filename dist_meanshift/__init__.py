@@ -23,7 +23,7 @@ _LAZY = {
     "RunResult": "_summary",
     "estimate_bandwidth": "_seeds",
     "get_bin_seeds": "_seeds",
-    "load": "results",
+    "load": "estimator",
     "mean_shift": "estimator",
     "run_job": "runner",
 }

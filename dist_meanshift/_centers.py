@@ -176,7 +176,8 @@ def step(centers, moving, new, density, *, kernel, stop_thresh, bandwidth, last)
         The kernel-weighted means at their positions.
     density : ndarray of shape (len(moving),)
         The kernel weights there.
-    kernel : {"gaussian", "flat"}
+    kernel : Kernel
+        Its ``accelerated`` steps, or scikit-learn's plain ones.
     stop_thresh : float
         ``tol * bandwidth``.
     bandwidth : float
@@ -191,7 +192,7 @@ def step(centers, moving, new, density, *, kernel, stop_thresh, bandwidth, last)
     old = centers.pos[moving]
     vec = new - old
     shift = np.linalg.norm(vec, axis=1)
-    if kernel == "flat":
+    if not kernel.accelerated:
         # scikit-learn's rule, exact for the flat kernel (it stops in finite steps).
         centers.pos[moving] = new
         centers.intensity[moving] = density

@@ -136,7 +136,8 @@ def iter_mean_shift(
     bandwidth : float
     dtype : numpy.dtype
         The data's float type: positions are rounded to it after every shift.
-    kernel : {"gaussian", "flat"}
+    kernel : {"gaussian", "flat"} or Kernel
+        What the kernel does is asked of it (see :mod:`._blocks.kernels`).
     max_iter : int
     tol : float
     merge_tol : float
@@ -162,6 +163,7 @@ def iter_mean_shift(
         centers = resume.centers.copy()
         trace, first = list(resume.trace), resume.next_iteration
         logger.info("resuming after iteration %d", first - 1)
+    kernel = _blocks.kernels.get(kernel)
     n_features = np.shape(seeds)[1] if resume is None else centers.pos.shape[1]
     check_saddles = _log_limits(kernel, bandwidth, n_features)
     kernel_args = {"bandwidth": bandwidth, "kernel": kernel, "truncate": truncate}
@@ -179,7 +181,7 @@ def iter_mean_shift(
             centers.active[:] = False
         # At max_iter the centers still moving are stopped, not converged: the
         # trace (and the plot drawn from it) says how many there were.
-        if kernel == "gaussian":
+        if kernel.merges_stopped:
             centers = centers.merge_stopped(merge_tol * bandwidth, dtype)
         centers = centers.collapse_identical()
         figures = {
@@ -239,7 +241,7 @@ def _result(centers, kernel, bandwidth, dtype, last, trace, n_unconverged):
             f"No point was within bandwidth={bandwidth:f} of any seed. Try a "
             "different seeding strategy or increase the bandwidth."
         )
-    if kernel == "flat":
+    if kernel.sklearn_postprocess:
         modes, strength = _centers.sklearn_postprocess(
             centers.pos, centers.intensity, bandwidth
         )
@@ -252,7 +254,7 @@ def _result(centers, kernel, bandwidth, dtype, last, trace, n_unconverged):
 def _log_limits(kernel, bandwidth, n_features):
     """Whether stopped centers are checked for saddles; log what many features turn off."""
     check_saddles = (
-        kernel == "gaussian" and bandwidth > 0 and n_features <= _MAX_MOMENT_FEATURES
+        kernel.checks_saddles and bandwidth > 0 and n_features <= _MAX_MOMENT_FEATURES
     )
     if n_features > _blocks.GRID_MAX_FEATURES:
         logger.info(
@@ -260,7 +262,7 @@ def _log_limits(kernel, bandwidth, n_features):
             "one row each); every center meets every row",
             n_features,
         )
-    if kernel == "gaussian" and bandwidth > 0 and not check_saddles:
+    if kernel.checks_saddles and bandwidth > 0 and not check_saddles:
         logger.info(
             "%d features: stopped centers are not checked for saddle points "
             "(the check forms a features x features matrix per center)",

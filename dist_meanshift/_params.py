@@ -14,6 +14,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from ._blocks.kernels import KERNELS
 from .errors import InputError
 
 INF = math.inf
@@ -164,8 +165,8 @@ PARAMS = (
         "kernel",
         "str",
         "gaussian",
-        "gaussian: every point weighs exp(-d^2 / 2h^2); flat: points within h weigh 1.",
-        choices=("flat", "gaussian"),
+        "; ".join(f"{k.name}: {k.summary}" for k in KERNELS.values()) + ".",
+        choices=tuple(KERNELS),
     ),
     Param(
         "seeds",

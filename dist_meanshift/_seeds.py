@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.cluster import estimate_bandwidth as _sklearn_estimate_bandwidth
 from sklearn.utils import check_random_state
 
-from . import _dask
+from . import _blocks, _dask
 from ._params import BY_NAME
 from ._validation import check_finite, check_input, check_sample_weight
 from .errors import InputError, user_stacklevel
@@ -100,6 +100,21 @@ def estimate_bandwidth(
         )
     data = _dask.as_dask(check_input(X))
     weights = check_sample_weight(sample_weight, data)
+    return kernel_bandwidth(data, kernel, quantile, weights, n_samples, random_state)
+
+
+def kernel_bandwidth(
+    data, kernel, quantile=None, weights=None, n_samples=None, random_state=0
+):
+    """The one bandwidth estimate, for :func:`estimate_bandwidth` and ``MeanShift``.
+
+    The radius counting ``quantile`` of the sampled rows, turned into the
+    kernel's bandwidth by its rule. ``data`` and ``weights`` are checked
+    (:class:`~._validation.InputData`); ``quantile`` defaults to the
+    ``quantile`` parameter's default.
+    """
+    if quantile is None:
+        quantile = BY_NAME["quantile"].default
     radius = estimate_radius(data, quantile, n_samples, random_state, weights)
     used = sampled_rows(data, n_samples, weights)
     return np.float64(for_kernel(radius, kernel, neighbours(used, quantile)))
@@ -121,11 +136,9 @@ def neighbours(n_rows, quantile):
 
 
 def for_kernel(radius, kernel, n_neighbours):
-    """The flat kernel's radius, or the Gaussian under which the ``n_neighbours``
-    rows within it weigh together at least as much as a seed's own row."""
-    if kernel == "flat":
-        return radius
-    return radius / np.sqrt(2 * np.log(n_neighbours))
+    """The bandwidth of ``kernel`` for a radius counting ``n_neighbours`` rows
+    (its :meth:`~._blocks.kernels.Kernel.bandwidth` rule)."""
+    return _blocks.kernels.get(kernel).bandwidth(radius, n_neighbours)
 
 
 def get_bin_seeds(X, bin_size, min_bin_freq=1):

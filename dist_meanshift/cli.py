@@ -18,6 +18,7 @@ import click
 from . import __version__
 from ._exits import BadInput, Command, check_signals, on_signal
 from ._params import COMMAND
+from .errors import one_line
 from .jobs import Job, JobError
 
 logger = logging.getLogger("dist_meanshift")
@@ -216,10 +217,11 @@ def predict(ctx, model_path, input_path, out, array, overwrite, scheduler):
     """Label INPUT with the clusters of a fitted result MODEL."""
     from ._outputs import check_output_path, output_lock
     from .cluster import connect
+    from .estimator import load
     from .io import open_input
-    from .results import load_model, write_result
+    from .results import write_result
 
-    model = load_model(model_path)
+    model = load(model_path)
     from .tables import is_table
 
     names = getattr(model, "feature_names_in_", None)
@@ -412,3 +414,14 @@ def _setup_logging(verbose):
         other.handlers[:] = [dist_handler]
         other.propagate = False
         other.setLevel(level if verbose else logging.CRITICAL)
+    # An object half made when a signal interrupted its __init__ (a
+    # distributed Future) fails in its __del__ later, and Python prints
+    # "Exception ignored in ..." with a traceback: the command's one line has
+    # said why it stopped; -vv shows them.
+    sys.unraisablehook = _unraisable
+
+
+def _unraisable(unraisable):
+    # Named, not repr'd: the repr of a half-made object may fail in turn.
+    where = getattr(unraisable.object, "__qualname__", type(unraisable.object).__name__)
+    logger.debug("exception ignored in %s: %s", where, one_line(unraisable.exc_value))

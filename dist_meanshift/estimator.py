@@ -395,9 +395,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
             return resume.bandwidth
         if self.bandwidth is not None:
             return self.bandwidth
-        radius = _seeds.estimate_radius(data, 0.3, None, 0, weights)
-        k = _seeds.neighbours(_seeds.sampled_rows(data, None, weights), 0.3)
-        bandwidth = np.float64(_seeds.for_kernel(radius, self.kernel, k))
+        bandwidth = _seeds.kernel_bandwidth(data, self.kernel, weights=weights)
         logger.info("estimated bandwidth %.6g", bandwidth)
         if bandwidth == 0:
             warnings.warn(
@@ -426,10 +424,8 @@ class MeanShift(ClusterMixin, BaseEstimator):
         -------
         self : object
         """
-        from .results import save_model
-
         check_is_fitted(self)
-        save_model(self, path, overwrite=overwrite)
+        _save(self, path, overwrite=overwrite)
         return self
 
     def predict(self, X):
@@ -477,3 +473,115 @@ def _binned(data, weights, cell_size):
     return cells, SampleWeight(
         da.from_array(counts, chunks=(cells.array.chunks[0],)), counts
     )
+
+
+def _save(model, path, *, overwrite=False):
+    """Write a fitted model as a result group, as the command writes its results.
+
+    Parameters
+    ----------
+    model : MeanShift
+        Fitted.
+    path : str or os.PathLike
+    overwrite : bool, default=False
+        Replace an earlier result (never any other directory).
+
+    Returns
+    -------
+    cluster_sizes : ndarray of shape (n_clusters,)
+    """
+    from ._outputs import check_output_path, output_lock
+    from ._summary import model_attrs
+    from .results import write_result
+
+    check_output_path(path, overwrite)
+    with output_lock(path):
+        return write_result(
+            path,
+            labels=model.labels_,
+            centers=model.cluster_centers_,
+            attrs=model_attrs(model),
+            overwrite=overwrite,
+        )
+
+
+def load(path):
+    """A fitted :class:`MeanShift` from a complete result group.
+
+    The result of ``dist-meanshift run`` or ``fit``, or of :meth:`MeanShift.save`.
+    Exported as :func:`dist_meanshift.load`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output of ``dist-meanshift run`` or ``fit``.
+
+    Returns
+    -------
+    MeanShift
+        With ``cluster_centers_`` checked as strictly as input data, and the
+        parameters and fitted figures the result records.
+    """
+    import os
+
+    import zarr
+
+    from ._params import BY_NAME
+    from .errors import shown
+    from .results import _require_inside, read_centers, read_result
+
+    group = read_result(path)
+    centers = read_centers(group, path)
+    attrs = dict(group.attrs)
+    known = MeanShift().get_params()
+    stored = attrs.get("params", {})
+    name = os.fspath(path)
+    if not isinstance(stored, dict):
+        raise InputError(
+            f"Model {name!r} has params {shown(stored)}, not a table of parameters: "
+            "the store is damaged. Fit again, or give an intact result."
+        )
+    params = {k: v for k, v in stored.items() if k in known}
+    for key, value in params.items():
+        if key in BY_NAME and BY_NAME[key].kind != "array":
+            try:
+                BY_NAME[key].check(value)
+            except InputError as exc:
+                raise InputError(
+                    f"Model {name!r} records a bad parameter: {exc} Fit again, or "
+                    "give an intact result."
+                ) from None
+    bandwidth = attrs.get("bandwidth", params.get("bandwidth"))
+    if bandwidth is not None and not (
+        isinstance(bandwidth, int | float)
+        and not isinstance(bandwidth, bool)
+        and 0 < bandwidth < np.inf
+    ):
+        raise InputError(
+            f"Model {name!r} records bandwidth {shown(bandwidth)}; a bandwidth is a "
+            "finite number > 0. Fit again, or give an intact result."
+        )
+    model = MeanShift(**params)
+    model.cluster_centers_ = centers
+    model.n_features_in_ = centers.shape[1]
+    for key in ("bandwidth", "n_iter", "converged", "n_unconverged", "trace"):
+        if key in attrs:
+            setattr(model, f"{key}_", attrs[key])
+    names = attrs.get("feature_names_in")
+    if names is not None:
+        if not (
+            isinstance(names, list)
+            and len(names) == centers.shape[1]
+            and all(isinstance(n, str) for n in names)
+        ):
+            raise InputError(
+                f"Model {name!r} records feature names {shown(names)} that do not "
+                f"match its {centers.shape[1]} features: the store is damaged. Fit "
+                "again, or give an intact result."
+            )
+        model.feature_names_in_ = np.asarray(names, dtype=object)
+    if "labels" in group and isinstance(group["labels"], zarr.Array):
+        _require_inside(group, "labels", name)
+        # The labels as stored, read when computed (save gives them back).
+        model.labels_ = da.from_zarr(group["labels"])
+    return model

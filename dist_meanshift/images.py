@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._files import require_file
+from ._files import reading, require_extra, require_file, require_path
 from .errors import InputError
-from .io import reading, require_extra, require_path
 
 #: Suffixes read as image files.
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -249,7 +248,7 @@ class _TiffLevel:
     """One level of a TIFF as an array-like opened by each read (picklable)."""
 
     def __init__(self, path, level, shape, dtype):
-        from .io import file_identity
+        from ._files import file_identity
 
         self.path, self.level, self.identity = path, level, file_identity(path)
         self.shape, self.dtype, self.ndim = tuple(shape), np.dtype(dtype), len(shape)
@@ -259,7 +258,7 @@ class _TiffLevel:
         import tifffile
         import zarr
 
-        from .io import require_unchanged
+        from ._files import require_unchanged
 
         rows = index[self.row_axis] if isinstance(index, tuple) else index
         subject = f"Rows {rows.start}-{rows.stop - 1} of input file {self.path}"

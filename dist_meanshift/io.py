@@ -8,7 +8,6 @@ a run reads it stops the run (:func:`read_block`).
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import math
 import os
@@ -16,17 +15,22 @@ import os
 import numpy as np
 import zarr
 
-from ._files import require_file
+from ._files import (  # noqa: F401 - io's names for every reader's helpers
+    InputChanged,
+    exists,
+    file_identity,
+    reading,
+    require_extra,
+    require_file,
+    require_path,
+    require_unchanged,
+)
 from ._outputs import BLOBS_FORMAT, jsonable, written
-from .errors import InputError, RunError, listed, one_line
+from .errors import InputError, listed, one_line
 
 # Every chunk is stored, even one that is all fill value, so that a missing
 # chunk always means a damaged store.
 _EVERY_CHUNK = {"write_empty_chunks": True}
-
-
-class InputChanged(RunError):
-    """A chunk of the input changed, vanished or appeared during a run."""
 
 
 def open_input(
@@ -138,43 +142,6 @@ def open_input(
     return require_every_chunk(node[array], name)
 
 
-def require_extra(extra, what, *modules):
-    """Refuse, in one line naming the extra to install, a kind of input missing its readers."""
-    import importlib.util
-
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        raise InputError(
-            f"Reading {what} needs {', '.join(missing)}: install the {extra} extra "
-            f"(pip install 'dist-meanshift[{extra}]')."
-        )
-
-
-def exists(name):
-    """Whether an input path (or glob) names something."""
-    return os.path.exists(name) or bool(glob.glob(name))
-
-
-def require_path(name):
-    """Refuse an input path (or glob) that names nothing."""
-    if not exists(name):
-        raise InputError(f"Input {name!r} does not exist. Check the path.")
-
-
-@contextlib.contextmanager
-def reading(name, what, remedy):
-    """Turn a reader's failure into one line naming the input, what it should be, the fix."""
-    try:
-        yield
-    except InputError:
-        raise
-    except Exception as exc:  # any reader's failure has the same remedy
-        detail = one_line(exc)
-        raise InputError(
-            f"Input {name!r} cannot be read as {what} ({detail}). {remedy}"
-        ) from exc
-
-
 def chunk_file(z, coords):
     """The file of chunk ``coords`` of ``z`` and its identity, or (None, None).
 
@@ -239,29 +206,6 @@ def require_every_chunk(z, name):
         "(if those rows really are all fill value, write it with "
         "config={'write_empty_chunks': True})."
     )
-
-
-def require_unchanged(file, identity, subject):
-    """Stop a run whose input ``file`` changed since it was opened.
-
-    ``identity`` is the file's :func:`file_identity` when the run opened it;
-    ``subject`` names what was about to be read (rows of a store, a row group
-    of a table, rows of an image) and begins the message.
-    """
-    if file_identity(file) != identity:
-        raise InputChanged(
-            f"{subject} changed during the run (its file was rewritten, added or "
-            "deleted). Leave the input alone while it is clustered, then run again."
-        )
-
-
-def file_identity(file):
-    """A file's size and modification time in nanoseconds, or None if it is gone."""
-    try:
-        st = os.stat(file)
-    except FileNotFoundError:
-        return None
-    return st.st_size, st.st_mtime_ns
 
 
 def input_fingerprint(path, array, shape, dtype):

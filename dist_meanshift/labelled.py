@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._files import require_file
+from ._files import reading, require_file, require_path
 from ._outputs import written
 from .errors import InputError, listed
-from .io import reading, require_path
 
 #: Suffixes read as NetCDF datasets.
 NETCDF = (".nc", ".nc4", ".netcdf", ".cdf")

@@ -15,9 +15,10 @@ import warnings
 
 from . import cluster
 from ._beside import Beside
+from ._job_file import JobFile
+from ._params import BY_NAME
 from ._summary import make_result, result_attrs, stored_result
 from .errors import ClusterStalled, InputError, RunError, one_line
-from .jobs import Job
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +80,8 @@ def run_job(
     FileExistsError
         The output exists, or another run writes it (exit code 2).
     """
-    if not isinstance(job, Job):
-        job = Job.load(job)
+    if not isinstance(job, JobFile):
+        job = JobFile.load(job)
     job.override("cluster", scheduler=scheduler)
     job.override("output", overwrite=overwrite)
     run = _Run(job, echo or logger.info, progress, after_iteration or (lambda: None))
@@ -230,7 +231,7 @@ class _Run:
         from .estimator import MeanShift
 
         params = dict(self.job.model)
-        quantile = params.pop("quantile", 0.3)
+        quantile = params.pop("quantile", BY_NAME["quantile"].default)
         # Fitted to the workers' memory where the job leaves them open.
         if params.get("chunk_rows") is None and self.plan.chunk_rows:
             params["chunk_rows"] = self.plan.chunk_rows

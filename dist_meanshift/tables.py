@@ -19,10 +19,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._files import require_file
+from ._files import (
+    file_identity,
+    reading,
+    require_file,
+    require_path,
+    require_unchanged,
+)
 from ._outputs import MARKER, written
 from .errors import InputError, listed
-from .io import file_identity, reading, require_path, require_unchanged
 
 #: Suffixes read as tables.
 SUFFIXES = (".parquet", ".pq", ".csv")

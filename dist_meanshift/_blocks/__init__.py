@@ -6,8 +6,9 @@ chunks and reduces their results. Nothing in this package imports dask.
 
 - ``sums``: the partial mean shift sums of a block (the map step), routed
   through a grid of the kernel's reach when that pays;
-- ``kernel``: kernel weights and sums of every center against every row;
-- ``sharing``: the flat kernel's rows settled once for a cell of close centers;
+- ``kernels``: one module per kernel, declaring all that differs by kernel
+  (the flat kernel's sharing of rows between close centers among it);
+- ``dense``: weights and sums of every center against every row;
 - ``grid``: cell keys, sorted runs, the rows around a group of centers;
 - ``binning``: grid cells of the data (bin seeds, binned data);
 - ``labels``: the nearest center of every row;
@@ -17,7 +18,8 @@ chunks and reduces their results. Nothing in this package imports dask.
 from __future__ import annotations
 
 from .binning import bin_counts, cell_sums, combine_bin_counts, combine_cell_sums
-from .kernel import KERNELS, add_partials, kernel_reach, local_moments
+from .dense import add_partials, local_moments
+from .kernels import KERNELS
 from .labels import assign_labels, nearest_center
 from .merge import merge_close_centers, order_by_intensity, suppress_near_duplicates
 from .sums import GRID_MAX_FEATURES, shift_partial_sums
@@ -31,7 +33,6 @@ __all__ = [
     "cell_sums",
     "combine_bin_counts",
     "combine_cell_sums",
-    "kernel_reach",
     "local_moments",
     "merge_close_centers",
     "nearest_center",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernel import BLOCK_ELEMENTS, products_by_block
+from .dense import BLOCK_ELEMENTS, products_by_block
 
 
 def assign_labels(X, centers, bandwidth=None):

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import grid
+from . import grid, kernels
+from .dense import add_partials
 from .grid import grid_groups, slabs, take_runs
-from .kernel import add_partials, dense_sums, kernel_reach
-from .sharing import flat_shared_sums
 
-# Below these numbers of centers, sorting the rows into grid cells costs more
-# than evaluating every pair (measured on blobs in 3-D).
-_GRID_MIN_CENTERS = {"flat": 32, "gaussian": 16}
 # Beyond this many features the grid of reach-wide cells is not used (see
 # shift_partial_sums).
 GRID_MAX_FEATURES = 16
@@ -41,8 +37,8 @@ def shift_partial_sums(
         One block of data rows.
     bandwidth : float
         Kernel bandwidth ``h``.
-    kernel : {"gaussian", "flat"}
-        ``"flat"`` weighs rows with ``||x - c|| <= h`` by 1 and others by 0;
+    kernel : {"gaussian", "flat"} or Kernel
+        See :mod:`.kernels`. ``"flat"`` weighs rows with ``||x - c|| <= h`` by 1 and others by 0;
         ``"gaussian"`` weighs every row by ``exp(-||x - c||^2 / (2 h^2))``; at
         ``h = 0`` both are the limit kernel that weighs only rows equal to ``c``.
     sample_weight : ndarray of shape (n_samples,), default=None
@@ -65,23 +61,21 @@ def shift_partial_sums(
     >>> sums / weights[:, None]
     array([[0.5, 0. ]])
     """
+    kernel = kernels.get(kernel)
     centers = np.asarray(centers, dtype=np.float64)
     n_centers, n_features = centers.shape
     sums = np.zeros((n_centers, n_features))
     weights = np.zeros(n_centers)
     if n_centers == 0 or X.shape[0] == 0:
         return sums, weights
-    reach = kernel_reach(bandwidth, kernel, truncate)
-    if reach is None or reach == 0 or n_centers <= _GRID_MIN_CENTERS[kernel]:
-        return dense_sums(centers, X, bandwidth, kernel, reach, sample_weight)
+    reach = kernel.reach(bandwidth, truncate)
+    if reach is None or reach == 0 or n_centers <= kernel.grid_min_centers:
+        return kernel.all_pairs(centers, X, bandwidth, reach, sample_weight)
     if n_features > GRID_MAX_FEATURES:
         # A grid of cells as wide as the reach holds about one row per cell in
         # many dimensions and its 3^d neighbourhoods cannot be visited: every
-        # pair is evaluated (the flat kernel still settles rows shared by
-        # close centers at once).
-        if kernel == "flat":
-            return flat_shared_sums(centers, X, bandwidth, sample_weight)
-        return dense_sums(centers, X, bandwidth, kernel, reach, sample_weight)
+        # pair is evaluated (a kernel may still share work between centers).
+        return kernel.group_sums(centers, X, bandwidth, reach, sample_weight)
     if X.shape[0] > grid.SLAB_ROWS:
         return add_partials(
             *(
@@ -99,10 +93,7 @@ def shift_partial_sums(
         # per slice.
         xs = take_runs(X, runs)
         sw = None if sample_weight is None else take_runs(sample_weight, runs)
-        if kernel == "flat":
-            s, w = flat_shared_sums(centers[members], xs, bandwidth, sw)
-        else:
-            s, w = dense_sums(centers[members], xs, bandwidth, kernel, reach, sw)
+        s, w = kernel.group_sums(centers[members], xs, bandwidth, reach, sw)
         sums[members] += s
         weights[members] += w
     return sums, weights

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -136,3 +138,22 @@ def test_inspect_tables_and_inputs_that_are_not_zarr(tmp_path):
     (tmp_path / "bad.tif").write_bytes(b"garbage")
     bad = run_cli("inspect", "bad.tif", cwd=tmp_path)
     assert bad.returncode == 2 and "cannot be read as an image" in bad.stderr
+
+
+def test_an_object_half_made_by_a_signal_prints_nothing_when_freed():
+    # Ctrl-C inside a distributed Future's __init__ left it without an
+    # attribute its __del__ reads: Python printed "Exception ignored in"
+    # and a traceback under the command's one line.
+    code = (
+        "from dist_meanshift.cli import _setup_logging\n"
+        "_setup_logging(0)\n"
+        "class Future:\n"
+        "    def __init__(self): raise KeyboardInterrupt\n"
+        "    def __del__(self): self._cleared\n"
+        "try: Future()\n"
+        "except KeyboardInterrupt: pass\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -21,9 +21,9 @@ from dist_meanshift._blocks import (
     shift_partial_sums,
     suppress_near_duplicates,
 )
-from dist_meanshift._blocks.kernel import dense_sums
-from dist_meanshift._blocks.sharing import flat_shared_sums
-from dist_meanshift._blocks.sums import _GRID_MIN_CENTERS as GRID_MIN_CENTERS
+from dist_meanshift._blocks.dense import dense_sums
+from dist_meanshift._blocks.kernels import KERNELS
+from dist_meanshift._blocks.kernels.flat import flat_shared_sums
 from dist_meanshift._validation import NonFiniteValues, require_finite
 
 coords = st.floats(-50, 50, allow_nan=False, allow_infinity=False)
@@ -180,7 +180,7 @@ def test_few_centers_direct_and_many_centers_by_grid_agree(kernel, truncate):
         shift_partial_sums(centers[i : i + 5], X, 1.5, kernel, truncate=truncate)
         for i in range(0, 40, 5)
     ]
-    assert len(centers) > GRID_MIN_CENTERS[kernel] >= 5
+    assert len(centers) > KERNELS[kernel].grid_min_centers >= 5
     # Gaussian weights and block sums are float32: equal to its rounding
     # (relative to the sums of absolute values, for coordinate sums near 0).
     rtol = 1e-12 if kernel == "flat" else 1e-5
@@ -213,7 +213,7 @@ def test_assign_labels_boundary_is_exact_with_thousands_of_centers():
 def test_shared_cells_of_centers_give_the_pairwise_flat_sums(weighted, monkeypatch):
     import dist_meanshift._blocks as blocks
 
-    monkeypatch.setattr(blocks.sharing, "_SHARE_MIN", 8)
+    monkeypatch.setattr(blocks.kernels.flat, "_SHARE_MIN", 8)
 
     # 64 centers on a 1/16 lattice fill one sharing cell (side 0.29 at h = 2);
     # data on a half-integer lattice lie at exactly h from many of them, and
@@ -226,7 +226,7 @@ def test_shared_cells_of_centers_give_the_pairwise_flat_sums(weighted, monkeypat
     X = np.concatenate([lattice, rng.normal(size=(3000, 3)) * 1.5])
     w = rng.random(len(X)) if weighted else None
     shared = flat_shared_sums(centers, X, 2.0, w)
-    pairwise = dense_sums(centers, X, 2.0, "flat", 2.0, w)
+    pairwise = dense_sums(centers, X, 2.0, True, 2.0, w)
     diff = X[None, :, :] - centers[:, None, :]
     d2 = np.einsum("ijk,ijk->ij", diff, diff)
     inside = d2 <= 4.0
@@ -239,7 +239,7 @@ def test_shared_cells_of_centers_give_the_pairwise_flat_sums(weighted, monkeypat
     # And the grid path, which shares dense cells, agrees with the direct one.
     many = np.concatenate([centers, rng.normal(size=(200, 3)) * 3])
     grid = shift_partial_sums(many, X, 2.0, "flat", w)
-    direct = dense_sums(many, X, 2.0, "flat", 2.0, w)
+    direct = dense_sums(many, X, 2.0, True, 2.0, w)
     np.testing.assert_allclose(grid[1], direct[1], rtol=0 if w is None else 1e-13)
     # Sums of thousands of rows cancel: compare them to their scale.
     np.testing.assert_allclose(grid[0], direct[0], atol=1e-12 * len(X))
@@ -260,7 +260,7 @@ def test_sharing_equals_pairwise_for_any_crowd_of_centers(spread, bandwidth, see
     centers[::7] = 0.0
     X = np.concatenate([rng.normal(size=(500, 3)) * 2, np.eye(3) * bandwidth])
     shared = flat_shared_sums(centers, X, bandwidth, None)
-    pairwise = dense_sums(centers, X, bandwidth, "flat", bandwidth, None)
+    pairwise = dense_sums(centers, X, bandwidth, True, bandwidth, None)
     np.testing.assert_array_equal(shared[1], pairwise[1])
     np.testing.assert_allclose(shared[0], pairwise[0], atol=1e-12 * len(X))
 
@@ -333,3 +333,24 @@ def test_merging_crowded_centers_keeps_memory_linear():
     points += rs.randint(0, 8, size=(200_000, 1)) * 5.0
     _, merged, mult = merge_close_centers(points, np.ones(len(points)), 0.1)
     assert len(merged) == 8 and mult.sum() == len(points)
+
+
+def test_a_kernel_is_declared_in_its_own_module_and_nowhere_else():
+    import re
+    from pathlib import Path
+
+    import dist_meanshift._blocks as blocks
+    from dist_meanshift._blocks.kernels import KERNELS, get
+    from dist_meanshift._params import BY_NAME
+
+    assert set(KERNELS) == set(BY_NAME["kernel"].choices)
+    assert next(iter(KERNELS)) == BY_NAME["kernel"].default
+    assert all(get(name) is kernel for name, kernel in KERNELS.items())
+    with pytest.raises(ValueError, match="Unknown kernel 'cosine': use one of"):
+        get("cosine")
+    package = Path(blocks.__file__).parents[1]
+    rooms = package / "_blocks" / "kernels"
+    compared = re.compile(r"""kernel\s*[!=]=|[!=]=\s*["'](flat|gaussian)["']""")
+    for path in package.rglob("*.py"):
+        if rooms not in path.parents:
+            assert not compared.search(path.read_text()), path

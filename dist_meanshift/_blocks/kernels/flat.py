@@ -1,11 +1,18 @@
-"""The flat kernel's sharing: rows settled once for a cell of close centers."""
+"""The flat kernel: weight 1 within the bandwidth, 0 beyond (scikit-learn's).
+
+Everything that is the flat kernel's own: its reach (the bandwidth), its
+bandwidth rule (the radius itself), scikit-learn's stopping rule and final
+post-processing, the number of centers from which the grid pays, and its
+sharing: rows settled once for a cell of close centers.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .grid import cell_keys
-from .kernel import BLOCK_ELEMENTS, dense_sums, products_by_block
+from ..dense import BLOCK_ELEMENTS, dense_sums, products_by_block
+from ..grid import cell_keys
+from .base import Kernel
 
 # Flat kernel: centers are gathered into cells whose members lie within this
 # fraction of the bandwidth of the cell's mean, and rows sure to be within (or
@@ -34,10 +41,10 @@ def flat_shared_sums(centers, X, bandwidth, sample_weight):
     k, n_features = centers.shape
     h = float(bandwidth)
     if k < 2 * _SHARE_TIGHT_MIN:
-        return dense_sums(centers, X, h, "flat", h, sample_weight)
+        return dense_sums(centers, X, h, True, h, sample_weight)
     cell_of = _shared_cells(centers, h)
     if cell_of is None:
-        return dense_sums(centers, X, h, "flat", h, sample_weight)
+        return dense_sums(centers, X, h, True, h, sample_weight)
     _, cell_of, sizes = np.unique(cell_of, return_inverse=True, return_counts=True)
     n_cells = len(sizes)
     order = np.argsort(cell_of, kind="stable")
@@ -125,7 +132,7 @@ def _add_shells(sums, weights, centers, X, h, sample_weight, cells, shell):
         members = order[starts[g] : starts[g] + sizes[g]]
         rows = r[a:b]
         sw = None if sample_weight is None else sample_weight[rows]
-        s, w = dense_sums(centers[members], X[rows], h, "flat", h, sw)
+        s, w = dense_sums(centers[members], X[rows], h, True, h, sw)
         sums[members] += s
         weights[members] += w
 
@@ -141,3 +148,30 @@ def _means_and_spread(centers, cell_of, sizes):
     spread = np.zeros(len(sizes))
     np.maximum.at(spread, cell_of, np.sqrt(np.einsum("ij,ij->i", off, off)))
     return means, spread
+
+
+class Flat(Kernel):
+    """Weight 1 for rows with ``||x - c|| <= h``, 0 beyond; results as scikit-learn's."""
+
+    name = "flat"
+    summary = "points within h weigh 1"
+    indicator = True
+    # Below this many centers, sorting the rows into grid cells costs more
+    # than evaluating every pair (measured on blobs in 3-D).
+    grid_min_centers = 32
+    sklearn_postprocess = True
+    merges_stopped = False
+    checks_saddles = False
+    accelerated = False
+
+    def reach(self, bandwidth, truncate=None):
+        return bandwidth
+
+    def bandwidth(self, radius, n_neighbours):
+        return radius
+
+    def group_sums(self, centers, X, bandwidth, reach, sample_weight):
+        return flat_shared_sums(centers, X, bandwidth, sample_weight)
+
+
+KERNEL = Flat()

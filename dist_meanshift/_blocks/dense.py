@@ -1,7 +1,7 @@
-"""Kernel sums of every center against every row of one block.
+"""Sums of every center against every row of one block: the dense products.
 
-The dense products behind every other sum: :func:`dense_sums` (flat or
-Gaussian weights and the weighted coordinate sums, in blocks),
+The products behind every other sum: :func:`dense_sums` (0/1 weights within
+a reach, or Gaussian weights, and the weighted coordinate sums, in blocks),
 :func:`local_moments` (the weighted covariance a saddle check needs) and
 :func:`add_partials`, the reduction step of every map-reduce.
 """
@@ -10,33 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-KERNELS = ("gaussian", "flat")
 # Rows x centers elements materialised at once inside a block function: 2**17
 # values (1 MiB in float64) per temporary stay near the CPU caches and keep a
 # task's memory small whatever the chunk size.
 BLOCK_ELEMENTS = 1 << 17
 # Lowest exponent given to exp() by the Gaussian kernel (see dense_sums).
 _EXP_FLOOR = -80.0
-
-
-def kernel_reach(bandwidth, kernel, truncate=None):
-    """Distance beyond which a kernel gives no weight, or None if unbounded.
-
-    Parameters
-    ----------
-    bandwidth : float
-    kernel : {"gaussian", "flat"}
-    truncate : float, default=None
-        Gaussian only: ignore points farther than ``truncate * bandwidth``
-        (relative weight below ``exp(-truncate**2 / 2)``); None is exact.
-
-    Returns
-    -------
-    float or None
-    """
-    if kernel == "flat" or bandwidth == 0:
-        return bandwidth
-    return None if truncate is None else truncate * bandwidth
 
 
 def add_partials(*partials):
@@ -100,7 +79,7 @@ def local_moments(centers, X, bandwidth, sample_weight=None):
     return weight, first, second
 
 
-def dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
+def dense_sums(centers, X, bandwidth, indicator, reach, sample_weight):
     """Kernel sums of every center against every row, in blocks.
 
     Around the centers' mean, each row becomes ``[x, |x|^2, 1]`` and one matrix
@@ -112,9 +91,14 @@ def dense_sums(centers, X, bandwidth, kernel, reach, sample_weight):
     within rounding of the bandwidth are recomputed exactly, so that a point at
     exactly the bandwidth counts as inside. Gaussian weights and their sums
     are computed in float64.
+
+    ``indicator`` chooses the weights: 1 within ``bandwidth`` and 0 beyond
+    (the flat kernel's, see :mod:`.kernels`), else Gaussian, truncated at
+    ``reach`` when it is not None. At a bandwidth of 0 both are the limit
+    kernel that weighs only rows equal to the center.
     """
     k, n_features = centers.shape
-    flat = kernel == "flat" or bandwidth == 0
+    flat = indicator or bandwidth == 0
     # float64 for both kernels: float32 weights (relative error ~1e-6) made
     # stopping decisions depend on how rows were chunked and on the CPU's BLAS;
     # in float64 sums differ by rounding order alone, ~1e-16 relative.

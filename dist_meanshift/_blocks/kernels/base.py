@@ -1,0 +1,118 @@
+"""What a kernel declares: the one place the others differ by kernel."""
+
+from __future__ import annotations
+
+from ..dense import dense_sums
+
+
+class Kernel:
+    """A mean shift kernel: one subclass per module of :mod:`..kernels`.
+
+    Nothing outside a kernel's module compares kernel names: code asks the
+    kernel. Attributes are class constants; methods take plain numbers and
+    numpy arrays of one block.
+
+    Attributes
+    ----------
+    name : str
+        As given to ``MeanShift(kernel=...)``: the module's name.
+    summary : str
+        Its weights in a few words, for the command's help.
+    indicator : bool
+        Weights are 1 within the reach and 0 beyond (else smooth).
+    grid_min_centers : int
+        From this many centers on, rows are sorted into grid cells of the
+        reach (when the reach is finite); below, every pair is evaluated.
+    sklearn_postprocess : bool
+        Final centers are ordered by intensity and near duplicates suppressed
+        as scikit-learn does; else ordered by intensity only.
+    merges_stopped : bool
+        Stopped centers within ``merge_tol * h`` of each other merge after
+        every iteration.
+    checks_saddles : bool
+        Stopped centers are checked for saddle points of the density (needs
+        smooth weights: a kernel-weighted covariance).
+    accelerated : bool
+        Centers take the accelerated steps of :func:`~..._centers.step`
+        (jumps along a steady direction); else scikit-learn's plain step.
+    """
+
+    name: str
+    summary: str
+    indicator: bool
+    grid_min_centers: int
+    sklearn_postprocess: bool
+    merges_stopped: bool
+    checks_saddles: bool
+    accelerated: bool
+
+    def reach(self, bandwidth, truncate=None):
+        """Distance beyond which the kernel gives no weight, or None (unbounded).
+
+        Parameters
+        ----------
+        bandwidth : float
+        truncate : float, default=None
+            Smooth kernels: ignore rows farther than ``truncate * bandwidth``.
+
+        Returns
+        -------
+        float or None
+        """
+        raise NotImplementedError
+
+    def bandwidth(self, radius, n_neighbours):
+        """The bandwidth matching a neighbourhood radius (see ``estimate_bandwidth``).
+
+        Parameters
+        ----------
+        radius : float
+            The mean distance to the ``n_neighbours``-th nearest row.
+        n_neighbours : int
+
+        Returns
+        -------
+        float
+        """
+        raise NotImplementedError
+
+    def all_pairs(self, centers, X, bandwidth, reach, sample_weight):
+        """Sums of every center against every row, pair by pair (see
+        :func:`~..dense.dense_sums`); arguments as :meth:`group_sums`'."""
+        return dense_sums(centers, X, bandwidth, self.indicator, reach, sample_weight)
+
+    def group_sums(self, centers, X, bandwidth, reach, sample_weight):
+        """Sums of a group of centers against the rows around them.
+
+        By default :meth:`all_pairs`; a kernel may share work between close
+        centers.
+
+        Parameters
+        ----------
+        centers : ndarray of shape (n_centers, n_features), float64
+        X : ndarray of shape (n_rows, n_features)
+        bandwidth : float
+        reach : float or None
+            From :meth:`reach`.
+        sample_weight : ndarray of shape (n_rows,) or None
+
+        Returns
+        -------
+        sums : ndarray of shape (n_centers, n_features)
+        weights : ndarray of shape (n_centers,)
+        """
+        return self.all_pairs(centers, X, bandwidth, reach, sample_weight)
+
+    def __repr__(self):
+        return f"<kernel {self.name!r}>"
+
+    def __reduce__(self):
+        # One instance per kernel, also in worker processes.
+        return (_by_name, (self.name,))
+
+
+def _by_name(name):
+    """The kernel of module ``name`` (how a kernel is unpickled: one instance)."""
+    import importlib
+
+    return importlib.import_module(f"{__package__}.{name}").KERNEL

@@ -1,0 +1,388 @@
+"""Job files: TOML data (never code), checked key by key into a :class:`JobFile`.
+
+Below the runner, which reads them; :class:`~.jobs.Job` (public) is a job
+file that runs itself.
+
+The ``[model]`` section takes every parameter of the one table in
+``_params`` (the ``fit`` command's options come from the same table); the
+other sections are listed in :data:`SCHEMA`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+
+from ._files import require_file
+from ._params import COMMAND
+from .errors import InputError
+
+#: A job file is a page of TOML: what is read of it at most.
+_MAX_JOB_BYTES = 1 << 20
+
+_TOML_TYPES = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
+
+# section -> key -> allowed TOML types. A job file may hold only these.
+SCHEMA = {
+    "input": {
+        "path": (str,),
+        "array": (str,),
+        "image": (str,),
+        "columns": (list,),
+        "missing": (str,),
+        "level": (int,),
+        "spatial_scale": (int, float),
+        "variables": (list,),
+        "dims": (list,),
+    },
+    "input.make_blobs": {
+        "n_samples": (int,),
+        "n_features": (int,),
+        "centers": (int,),
+        "seed": (int,),
+        "chunk_rows": (int,),
+        "std": (int, float),
+    },
+    "model": {
+        p.name: _TOML_TYPES[p.kind] + ((str,) if p.literals else ()) for p in COMMAND
+    },
+    "cluster": {
+        "scheduler": (str,),
+        "scheduler_file": (str,),
+        "n_workers": (int,),
+        "threads_per_worker": (int,),
+        "memory_limit": (str, int),
+        "processes": (bool,),
+        "host": (str,),
+        "timeout": (int, float),
+        "stall_timeout": (int, float),
+        "tls_ca_file": (str,),
+        "tls_cert": (str,),
+        "tls_key": (str,),
+        "manager": (str,),
+        "trust_manager": (bool,),
+        "scale": (int,),
+        "start_timeout": (int, float),
+    },
+    # Keyword arguments of the cluster manager: any key, any TOML value.
+    "cluster.options": None,
+    "cluster.adapt": {"minimum": (int,), "maximum": (int,)},
+    "output": {
+        "path": (str,),
+        "overwrite": (bool,),
+        "plot": (str,),
+        "plot_dims": (list,),
+        "image": (str,),
+        "report": (str,),
+        "table": (str,),
+        "table_columns": (bool,),
+        "dataset": (str,),
+        "label_image": (str,),
+    },
+}
+_MODEL = {p.name: p for p in COMMAND}
+#: Numbers outside [low, high] are refused by key (None: no bound that side).
+RANGES = {
+    "input.level": (0, None),
+    "input.spatial_scale": (0, None),
+    "input.make_blobs.n_samples": (1, None),
+    "input.make_blobs.n_features": (1, None),
+    "input.make_blobs.centers": (1, None),
+    "input.make_blobs.chunk_rows": (1, None),
+    "input.make_blobs.std": (0, None),
+    "cluster.n_workers": (1, None),
+    "cluster.memory_limit": (1, None),
+    "cluster.threads_per_worker": (1, None),
+    "cluster.timeout": (0, None),
+    "cluster.stall_timeout": (0, None),
+    "cluster.scale": (0, None),
+    "cluster.start_timeout": (0, None),
+    "cluster.adapt.minimum": (0, None),
+    "cluster.adapt.maximum": (1, None),
+}
+#: Numbers that must be above their lower bound, not equal to it.
+_OPEN_BELOW = {
+    "input.spatial_scale",
+    "input.make_blobs.std",
+    "cluster.timeout",
+    "cluster.stall_timeout",
+    "cluster.start_timeout",
+}
+#: What each key outside [model] means (the model's keys: the parameter table).
+KEY_DOCS = {
+    "input": {
+        "path": "The data: a zarr array or group, a .npy file, a Parquet or CSV table "
+        "(file, folder or glob), or an image (TIFF, PNG, JPEG, OME-Zarr).",
+        "array": "The array of a zarr group to cluster (not needed with one array).",
+        "image": "A picture (or scikit-learn sample image) whose pixels are written to "
+        "path first: a tiled TIFF for a .tif path, else zarr.",
+        "columns": "A table's feature columns (default: every numeric column).",
+        "missing": "A table's rows with missing values: refuse (default) or drop.",
+        "level": "An image pyramid's resolution level (0: full size).",
+        "spatial_scale": "Add each pixel's y and x times this as features.",
+        "variables": "A labelled dataset's feature variables (read with xarray).",
+        "dims": "A labelled dataset's sample dimensions (default: the first "
+        "variable's).",
+    },
+    "input.make_blobs": {
+        "n_samples": "Rows of a demo dataset made at input.path if it is missing, "
+        "in the format the path names (zarr, Parquet, CSV or NetCDF).",
+        "n_features": "Its features.",
+        "centers": "Its blobs.",
+        "seed": "Its random seed.",
+        "chunk_rows": "Rows per zarr chunk.",
+        "std": "Standard deviation of every blob.",
+    },
+    "cluster": {
+        "scheduler": "Address of a running Dask scheduler (tcp:// or tls://).",
+        "scheduler_file": "A scheduler's JSON file (dask scheduler --scheduler-file).",
+        "n_workers": "Workers of the local cluster (default 2).",
+        "threads_per_worker": "Threads per local worker (default 1).",
+        "memory_limit": 'Memory per local worker, e.g. "2GiB".',
+        "processes": "Local workers as processes (default: threads in this process).",
+        "host": "Address a local cluster listens on (default 127.0.0.1: this machine "
+        'only; "0.0.0.0" for every interface).',
+        "timeout": "Seconds to wait for a remote scheduler (default 10).",
+        "stall_timeout": "Seconds every worker may stay paused, or none be there, "
+        "before the run stops (default 60).",
+        "tls_ca_file": "TLS: the CA certificate.",
+        "tls_cert": "TLS: this client's certificate.",
+        "tls_key": "TLS: this client's key.",
+        "manager": 'A cluster manager to start, "package.Class" '
+        '(e.g. "dask_jobqueue.SLURMCluster").',
+        "trust_manager": "Import a manager from outside the known Dask packages.",
+        "scale": "Workers to ask the manager for.",
+        "start_timeout": "Seconds to wait for a manager's first worker (default 600).",
+    },
+    "cluster.options": {"(any)": "Keyword arguments of the cluster manager."},
+    "cluster.adapt": {
+        "minimum": "Adaptive scaling: fewest workers.",
+        "maximum": "Adaptive scaling: most workers.",
+    },
+    "output": {
+        "path": "The result (zarr group); default: the input path + .result.zarr.",
+        "overwrite": "Replace an earlier result (never any other directory).",
+        "plot": "A picture of the clusters and the convergence (.png, .svg, .pdf).",
+        "plot_dims": "The two features the picture shows (default [0, 1]).",
+        "image": "For images: every pixel painted with its cluster's colour.",
+        "report": "A Dask performance report (.html).",
+        "table": "For tables: the labels table (default: beside the result).",
+        "table_columns": "For tables: copy the input's columns beside the labels.",
+        "dataset": "For labelled datasets: where the label variable goes (default: "
+        "beside the result, zarr or NetCDF as the input).",
+        "label_image": "For images: the labels as a PNG or TIFF of integers "
+        "(label + 1; 0 is unlabelled).",
+    },
+}
+
+
+def reference():
+    """The job-file reference in Markdown, generated from the schema and the table."""
+    lines = [
+        "# Job-file reference",
+        "",
+        "Generated from the parameter table (`dist_meanshift/_params.py`) and the",
+        "job schema (`dist_meanshift/jobs.py`); `dist-meanshift fit --help` lists the",
+        "same model parameters as options. Unknown keys and wrong types are refused",
+        "by name.",
+    ]
+    for section, keys in SCHEMA.items():
+        lines += [
+            "",
+            f"## [{section}]",
+            "",
+            "| key | type | meaning |",
+            "|---|---|---|",
+        ]
+        if section == "model":
+            for p in COMMAND:
+                kind = p.kind + "".join(f' or "{w}"' for w in p.literals)
+                default = _toml(p.default)
+                lines.append(f"| `{p.name}` | {kind}, default {default} | {p.doc} |")
+            continue
+        for key, doc in KEY_DOCS[section].items():
+            types = (keys or {}).get(key)
+            kind = " or ".join(t.__name__ for t in types) if types else "any"
+            lines.append(f"| `{key}` | {kind} | {doc} |")
+    return "\n".join(lines) + "\n"
+
+
+class JobError(InputError):
+    """A job file that cannot be run as written."""
+
+
+@dataclass
+class JobFile:
+    """A checked job: what to read, how to cluster, where to run, what to write.
+
+    Attributes
+    ----------
+    input : dict
+        ``path`` (zarr array or group, or ``.npy``), ``array``, ``image``.
+    make_blobs : dict
+        Parameters of a demo dataset made at ``input.path`` if it is missing.
+    model : dict
+        Model parameters (see ``dist-meanshift fit --help``).
+    cluster : dict
+        ``scheduler`` address, or the local cluster's size.
+    output : dict
+        ``path``, ``overwrite``, ``plot``, ``image``, ``report``.
+    """
+
+    input: dict = field(default_factory=dict)
+    make_blobs: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+    cluster: dict = field(default_factory=dict)
+    output: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path):
+        """Read and check a job file (relative paths are taken from the current directory).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        JobFile
+            Of the class it is called on (:class:`~.jobs.Job` from there).
+        """
+        try:
+            require_file(path, "Job file")
+        except InputError as exc:
+            raise JobError(str(exc)) from None
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.loads(f.read(_MAX_JOB_BYTES).decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise JobError(
+                f"Job file {str(path)!r} is not UTF-8 text (byte {exc.start}); a job "
+                "file is TOML. Check that you gave the job file."
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise JobError(f"Job file {str(path)!r} is not valid TOML: {exc}.") from exc
+        sections = {section: {} for section in SCHEMA}
+        _check_table(raw, "", sections)
+        if "path" not in sections["input"]:
+            raise JobError(
+                f"Job file {str(path)!r} has no input path. Add [input] path = "
+                '"data.zarr" to it.'
+            )
+        adapt = sections["cluster.adapt"]
+        if adapt.get("maximum", float("inf")) < adapt.get("minimum", 0):
+            raise JobError(
+                f"[cluster.adapt] maximum ({adapt['maximum']}) is below its minimum "
+                f"({adapt['minimum']}). Give maximum >= minimum."
+            )
+        sections["make_blobs"] = sections.pop("input.make_blobs")
+        for sub in ("options", "adapt"):
+            if sections[f"cluster.{sub}"]:
+                sections["cluster"][sub] = sections[f"cluster.{sub}"]
+            del sections[f"cluster.{sub}"]
+        return cls(**sections)
+
+    def override(self, section, **values):
+        """Set the values that are not None (command-line options over the file)."""
+        getattr(self, section).update(
+            {k: v for k, v in values.items() if v is not None}
+        )
+        return self
+
+
+def _toml(value):
+    """A default as a job file writes it."""
+    if value is None:
+        return "none (omit the key)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def _check_table(table, prefix, job):
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        free = prefix and SCHEMA.get(prefix.rstrip(".")) is None
+        if isinstance(value, dict) and not free:
+            if name not in SCHEMA:
+                raise JobError(
+                    f"Unknown section [{name}] in the job file. Known sections: "
+                    f"{', '.join(f'[{s}]' for s in SCHEMA)}."
+                )
+            _check_table(value, f"{name}.", job)
+            continue
+        section = prefix.rstrip(".")
+        allowed = SCHEMA.get(section, {})
+        if free:
+            job[section][key] = value
+            continue
+        if key not in allowed:
+            raise JobError(
+                f"Unknown key '{name}' in the job file. Keys of [{section}]: "
+                f"{', '.join(sorted(allowed))}."
+                if section
+                else f"Unknown top-level key '{name}' in the job file; keys belong "
+                "in a section such as [model]."
+            )
+        job[section][key] = _checked(section, key, value, allowed[key])
+
+
+def _checked(section, key, value, types):
+    name = f"{section}.{key}"
+    param = _MODEL.get(key) if section == "model" else None
+    words = param.literals if param else ()
+    numeric = param is not None and param.kind in ("int", "float") and words
+    if numeric and isinstance(value, str) and value.strip().lower() not in words:
+        types = types[:-1]  # a str in a number's place only as one of the words
+    wrong_bool = isinstance(value, bool) and bool not in types
+    if wrong_bool or not isinstance(value, types):
+        want = " or ".join(t.__name__ for t in types)
+        also = " (or " + ", ".join(f'"{w}"' for w in words) + ")" if words else ""
+        raise JobError(
+            f"Key '{name}' in the job file must be of type {want}{also}. Got "
+            f"{value!r} ({type(value).__name__}) instead."
+        )
+    if param is None:
+        return _in_range(name, value)
+    try:
+        return param.check(param.parse(value))
+    except ValueError as exc:
+        raise JobError(f"{exc} (key '{name}' of the job file)") from None
+
+
+def _in_range(name, value):
+    """``value``, refused by key when it is out of its range or not a finite number."""
+    import math
+
+    if name == "cluster.memory_limit" and isinstance(value, str):
+        check_memory_limit(value, f"Key '{name}' in the job file")
+    if name not in RANGES or isinstance(value, bool | str):
+        return value
+    low, high = RANGES[name]
+    bad = isinstance(value, float) and not math.isfinite(value)
+    bad = bad or (value <= low if name in _OPEN_BELOW else value < low)
+    bad = bad or (high is not None and value > high)
+    if bad:
+        above = f"> {low}" if name in _OPEN_BELOW else f">= {low}"
+        raise JobError(
+            f"Key '{name}' in the job file must be a number {above}"
+            f"{f' and <= {high}' if high is not None else ''}. Got {value!r} instead."
+        )
+    return value
+
+
+def check_memory_limit(value, what):
+    """``value``, refused unless it is "auto" or a size such as "2GiB" (> 0)."""
+    from dask.utils import parse_bytes
+
+    if value == "auto":
+        return value
+    try:
+        ok = parse_bytes(value) > 0
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise JobError(
+            f'{what} must be a size such as "2GiB", or "auto". Got {value!r} instead.'
+        )
+    return value
