@@ -53,9 +53,9 @@ def describe(path):
 def _describe_labels(name):
     """A labels dataset written beside a result (zarr or NetCDF), or None."""
     from ._outputs import output_status
-    from .labelled import FORMAT as LABELS
+    from .formats.datasets import SPEC
 
-    complete = output_status(name, (LABELS,))
+    complete = output_status(name, (SPEC.labels.marker,), SPEC.labels.read_attrs)
     if complete is None:
         return None
     import xarray as xr
@@ -90,7 +90,7 @@ def _describe_table(name):
 
 def _describe_input(name):
     """An input that is not zarr, as the run would open it (or why it cannot)."""
-    from .io import open_input
+    from .inputs import open_input
 
     data = open_input(name)
     rows = (

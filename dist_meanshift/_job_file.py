@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from ._files import require_file
 from ._params import COMMAND
 from .errors import InputError
+from .formats import FORMATS, input_options
 
 #: A job file is a page of TOML: what is read of it at most.
 _MAX_JOB_BYTES = 1 << 20
@@ -28,12 +29,7 @@ SCHEMA = {
         "path": (str,),
         "array": (str,),
         "image": (str,),
-        "columns": (list,),
-        "missing": (str,),
-        "level": (int,),
-        "spatial_scale": (int, float),
-        "variables": (list,),
-        "dims": (list,),
+        **{key: option.types for key, option in input_options().items()},
     },
     "input.make_blobs": {
         "n_samples": (int,),
@@ -74,10 +70,9 @@ SCHEMA = {
         "plot_dims": (list,),
         "image": (str,),
         "report": (str,),
-        "table": (str,),
         "table_columns": (bool,),
-        "dataset": (str,),
         "label_image": (str,),
+        **{f.labels.key: (str,) for f in FORMATS if f.labels},
     },
 }
 _MODEL = {p.name: p for p in COMMAND}
@@ -111,18 +106,14 @@ _OPEN_BELOW = {
 #: What each key outside [model] means (the model's keys: the parameter table).
 KEY_DOCS = {
     "input": {
-        "path": "The data: a zarr array or group, a .npy file, a Parquet or CSV table "
-        "(file, folder or glob), or an image (TIFF, PNG, JPEG, OME-Zarr).",
-        "array": "The array of a zarr group to cluster (not needed with one array).",
+        "path": "The data: a zarr array or group, a .npy file, "
+        + ", ".join(f.reads for f in FORMATS)
+        + ".",
+        "array": "The array to cluster in a zarr group or a file that holds several "
+        "(not needed with one).",
         "image": "A picture (or scikit-learn sample image) whose pixels are written to "
         "path first: a tiled TIFF for a .tif path, else zarr.",
-        "columns": "A table's feature columns (default: every numeric column).",
-        "missing": "A table's rows with missing values: refuse (default) or drop.",
-        "level": "An image pyramid's resolution level (0: full size).",
-        "spatial_scale": "Add each pixel's y and x times this as features.",
-        "variables": "A labelled dataset's feature variables (read with xarray).",
-        "dims": "A labelled dataset's sample dimensions (default: the first "
-        "variable's).",
+        **{key: option.doc for key, option in input_options().items()},
     },
     "input.make_blobs": {
         "n_samples": "Rows of a demo dataset made at input.path if it is missing, "
@@ -166,10 +157,8 @@ KEY_DOCS = {
         "plot_dims": "The two features the picture shows (default [0, 1]).",
         "image": "For images: every pixel painted with its cluster's colour.",
         "report": "A Dask performance report (.html).",
-        "table": "For tables: the labels table (default: beside the result).",
         "table_columns": "For tables: copy the input's columns beside the labels.",
-        "dataset": "For labelled datasets: where the label variable goes (default: "
-        "beside the result, zarr or NetCDF as the input).",
+        **{f.labels.key: f.labels.doc for f in FORMATS if f.labels},
         "label_image": "For images: the labels as a PNG or TIFF of integers "
         "(label + 1; 0 is unlabelled).",
     },

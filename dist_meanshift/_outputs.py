@@ -26,7 +26,9 @@ FORMAT = "dist-meanshift-result/1"
 BLOBS_FORMAT = "dist-meanshift-blobs/1"
 
 
-def check_output_path(path, overwrite, inputs=(), resume=False, replaceable=None):
+def check_output_path(
+    path, overwrite, inputs=(), resume=False, replaceable=None, read_attrs=None
+):
     """Refuse an output that would overwrite input, or that exists unless allowed.
 
     Paths are compared after resolving every symbolic link, so an output
@@ -34,7 +36,8 @@ def check_output_path(path, overwrite, inputs=(), resume=False, replaceable=None
     output that is itself a link is refused (replacing it would act on what it
     points to). An existing path may be replaced (``overwrite``) or resumed
     (``resume``) only if it is a dist-meanshift output of a ``replaceable``
-    format: results by default, never a dataset.
+    format: results by default, never a dataset. ``read_attrs`` reads the
+    attributes of an output that is one file (see :func:`output_status`).
     """
     replaceable = (FORMAT,) if replaceable is None else replaceable
     name = os.fspath(path)
@@ -47,7 +50,7 @@ def check_output_path(path, overwrite, inputs=(), resume=False, replaceable=None
     check_parent(name)
     if not os.path.exists(name) or is_empty_dir(name):
         return
-    complete = output_status(name, replaceable)
+    complete = output_status(name, replaceable, read_attrs)
     if complete is None:
         if overwrite or resume:
             raise FileExistsError(
@@ -220,20 +223,22 @@ def _make_parents(folder):
 MARKER = "dist-meanshift.json"
 
 
-def output_status(path, formats=None):
-    """True/False for a complete/incomplete output of ``formats``, else None."""
+def output_status(path, formats=None, read_attrs=None):
+    """True/False for a complete/incomplete output of ``formats``, else None.
+
+    A folder with a MARKER file, a zarr group, or a file whose attributes
+    ``read_attrs(path)`` reads (its format's :class:`~.formats.LabelsBeside`).
+    """
     formats = (FORMAT,) if formats is None else formats
     marker = os.path.join(os.fspath(path), MARKER)
     try:
         if os.path.isfile(marker):  # a folder of files (a labels table)
             with open(marker) as f:
                 attrs = json.load(f)
-        elif os.path.isfile(os.fspath(path)):  # a NetCDF labels dataset
-            import xarray as xr
-
-            with xr.open_dataset(os.fspath(path)) as ds:
-                attrs = dict(ds.attrs)
-            attrs["complete"] = bool(attrs.get("complete") == 1)
+        elif os.path.isfile(os.fspath(path)):  # one file: its format reads it
+            if read_attrs is None:
+                return None
+            attrs = read_attrs(os.fspath(path))
         else:
             attrs = dict(zarr.open_group(os.fspath(path), mode="r").attrs)
     except (OSError, ValueError, ImportError):  # not ours, or unreadable

@@ -40,6 +40,9 @@ class RunResult:
         The labels dataset (zarr or NetCDF) of a labelled-array input.
     label_image : str or None
         The labels of an image input as a PNG or TIFF file.
+    labels_beside : dict of str to str
+        Every labels output beside the result in the input's own format, by
+        its ``[output]`` key (``table`` and ``dataset`` among them).
     n_dropped : int
         Rows of a table input dropped for missing values.
     summary : str
@@ -59,6 +62,7 @@ class RunResult:
     table: str | None = None
     dataset: str | None = None
     label_image: str | None = None
+    labels_beside: dict = field(default_factory=dict)
     n_dropped: int = 0
     summary: str = ""
 
@@ -87,19 +91,12 @@ class RunResult:
         return {**out, "n_clusters": self.n_clusters}
 
 
-#: What a run may write beside its result, and how the summary calls it.
-_BESIDE = {
-    "table": "labels table",
-    "dataset": "labels dataset",
-    "label_image": "label image",
-    "report": "report",
-}
-
-
 def make_result(model, sizes, n_unlabelled, seconds, path, made=None):
     """The :class:`RunResult` of a fitted model and its summary table.
 
-    ``made`` maps what else was written (``pictures``, ``report``, ``timings``).
+    ``made`` maps what else was written (``pictures``, ``report``,
+    ``timings``, ``label_image``, and ``beside``: the labels beside the
+    result by their ``[output]`` key, each as (how the summary calls it, path)).
     """
     made = made or {}
     headline = (
@@ -118,10 +115,13 @@ def make_result(model, sizes, n_unlabelled, seconds, path, made=None):
     pictures = [os.path.abspath(p) for p in made.get("pictures", [])]
     lines += [f"picture: {p}" for p in pictures]
     # Files beside the result, each on a line of its own.
-    beside = {
-        key: os.path.abspath(made[key]) if made.get(key) else None for key in _BESIDE
+    titled = {
+        **made.get("beside", {}),
+        "label_image": ("label image", made.get("label_image")),
+        "report": ("report", made.get("report")),
     }
-    lines += [f"{_BESIDE[key]}: {p}" for key, p in beside.items() if p]
+    paths = {key: os.path.abspath(p) for key, (_, p) in titled.items() if p}
+    lines += [f"{titled[key][0]}: {p}" for key, p in paths.items()]
     n_dropped = int(made.get("n_dropped", 0))
     if n_dropped:
         lines.insert(1, f"dropped {n_dropped} rows with missing values")
@@ -135,7 +135,11 @@ def make_result(model, sizes, n_unlabelled, seconds, path, made=None):
         seconds=seconds,
         timings=dict(made.get("timings", {})),
         pictures=pictures,
-        **beside,
+        table=paths.get("table"),
+        dataset=paths.get("dataset"),
+        label_image=paths.get("label_image"),
+        report=paths.get("report"),
+        labels_beside={k: p for k, p in paths.items() if k in made.get("beside", {})},
         n_dropped=n_dropped,
         summary="\n".join(lines),
     )

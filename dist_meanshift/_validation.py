@@ -16,7 +16,7 @@ import zarr
 from sklearn.utils import check_array
 from sklearn.utils.validation import validate_data
 
-from . import io
+from . import inputs
 from .errors import InputError
 
 
@@ -54,7 +54,7 @@ def check_input(X, *, name="X", estimator=None, reset=True):
     Parameters
     ----------
     X : array-like, dask.array.Array, zarr.Array or str or os.PathLike
-        A path is opened by :func:`~.io.open_input`, read-only.
+        A path is opened by :func:`~.inputs.open_input`, read-only.
     name : str, default="X"
         How the input is called in error messages.
     estimator : estimator instance, default=None
@@ -66,10 +66,10 @@ def check_input(X, *, name="X", estimator=None, reset=True):
     InputData
     """
     if isinstance(X, str | os.PathLike):
-        X = io.open_input(X)
+        X = inputs.open_input(X)
     names = None
     if _is_dask_frame(X):  # a dask DataFrame: its numeric columns
-        from .tables import TableInput, feature_columns, features
+        from .formats.tables import TableInput, feature_columns, features
 
         columns = feature_columns(X, list(X.columns), name)
         X = TableInput(name, features(X, columns), columns, source=X)
@@ -81,7 +81,7 @@ def check_input(X, *, name="X", estimator=None, reset=True):
         kind = "zarr" if isinstance(X, zarr.Array) else "dask"
         _check_lazy(X, name)
         if kind == "zarr":
-            io.require_every_chunk(X, name)
+            inputs.require_every_chunk(X, name)
         _check_features(estimator, X.shape[1], reset, name, names)
         return InputData(X, kind)
     if getattr(X, "dtype", None) is not None and np.dtype(X.dtype).kind == "b":

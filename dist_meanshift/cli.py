@@ -216,13 +216,13 @@ def fit(ctx, input_path, out, array, resume, as_json, **options):
 def predict(ctx, model_path, input_path, out, array, overwrite, scheduler):
     """Label INPUT with the clusters of a fitted result MODEL."""
     from ._outputs import check_output_path, output_lock
-    from .cluster import connect
+    from .dask_cluster import connect
     from .estimator import load
-    from .io import open_input
+    from .inputs import open_input
     from .results import write_result
 
     model = load(model_path)
-    from .tables import is_table
+    from .formats.tables import is_table
 
     names = getattr(model, "feature_names_in_", None)
     # A model fitted on a table's columns picks the same columns from a table.
@@ -262,7 +262,7 @@ def predict(ctx, model_path, input_path, out, array, overwrite, scheduler):
 def make_blobs(ctx, output, overwrite, **options):
     """Write a demo blobs dataset (X, y, centers) to a zarr group, chunk by chunk."""
     from ._outputs import BLOBS_FORMAT, check_output_path, output_lock
-    from .io import make_blobs_zarr
+    from .inputs import make_blobs_zarr
 
     check_output_path(output, overwrite, replaceable=(BLOBS_FORMAT,))
     with output_lock(output):

@@ -15,9 +15,9 @@ import numpy as np
 
 from ._outputs import written
 from .errors import InputError
-from .io import make_blobs_zarr
-from .labelled import NETCDF as _NETCDF
-from .tables import SUFFIXES as _TABLES
+from .formats.datasets import NETCDF as _NETCDF
+from .formats.tables import SUFFIXES as _TABLES
+from .inputs import make_blobs_zarr
 
 #: Suffixes of TIFF pictures.
 _TIFF = (".tif", ".tiff")
@@ -30,7 +30,7 @@ def make_demo(path, **blobs):
     beyond three) and each row's blob as the text column ``blob``; a NetCDF
     dataset holds them as variables of the same names over a ``lat`` x ``lon``
     grid of about ``n_samples`` points; anything else is a zarr group (see
-    :func:`~.io.make_blobs_zarr`).
+    :func:`~.inputs.make_blobs_zarr`).
     """
     name = os.fspath(path).lower().rstrip("/")
     if not name.endswith(_TABLES + _NETCDF):
@@ -62,7 +62,7 @@ def feature_names(n_features):
 
 
 def blob_points(*, n_samples, n_features, centers, seed=0, std=1.0, chunk_rows=None):
-    """The blobs of :func:`~.io.make_blobs_zarr` in memory (float32) and their labels."""
+    """The blobs of :func:`~.inputs.make_blobs_zarr` in memory (float32) and their labels."""
     del chunk_rows  # one file: written whole
     rng = np.random.default_rng(seed)
     true_centers = rng.uniform(-20, 20, size=(centers, n_features))
@@ -99,7 +99,7 @@ def write_picture(path, image):
     tuple or None
         The picture's shape, for a zarr path (a TIFF is an image input).
     """
-    from .io import write_array
+    from .inputs import write_array
     from .plot import load_image
 
     if os.fspath(path).lower().endswith(_TIFF):

@@ -86,8 +86,8 @@ def load_image(name):
     import os
 
     if os.path.exists(name):
-        from .images import read_picture
-        from .io import reading
+        from .formats.images import read_picture
+        from .inputs import reading
 
         with reading(name, "a picture", "Give a PNG or JPEG file."):
             arr = _rgb(read_picture(name))

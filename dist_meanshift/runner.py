@@ -13,10 +13,10 @@ import logging
 import time
 import warnings
 
-from . import cluster
-from ._beside import Beside
+from . import dask_cluster
 from ._job_file import JobFile
 from ._params import BY_NAME
+from ._side_outputs import SideOutputs
 from ._summary import make_result, result_attrs, stored_result
 from .errors import ClusterStalled, InputError, RunError, one_line
 
@@ -150,33 +150,32 @@ class _Run:
             self.out.get("path") or f"{self.inp['path'].rstrip('/')}.result.zarr"
         )
         self.timings = {}
-        self.beside = Beside(job, self.path)
-        self.plan = cluster.MemoryPlan()
+        self.beside = SideOutputs(job, self.path)
+        self.plan = dask_cluster.MemoryPlan()
 
     def start(self, resume):
         from ._outputs import check_output_path, output_lock
 
         overwrite = self.out.get("overwrite", False)
         self.beside.check(overwrite, resume)
-        cluster.resolve_address(self.job.cluster)
+        dask_cluster.resolve_address(self.job.cluster)
         check_output_path(self.path, overwrite, self.beside.inputs(), resume=resume)
         with output_lock(self.path):
             return self._locked(overwrite, resume)
 
     def _open(self):
         """The input, its image shape (for pictures) and its fingerprint."""
-        from . import io
+        from . import inputs
+        from .formats import input_options
 
         image_shape = _prepare_input(self.job, self.echo)
-        options = ("columns", "level", "spatial_scale", "variables", "dims")
-        data = io.open_input(
+        data = inputs.open_input(
             self.inp["path"],
             self.inp.get("array"),
-            missing=self.inp.get("missing", "refuse"),
-            **{k: self.inp[k] for k in options if k in self.inp},
+            **{k: self.inp[k] for k in input_options() if k in self.inp},
         )
         fp = {
-            "input": io.input_fingerprint(
+            "input": inputs.input_fingerprint(
                 self.inp["path"], self.inp.get("array"), data.shape, data.dtype
             ),
             "model": self.job.model,
@@ -197,18 +196,18 @@ class _Run:
         started = time.perf_counter()
         spec = self.job.cluster
         with (
-            cluster.connect(spec) as client,
-            cluster.report(self.out.get("report")),
-            cluster.watchdog(
-                client, spec.get("stall_timeout", cluster.STALL_TIMEOUT)
+            dask_cluster.connect(spec) as client,
+            dask_cluster.report(self.out.get("report")),
+            dask_cluster.watchdog(
+                client, spec.get("stall_timeout", dask_cluster.STALL_TIMEOUT)
             ) as watch,
         ):
             try:
-                self.plan = cluster.plan_memory(client, data, spec, self.job.model)
-                if cluster.has_dashboard(
+                self.plan = dask_cluster.plan_memory(client, data, spec, self.job.model)
+                if dask_cluster.has_dashboard(
                     client, remote=bool(spec.get("scheduler") or spec.get("manager"))
                 ):
-                    self.echo(f"dashboard: {cluster.dashboard_link(client, spec)}")
+                    self.echo(f"dashboard: {dask_cluster.dashboard_link(client, spec)}")
                 model, sizes = self._fit(data, fp, saved, group, overwrite, started)
             except KeyboardInterrupt:
                 if watch.reason:
@@ -319,7 +318,7 @@ def _estimate(data, quantile, params):
 def _prepare_input(job, echo):
     """Make the demo or image dataset the job asks for, if it is not there yet."""
     inp = job.input
-    from .io import exists
+    from .inputs import exists
 
     tiff = inp["path"].lower().endswith((".tif", ".tiff"))
     if exists(inp["path"]):

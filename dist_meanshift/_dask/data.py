@@ -20,7 +20,7 @@ import numpy as np
 import psutil
 from threadpoolctl import threadpool_limits
 
-from .. import io
+from .. import inputs
 from .._validation import require_finite
 
 logger = logging.getLogger(__name__)
@@ -168,9 +168,9 @@ def output(data, result):
 def from_zarr(z, check=True, rows=None):
     """A dask array reading ``z`` block by block, each checked against its start.
 
-    The identity of every chunk's file (see :func:`~.io.chunk_file`) is
+    The identity of every chunk's file (see :func:`~.inputs.chunk_file`) is
     recorded now; every later read of a block first checks its file against
-    that record (:func:`~.io.read_block`), so that a chunk rewritten or
+    that record (:func:`~.inputs.read_block`), so that a chunk rewritten or
     deleted while a streamed run goes on stops the run instead of being read
     as other data or as fill values. Sharded arrays are read a shard per task.
 
@@ -182,7 +182,7 @@ def from_zarr(z, check=True, rows=None):
     rows : int, default=None
         At most this many rows per block: a chunk taller than that is read in
         slices of it, one task each, so that no task holds more than one
-        decoded chunk and a slice (see :func:`~..cluster.plan_memory`).
+        decoded chunk and a slice (see :func:`~..dask_cluster.plan_memory`).
 
     Returns
     -------
@@ -208,8 +208,8 @@ def from_zarr(z, check=True, rows=None):
     for r, (i, start, stop) in enumerate(slices):
         for rest in np.ndindex(*grid[1:]):
             index = (slice(start, stop), *(columns[k][j] for k, j in enumerate(rest)))
-            file, identity = io.chunk_file(z, (i, *rest)) if check else (None, None)
-            dsk[(name, r, *rest)] = (io.read_block, source, index, file, identity)
+            file, identity = inputs.chunk_file(z, (i, *rest)) if check else (None, None)
+            dsk[(name, r, *rest)] = (inputs.read_block, source, index, file, identity)
     block_chunks = (
         tuple(stop - start for _, start, stop in slices),
         *(tuple(s.stop - s.start for s in column) for column in columns),

@@ -10,7 +10,7 @@ import zarr
 from commands import ROOT
 
 from dist_meanshift import InputError, Job, MeanShift, run_job
-from dist_meanshift.cluster import make_manager
+from dist_meanshift.dask_cluster import make_manager
 
 
 def test_the_managed_job_runs_on_a_local_cluster_through_the_spec(
@@ -65,7 +65,7 @@ def test_a_manager_that_is_not_a_trusted_dask_cluster_is_refused(cluster, messag
 
 
 def test_a_manager_and_a_scheduler_together_are_refused(tmp_path):
-    from dist_meanshift.cluster import resolve_address
+    from dist_meanshift.dask_cluster import resolve_address
 
     spec = {"manager": "distributed.LocalCluster", "scheduler": "tcp://127.0.0.1:9"}
     with pytest.raises(InputError, match="names a manager and a scheduler"):

@@ -168,8 +168,8 @@ def test_the_table_job_runs_as_shipped(tmp_path, monkeypatch):
 def test_a_table_rewritten_during_a_run_stops_it(tmp_path):
     import os
 
-    from dist_meanshift.io import InputChanged
-    from dist_meanshift.tables import open_table
+    from dist_meanshift.formats.tables import open_table
+    from dist_meanshift.inputs import InputChanged
 
     _frame().to_parquet(tmp_path / "p.parquet", row_group_size=100)
     table = open_table(tmp_path / "p.parquet", ["x", "y"])
@@ -182,7 +182,7 @@ def test_a_table_rewritten_during_a_run_stops_it(tmp_path):
 
 
 def test_a_failed_labels_table_leaves_nothing_behind(tmp_path, monkeypatch):
-    from dist_meanshift import tables
+    from dist_meanshift.formats import tables
 
     _frame().to_parquet(tmp_path / "p.parquet")
     table = tables.open_table(tmp_path / "p.parquet", ["x", "y"])
@@ -193,7 +193,7 @@ def test_a_failed_labels_table_leaves_nothing_behind(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tables, "_write_part", broken)
     with pytest.raises(OSError, match="disk gone"):
-        tables.write_labels(
+        tables.write_label_table(
             tmp_path / "t.parquet", table, labels, np.zeros((1, 2)), [1]
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.parquet"]

@@ -174,7 +174,7 @@ def test_no_code_named_in_a_job_file_is_imported(tmp_path, options):
 
 
 def test_a_trusted_job_may_name_a_class(tmp_path):
-    from dist_meanshift.cluster import code_keys
+    from dist_meanshift.dask_cluster import code_keys
 
     options = {
         "workers": {"a": {"cls": "x.Y", "options": {"preload": ["m"]}}},
@@ -469,7 +469,7 @@ def test_hostile_images_are_refused_in_one_line(tmp_path):
 
 
 def test_a_one_bit_png_is_read_as_zeros_and_ones(tmp_path):
-    from dist_meanshift.images import open_image
+    from dist_meanshift.formats.images import open_image
 
     _png(tmp_path, "bits.png", mode="1")
     image = open_image(str(tmp_path / "bits.png"))
@@ -491,7 +491,7 @@ def test_a_one_bit_png_is_read_as_zeros_and_ones(tmp_path):
 
 
 def test_a_picture_past_pil_limit_gives_no_warning(tmp_path, monkeypatch):
-    from dist_meanshift.images import read_picture
+    from dist_meanshift.formats.images import read_picture
 
     _png(tmp_path, "big.png", size=(120, 100))
     # PIL warns past MAX_IMAGE_PIXELS; our own checks replace its warning.
@@ -761,7 +761,7 @@ def test_a_managed_run_leaves_no_scratch(tmp_path):
 
 def test_a_planar_rgb_tiff_is_read_as_height_width_channels(tmp_path):
     tifffile = pytest.importorskip("tifffile")
-    from dist_meanshift.images import open_image
+    from dist_meanshift.formats.images import open_image
 
     planes = np.random.RandomState(0).randint(0, 255, (3, 64, 48), dtype=np.uint8)
     tifffile.imwrite(

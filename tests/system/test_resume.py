@@ -197,7 +197,7 @@ def test_resume_refuses_changed_parameters_and_input(tmp_path):
     assert "result:" in done.stdout
     # A state as a stopped run with bandwidth 0.6 would have left it.
     checkpoint = Checkpoint(Centers.moving(np.zeros((1, 2)), np.ones(1)), 3, [], 0.6)
-    from dist_meanshift.io import input_fingerprint
+    from dist_meanshift.inputs import input_fingerprint
 
     X = zarr.open_array(str(tmp_path / "blobs.zarr/X"), mode="r")
     fingerprint = {

@@ -18,11 +18,11 @@ LAYERS = [
     ["jobs"],  # the public Job: a job file that runs itself
     ["runner"],
     ["estimator"],
-    ["_loop", "_seeds", "cluster"],
-    ["_dask", "_checkpoint", "_centers", "_beside", "demo"],
+    ["_loop", "_seeds", "dask_cluster"],
+    ["_dask", "_checkpoint", "_centers", "_side_outputs", "demo"],
     ["_validation", "_inspect", "plot", "_job_file"],
-    ["io", "_params"],  # the opener of every format; the parameter table
-    ["images", "labelled", "tables", "results", "_exits"],  # formats, storage
+    ["inputs", "_params"],  # the opener of every format; the parameter table
+    ["formats", "results", "_exits"],  # the formats, storage
     ["_outputs", "_files", "_summary"],
     ["errors", "dist_meanshift"],  # the package's own __init__ imports lazily
     ["_blocks"],  # numpy maths of one block: imports nothing above it

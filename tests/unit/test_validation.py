@@ -111,7 +111,7 @@ def test_an_input_kind_without_its_readers_names_the_extra(monkeypatch):
     import importlib.util
 
     from dist_meanshift import InputError
-    from dist_meanshift.io import open_input
+    from dist_meanshift.inputs import open_input
 
     real = importlib.util.find_spec
     monkeypatch.setattr(

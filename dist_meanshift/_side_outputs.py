@@ -21,12 +21,14 @@ SUFFIXES = {
 }
 
 
-class Beside:
+class SideOutputs:
     """The outputs a job writes beside its result."""
 
     def __init__(self, job, path):
         self.job, self.inp, self.out, self.path = job, job.input, job.output, path
-        self.table = self.dataset = None
+        self.format = None  # the input's format (None: zarr or .npy)
+        #: The labels written beside the result, by their [output] key.
+        self.labels = {}
 
     def check(self, overwrite, resume):
         """Refuse, before any work, what the run could not write or must not replace.
@@ -37,8 +39,8 @@ class Beside:
         link; an existing one only with ``overwrite`` (folders only if ours);
         its folder writable; its suffix one its writer knows.
         """
-        from . import labelled, tables
         from ._outputs import check_distinct, check_file_output, check_output_path
+        from .formats import FORMATS, format_of
 
         for key, allowed in SUFFIXES.items():
             path = self.out.get(key)
@@ -49,21 +51,24 @@ class Beside:
                 )
         inputs, again = self.inputs(), overwrite or resume
         outputs = {"output.path": self.path}
-        if labelled.is_dataset(self.inp["path"], self.inp.get("variables")):
-            suffix = (
-                ".nc" if self.inp["path"].lower().endswith(labelled.NETCDF) else ".zarr"
-            )
-            self.dataset = (
-                self.out.get("dataset") or _stem(self.path) + f".labels{suffix}"
-            )
+        name = self.inp["path"]
+        self.format = format_of(name, self.inp)
+        # The labels beside the result, in the input's own format: by default
+        # for an input of that format, or where [output] names a path.
+        for spec in FORMATS:
+            beside = spec.labels
+            if beside is None or not (spec is self.format or self.out.get(beside.key)):
+                continue
+            path = self.out.get(beside.key) or _stem(self.path) + beside.suffix(name)
             check_output_path(
-                self.dataset, again, inputs, replaceable=(labelled.FORMAT,)
+                path,
+                again,
+                inputs,
+                replaceable=(beside.marker,),
+                read_attrs=beside.read_attrs,
             )
-            outputs["output.dataset"] = self.dataset
-        if self.out.get("table") or tables.is_table(self.inp["path"]):
-            self.table = self.out.get("table") or _stem(self.path) + ".labels.parquet"
-            check_output_path(self.table, again, inputs, replaceable=(tables.FORMAT,))
-            outputs["output.table"] = self.table
+            self.labels[beside.key] = path
+            outputs[f"output.{beside.key}"] = path
         for key in SUFFIXES:
             if self.out.get(key):
                 check_file_output(self.out[key], key, again, inputs)
@@ -115,8 +120,9 @@ class Beside:
                 f"has {channels}. Give a .tif path."
             )
         source = getattr(data, "source", None)
-        if self.table and self.out.get("table_columns") and source is not None:
-            from .tables import ADDED_COLUMNS
+        table = self.labels.get("table")
+        if table and self.out.get("table_columns") and source is not None:
+            from .formats.tables import ADDED_COLUMNS
 
             names = [*source.columns, source.index.name]
             clash = [c for c in ADDED_COLUMNS if c in names]
@@ -135,36 +141,31 @@ class Beside:
         """
         import dask.array as da
 
-        from . import labelled, tables
-        from .images import ImageInput, write_label_image
+        from .formats import FORMATS
+        from .formats.images import ImageInput, write_label_image
 
         stored = da.from_zarr(group["labels"])
         if isinstance(data, ImageInput):
             write_label_image(group, data, stored, self.out.get("label_image"))
-        if isinstance(data, labelled.DatasetInput):
-            labelled.write_labels(self.dataset, data, stored)
-        if not self.table:
-            return
-        if not isinstance(data, tables.TableInput):
-            raise InputError(
-                f"output.table {self.table!r} needs a table input (Parquet, CSV); "
-                "drop it, or give a table."
-            )
-        tables.write_labels(
-            self.table,
-            data,
-            stored,
-            model.cluster_centers_,
-            sizes,
-            with_columns=self.out.get("table_columns", False),
-        )
+        for spec in FORMATS:
+            path = spec.labels and self.labels.get(spec.labels.key)
+            if not path:
+                continue
+            if spec is not self.format:
+                raise InputError(
+                    f"output.{spec.labels.key} {path!r} needs an input of "
+                    f"{spec.what}; drop it, or give one."
+                )
+            spec.labels.write(path, data, stored, model, sizes, self.out)
 
     def made(self, data):
         """What was written beside the result, for its summary."""
         image = hasattr(data, "pixels")
+        from .formats import FORMATS
+
+        titles = {f.labels.key: f.labels.title for f in FORMATS if f.labels}
         return {
-            "table": self.table,
-            "dataset": self.dataset,
+            "beside": {key: (titles[key], p) for key, p in self.labels.items()},
             "label_image": self.out.get("label_image") if image else None,
         }
 
@@ -200,7 +201,7 @@ def _pictures(job, data, model, image_shape, echo):
             made.append(out["plot"])
         if image_shape and out.get("image"):
             if hasattr(data, "pixels"):  # an image input, in its own units
-                from .images import save_picture, segmented
+                from .formats.images import save_picture, segmented
 
                 picture = segmented(
                     data, model.cluster_centers_, model._session_labels()

@@ -19,15 +19,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._files import (
+from .._files import (
     file_identity,
     reading,
     require_file,
     require_path,
     require_unchanged,
 )
-from ._outputs import MARKER, written
-from .errors import InputError, listed
+from .._outputs import MARKER, written
+from ..errors import InputError, listed
+from .base import Format, LabelsBeside, Option
 
 #: Suffixes read as tables.
 SUFFIXES = (".parquet", ".pq", ".csv")
@@ -257,7 +258,7 @@ def _repeated(names):
     return sorted((n for n, k in Counter(names).items() if k > 1), key=str)
 
 
-def write_labels(path, table, labels, centers, sizes, *, with_columns=False):
+def write_label_table(path, table, labels, centers, sizes, *, with_columns=False):
     """Write the labels as a Parquet dataset partitioned like the input, atomically.
 
     ``path`` becomes a folder holding ``labels/`` (one file per input
@@ -328,3 +329,43 @@ def _labelled(part, labels, start, features, keep):
     if part.index.name is None:
         out = out.reset_index(drop=True)
     return out
+
+
+def _write_beside(path, data, labels, model, sizes, outputs):
+    write_label_table(
+        path,
+        data,
+        labels,
+        model.cluster_centers_,
+        sizes,
+        with_columns=outputs.get("table_columns", False),
+    )
+
+
+SPEC = Format(
+    name="tables",
+    what="tables",
+    reads="a Parquet or CSV table (file, folder or glob)",
+    can_open=lambda path, options: is_table(path) or any(c in path for c in "*?["),
+    open=lambda path, columns=None, missing="refuse": open_table(
+        os.path.abspath(path), columns, missing
+    ),
+    options={
+        "columns": Option(
+            (list,), "A table's feature columns (default: every numeric column)."
+        ),
+        "missing": Option(
+            (str,), "A table's rows with missing values: refuse (default) or drop."
+        ),
+    },
+    extra="tables",
+    modules=("pandas", "pyarrow"),
+    labels=LabelsBeside(
+        key="table",
+        doc="For tables: the labels table (default: beside the result).",
+        title="labels table",
+        suffix=lambda input_path: ".labels.parquet",
+        marker=FORMAT,
+        write=_write_beside,
+    ),
+)

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._files import reading, require_extra, require_file, require_path
-from .errors import InputError
+from .._files import reading, require_extra, require_file, require_path
+from ..errors import InputError
+from .base import Format, Option
 
 #: Suffixes read as image files.
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -248,7 +249,7 @@ class _TiffLevel:
     """One level of a TIFF as an array-like opened by each read (picklable)."""
 
     def __init__(self, path, level, shape, dtype):
-        from ._files import file_identity
+        from .._files import file_identity
 
         self.path, self.level, self.identity = path, level, file_identity(path)
         self.shape, self.dtype, self.ndim = tuple(shape), np.dtype(dtype), len(shape)
@@ -258,7 +259,7 @@ class _TiffLevel:
         import tifffile
         import zarr
 
-        from ._files import require_unchanged
+        from .._files import require_unchanged
 
         rows = index[self.row_axis] if isinstance(index, tuple) else index
         subject = f"Rows {rows.start}-{rows.stop - 1} of input file {self.path}"
@@ -481,7 +482,7 @@ def segmented(image, centers, labels):
 
 def save_picture(path, picture):
     """Save a (height, width, channels) picture as PNG, JPEG or TIFF, atomically."""
-    from ._outputs import written
+    from .._outputs import written
 
     plane = picture[..., 0] if picture.shape[2] == 1 else picture
     with written(path) as tmp:
@@ -493,3 +494,20 @@ def save_picture(path, picture):
         from PIL import Image
 
         Image.fromarray(plane).save(tmp)
+
+
+SPEC = Format(
+    name="images",
+    what="images",
+    reads="an image (TIFF, PNG, JPEG, OME-Zarr)",
+    can_open=lambda path, options: is_image(path),
+    open=lambda path, level=0, spatial_scale=None: open_image(
+        path, level=level, spatial_scale=spatial_scale
+    ),
+    options={
+        "level": Option((int,), "An image pyramid's resolution level (0: full size)."),
+        "spatial_scale": Option(
+            (int, float), "Add each pixel's y and x times this as features."
+        ),
+    },
+)

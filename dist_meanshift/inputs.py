@@ -33,61 +33,53 @@ from .errors import InputError, listed, one_line
 _EVERY_CHUNK = {"write_empty_chunks": True}
 
 
-def open_input(
-    path,
-    array=None,
-    *,
-    columns=None,
-    missing="refuse",
-    level=0,
-    spatial_scale=None,
-    variables=None,
-    dims=None,
-):
-    """Open a dataset for clustering: zarr, ``.npy``, or a Parquet or CSV table.
+def open_input(path, array=None, **options):
+    """Open a dataset for clustering: zarr, ``.npy``, or a format of :mod:`.formats`.
 
     Parameters
     ----------
     path : str or os.PathLike
         A zarr array, a zarr group (with ``array``, unless it holds one array
-        only), a ``.npy`` file, or a table (see :mod:`~dist_meanshift.tables`):
-        a Parquet or CSV file, a folder of Parquet files, or a glob of them.
+        only), a ``.npy`` file, or an input of a format (see
+        :data:`~.formats.FORMATS`: tables, images, labelled datasets, HDF5).
     array : str, default=None
-        Name of the array inside a zarr group.
-    columns : list of str, default=None
-        A table's feature columns (default: every numeric column).
-    missing : {"refuse", "drop"}, default="refuse"
-        A table's rows with missing values: refused by name, or dropped.
-    level, spatial_scale
-        An image's resolution level and the scale of its pixels' positions as
-        features (see :mod:`~dist_meanshift.images`).
-    variables, dims
-        A labelled dataset's feature variables and sample dimensions (see
-        :mod:`~dist_meanshift.labelled`): naming them reads ``path`` with xarray.
+        Name of the array inside a zarr group (or of an HDF5 dataset).
+    **options
+        The ``[input]`` keys of the formats (``columns``, ``missing``,
+        ``level``, ``spatial_scale``, ``variables``, ``dims``, ...): given to
+        the format that opens ``path``; a key of another format is refused.
 
     Returns
     -------
-    zarr.Array, numpy.ndarray, TableInput, ImageInput or DatasetInput
+    zarr.Array, numpy.ndarray, or what the format opens
         Opened read-only, by absolute path (workers with another working
         directory read the same store); a zarr array has every chunk present;
         a ``.npy`` file is memory-mapped, never unpickled.
     """
-    from . import images, labelled, tables
+    from .formats import FORMATS, format_of
 
     name = os.fspath(path)
-    if labelled.is_dataset(name, variables):
-        require_extra("labelled", "labelled datasets", "xarray")
-        return labelled.open_dataset(name, variables=variables, dims=dims)
-    if images.is_image(name):
-        return images.open_image(name, level=level, spatial_scale=spatial_scale)
-    if tables.is_table(name) or any(ch in name for ch in "*?["):
-        require_extra("tables", "tables", "pandas", "pyarrow")
-        return tables.open_table(os.path.abspath(name), columns, missing)
-    if columns is not None:
-        raise InputError(
-            f"input.columns applies to tables (Parquet, CSV); {name!r} is not one. "
-            "Drop columns = [...]."
-        )
+    given = {k: v for k, v in options.items() if v is not None}
+    spec = format_of(name, given)
+    for key in given:
+        if spec is None or key not in spec.options:
+            owner = next((f for f in FORMATS if key in f.options), None)
+            if owner is None:
+                raise TypeError(f"open_input() got an unknown option {key!r}")
+            raise InputError(
+                f"input.{key} applies to {owner.what}; {name!r} is not one. Drop "
+                f"{key} = ... from [input]."
+            )
+    if spec is not None:
+        spec.require_readers()
+        if spec.takes_array:
+            given["array"] = array
+        elif array is not None:
+            raise InputError(
+                f"Input {name!r} is one of {spec.what}, so --array {array!r} does "
+                "not apply. Drop --array (array = ... in a job file)."
+            )
+        return spec.open(name, **given)
     if not os.path.exists(name):
         raise InputError(f"Input {name!r} does not exist. Check the path.")
     path = os.path.abspath(name)

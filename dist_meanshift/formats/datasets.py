@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._files import reading, require_file, require_path
-from ._outputs import written
-from .errors import InputError, listed
+from .._files import reading, require_file, require_path
+from .._outputs import written
+from ..errors import InputError, listed
+from .base import Format, LabelsBeside, Option
 
 #: Suffixes read as NetCDF datasets.
 NETCDF = (".nc", ".nc4", ".netcdf", ".cdf")
@@ -146,7 +147,7 @@ def open_dataset(path, *, variables=None, dims=None):
     return DatasetInput(name, dataset, variables, dims)
 
 
-def write_labels(path, data, labels):
+def write_label_variable(path, data, labels):
     """Write ``label`` on the input's sample dimensions and coordinates, atomically.
 
     A path ending in a NetCDF suffix is written as NetCDF, any other as zarr.
@@ -186,3 +187,49 @@ def write_labels(path, data, labels):
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "Consolidated metadata", UserWarning)
                 result.to_zarr(tmp, mode="w", consolidated=True)
+
+
+def _read_netcdf_attrs(path):
+    """The attributes of a NetCDF labels dataset (``complete`` read as a bool)."""
+    import xarray as xr
+
+    with xr.open_dataset(os.fspath(path)) as ds:
+        attrs = dict(ds.attrs)
+    attrs["complete"] = bool(attrs.get("complete") == 1)
+    return attrs
+
+
+SPEC = Format(
+    name="datasets",
+    what="labelled datasets",
+    reads="an xarray dataset (zarr or NetCDF; name its variables)",
+    can_open=lambda path, options: is_dataset(path, options.get("variables")),
+    open=lambda path, variables=None, dims=None: open_dataset(
+        path, variables=variables, dims=dims
+    ),
+    options={
+        "variables": Option(
+            (list,), "A labelled dataset's feature variables (read with xarray)."
+        ),
+        "dims": Option(
+            (list,),
+            "A labelled dataset's sample dimensions (default: the first variable's).",
+        ),
+    },
+    extra="labelled",
+    modules=("xarray",),
+    labels=LabelsBeside(
+        key="dataset",
+        doc="For labelled datasets: where the label variable goes (default: "
+        "beside the result, zarr or NetCDF as the input).",
+        title="labels dataset",
+        suffix=lambda input_path: (
+            ".labels.nc" if input_path.lower().endswith(NETCDF) else ".labels.zarr"
+        ),
+        marker=FORMAT,
+        write=lambda path, data, labels, model, sizes, outputs: write_label_variable(
+            path, data, labels
+        ),
+        read_attrs=_read_netcdf_attrs,
+    ),
+)

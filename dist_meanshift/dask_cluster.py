@@ -364,7 +364,10 @@ def _start_workers(cluster, client, spec):
                     1, timeout=max(0.1, min(1.0, deadline - time.monotonic()))
                 )
                 return
-            except TimeoutError as exc:
+            except (TimeoutError, AssertionError) as exc:
+                # A manager whose job failed to start may also fail its own
+                # state check (dask_jobqueue: "AssertionError: Status.created"),
+                # as a race decides: wait on for the failure it logs.
                 if failures.fatal:
                     # The manager could not ask for a worker (an sbatch that
                     # failed): none will come, whatever the timeout.
