@@ -25,7 +25,7 @@ import time
 import numpy as np
 from run import PeakMemory
 
-from dist_meanshift.inputs import make_blobs_zarr
+from dist_meanshift.demo import make_blobs_zarr
 
 ROWS = 10_000_000
 IMAGE_JOB = """

@@ -35,7 +35,7 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from dist_meanshift import MeanShift
-from dist_meanshift.inputs import make_blobs_zarr
+from dist_meanshift.demo import make_blobs_zarr
 from dist_meanshift.results import write_result
 
 BLOBS = {"centers": 8, "n_features": 3, "cluster_std": 1.0, "center_box": (-20, 20)}

@@ -13,10 +13,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ._centers import Centers
+from ._outputs import EVERY_CHUNK
 
-# Every chunk is stored, even one that is all fill value, so that a missing
-# chunk always means a damaged store.
-_EVERY_CHUNK = {"write_empty_chunks": True}
 # Arrays a record must hold; later ones (see Centers) start afresh if missing.
 _REQUIRED = ("pos", "mult", "active", "intensity")
 
@@ -63,7 +61,7 @@ class Checkpoint:
         sub = state.create_group(name, overwrite=True)
         for f in fields(self.centers):
             value = getattr(self.centers, f.name)
-            sub.create_array(f.name, data=value, config=_EVERY_CHUNK)
+            sub.create_array(f.name, data=value, config=EVERY_CHUNK)
         previous = state.attrs.get("current")
         meta = {
             "fingerprint": self.fingerprint,

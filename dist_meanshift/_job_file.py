@@ -17,151 +17,175 @@ from ._files import require_file
 from ._params import COMMAND
 from .errors import InputError
 from .formats import FORMATS, input_options
+from .formats.base import Option as Key
 
 #: A job file is a page of TOML: what is read of it at most.
 _MAX_JOB_BYTES = 1 << 20
 
 _TOML_TYPES = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
 
-# section -> key -> allowed TOML types. A job file may hold only these.
-SCHEMA = {
+#: Every key of a job file outside [model], in one table: section -> key ->
+#: its TOML types, its meaning and its bounds. [input] takes the keys of every
+#: format; [output] the labels each format writes beside the result; [model]
+#: is the parameter table (``_params``); [cluster.options] takes any key.
+KEYS = {
     "input": {
-        "path": (str,),
-        "array": (str,),
-        "image": (str,),
-        **{key: option.types for key, option in input_options().items()},
+        "path": Key(
+            (str,),
+            "The data: a zarr array or group, a .npy file, "
+            + ", ".join(f.reads for f in FORMATS)
+            + ".",
+        ),
+        "array": Key(
+            (str,),
+            "The array to cluster in a zarr group or a file that holds several "
+            "(not needed with one).",
+        ),
+        "image": Key(
+            (str,),
+            "A picture (or scikit-learn sample image) whose pixels are written to "
+            "path first: a tiled TIFF for a .tif path, else zarr.",
+        ),
+        **input_options(),
     },
     "input.make_blobs": {
-        "n_samples": (int,),
-        "n_features": (int,),
-        "centers": (int,),
-        "seed": (int,),
-        "chunk_rows": (int,),
-        "std": (int, float),
+        "n_samples": Key(
+            (int,),
+            "Rows of a demo dataset made at input.path if it is missing, in the "
+            "format the path names (zarr, Parquet, CSV or NetCDF).",
+            low=1,
+        ),
+        "n_features": Key((int,), "Features of the demo dataset.", low=1),
+        "centers": Key((int,), "Blobs (clusters) of the demo dataset.", low=1),
+        "seed": Key((int,), "Random seed of the demo dataset."),
+        "chunk_rows": Key((int,), "Rows per zarr chunk.", low=1),
+        "std": Key((int, float), "Standard deviation of every blob.", 0, True),
     },
+    "cluster": {
+        "scheduler": Key(
+            (str,), "Address of a running Dask scheduler (tcp:// or tls://)."
+        ),
+        "scheduler_file": Key(
+            (str,), "A scheduler's JSON file (dask scheduler --scheduler-file)."
+        ),
+        "n_workers": Key((int,), "Workers of the local cluster (default 2).", low=1),
+        "threads_per_worker": Key(
+            (int,), "Threads per local worker (default 1).", low=1
+        ),
+        "memory_limit": Key((str, int), 'Memory per local worker, e.g. "2GiB".', 1),
+        "processes": Key(
+            (bool,), "Local workers as processes (default: threads in this process)."
+        ),
+        "host": Key(
+            (str,),
+            "Address a local cluster listens on (default 127.0.0.1: this machine "
+            'only; "0.0.0.0" for every interface).',
+        ),
+        "timeout": Key(
+            (int, float),
+            "Seconds to wait for a remote scheduler (default 10).",
+            0,
+            True,
+        ),
+        "stall_timeout": Key(
+            (int, float),
+            "Seconds every worker may stay paused, or none be there, before the run "
+            "stops (default 60).",
+            0,
+            True,
+        ),
+        "tls_ca_file": Key((str,), "TLS: the CA certificate."),
+        "tls_cert": Key((str,), "TLS: this client's certificate."),
+        "tls_key": Key((str,), "TLS: this client's key."),
+        "manager": Key(
+            (str,),
+            'A cluster manager to start, "package.Class" '
+            '(e.g. "dask_jobqueue.SLURMCluster").',
+        ),
+        "trust_manager": Key(
+            (bool,), "Import a manager from outside the known Dask packages."
+        ),
+        "scale": Key((int,), "Workers to ask the manager for.", low=0),
+        "start_timeout": Key(
+            (int, float),
+            "Seconds to wait for a manager's first worker (default 600).",
+            0,
+            True,
+        ),
+    },
+    "cluster.adapt": {
+        "minimum": Key((int,), "Adaptive scaling: fewest workers.", low=0),
+        "maximum": Key((int,), "Adaptive scaling: most workers.", low=1),
+    },
+    "output": {
+        "path": Key(
+            (str,), "The result (zarr group); default: the input path + .result.zarr."
+        ),
+        "overwrite": Key(
+            (bool,), "Replace an earlier result (never any other directory)."
+        ),
+        "plot": Key(
+            (str,),
+            "A picture of the clusters and the convergence (.png, .svg, .pdf).",
+        ),
+        "plot_dims": Key(
+            (list,), "The two features the picture shows (default [0, 1])."
+        ),
+        "image": Key(
+            (str,), "For images: every pixel painted with its cluster's colour."
+        ),
+        "report": Key((str,), "A Dask performance report (.html)."),
+        "table_columns": Key(
+            (bool,), "For tables: copy the input's columns beside the labels."
+        ),
+        **{f.labels.key: Key((str,), f.labels.doc) for f in FORMATS if f.labels},
+        "label_image": Key(
+            (str,),
+            "For images: the labels as a PNG or TIFF of integers "
+            "(label + 1; 0 is unlabelled).",
+        ),
+    },
+}
+#: [cluster.options]: keyword arguments of the cluster manager, any key.
+_ANY = {"(any)": "Keyword arguments of the cluster manager."}
+
+# Views of the one table, as the checks read them.
+#: section -> key -> allowed TOML types. A job file may hold only these.
+SCHEMA = {
+    "input": {k: key.types for k, key in KEYS["input"].items()},
+    "input.make_blobs": {k: key.types for k, key in KEYS["input.make_blobs"].items()},
     "model": {
         p.name: _TOML_TYPES[p.kind] + ((str,) if p.literals else ()) for p in COMMAND
     },
-    "cluster": {
-        "scheduler": (str,),
-        "scheduler_file": (str,),
-        "n_workers": (int,),
-        "threads_per_worker": (int,),
-        "memory_limit": (str, int),
-        "processes": (bool,),
-        "host": (str,),
-        "timeout": (int, float),
-        "stall_timeout": (int, float),
-        "tls_ca_file": (str,),
-        "tls_cert": (str,),
-        "tls_key": (str,),
-        "manager": (str,),
-        "trust_manager": (bool,),
-        "scale": (int,),
-        "start_timeout": (int, float),
-    },
-    # Keyword arguments of the cluster manager: any key, any TOML value.
+    "cluster": {k: key.types for k, key in KEYS["cluster"].items()},
     "cluster.options": None,
-    "cluster.adapt": {"minimum": (int,), "maximum": (int,)},
-    "output": {
-        "path": (str,),
-        "overwrite": (bool,),
-        "plot": (str,),
-        "plot_dims": (list,),
-        "image": (str,),
-        "report": (str,),
-        "table_columns": (bool,),
-        "label_image": (str,),
-        **{f.labels.key: (str,) for f in FORMATS if f.labels},
-    },
+    "cluster.adapt": {k: key.types for k, key in KEYS["cluster.adapt"].items()},
+    "output": {k: key.types for k, key in KEYS["output"].items()},
 }
 _MODEL = {p.name: p for p in COMMAND}
 #: Numbers outside [low, high] are refused by key (None: no bound that side).
 RANGES = {
-    "input.level": (0, None),
-    "input.spatial_scale": (0, None),
-    "input.make_blobs.n_samples": (1, None),
-    "input.make_blobs.n_features": (1, None),
-    "input.make_blobs.centers": (1, None),
-    "input.make_blobs.chunk_rows": (1, None),
-    "input.make_blobs.std": (0, None),
-    "cluster.n_workers": (1, None),
-    "cluster.memory_limit": (1, None),
-    "cluster.threads_per_worker": (1, None),
-    "cluster.timeout": (0, None),
-    "cluster.stall_timeout": (0, None),
-    "cluster.scale": (0, None),
-    "cluster.start_timeout": (0, None),
-    "cluster.adapt.minimum": (0, None),
-    "cluster.adapt.maximum": (1, None),
+    f"{section}.{k}": (key.low, None)
+    for section, keys in KEYS.items()
+    for k, key in keys.items()
+    if key.low is not None
 }
 #: Numbers that must be above their lower bound, not equal to it.
 _OPEN_BELOW = {
-    "input.spatial_scale",
-    "input.make_blobs.std",
-    "cluster.timeout",
-    "cluster.stall_timeout",
-    "cluster.start_timeout",
+    f"{section}.{k}"
+    for section, keys in KEYS.items()
+    for k, key in keys.items()
+    if key.open_below
 }
 #: What each key outside [model] means (the model's keys: the parameter table).
 KEY_DOCS = {
-    "input": {
-        "path": "The data: a zarr array or group, a .npy file, "
-        + ", ".join(f.reads for f in FORMATS)
-        + ".",
-        "array": "The array to cluster in a zarr group or a file that holds several "
-        "(not needed with one).",
-        "image": "A picture (or scikit-learn sample image) whose pixels are written to "
-        "path first: a tiled TIFF for a .tif path, else zarr.",
-        **{key: option.doc for key, option in input_options().items()},
-    },
-    "input.make_blobs": {
-        "n_samples": "Rows of a demo dataset made at input.path if it is missing, "
-        "in the format the path names (zarr, Parquet, CSV or NetCDF).",
-        "n_features": "Its features.",
-        "centers": "Its blobs.",
-        "seed": "Its random seed.",
-        "chunk_rows": "Rows per zarr chunk.",
-        "std": "Standard deviation of every blob.",
-    },
-    "cluster": {
-        "scheduler": "Address of a running Dask scheduler (tcp:// or tls://).",
-        "scheduler_file": "A scheduler's JSON file (dask scheduler --scheduler-file).",
-        "n_workers": "Workers of the local cluster (default 2).",
-        "threads_per_worker": "Threads per local worker (default 1).",
-        "memory_limit": 'Memory per local worker, e.g. "2GiB".',
-        "processes": "Local workers as processes (default: threads in this process).",
-        "host": "Address a local cluster listens on (default 127.0.0.1: this machine "
-        'only; "0.0.0.0" for every interface).',
-        "timeout": "Seconds to wait for a remote scheduler (default 10).",
-        "stall_timeout": "Seconds every worker may stay paused, or none be there, "
-        "before the run stops (default 60).",
-        "tls_ca_file": "TLS: the CA certificate.",
-        "tls_cert": "TLS: this client's certificate.",
-        "tls_key": "TLS: this client's key.",
-        "manager": 'A cluster manager to start, "package.Class" '
-        '(e.g. "dask_jobqueue.SLURMCluster").',
-        "trust_manager": "Import a manager from outside the known Dask packages.",
-        "scale": "Workers to ask the manager for.",
-        "start_timeout": "Seconds to wait for a manager's first worker (default 600).",
-    },
-    "cluster.options": {"(any)": "Keyword arguments of the cluster manager."},
-    "cluster.adapt": {
-        "minimum": "Adaptive scaling: fewest workers.",
-        "maximum": "Adaptive scaling: most workers.",
-    },
-    "output": {
-        "path": "The result (zarr group); default: the input path + .result.zarr.",
-        "overwrite": "Replace an earlier result (never any other directory).",
-        "plot": "A picture of the clusters and the convergence (.png, .svg, .pdf).",
-        "plot_dims": "The two features the picture shows (default [0, 1]).",
-        "image": "For images: every pixel painted with its cluster's colour.",
-        "report": "A Dask performance report (.html).",
-        "table_columns": "For tables: copy the input's columns beside the labels.",
-        **{f.labels.key: f.labels.doc for f in FORMATS if f.labels},
-        "label_image": "For images: the labels as a PNG or TIFF of integers "
-        "(label + 1; 0 is unlabelled).",
-    },
+    section: (
+        _ANY
+        if section == "cluster.options"
+        else {k: key.doc for k, key in KEYS[section].items()}
+    )
+    for section in SCHEMA
+    if section != "model"
 }
 
 
@@ -171,7 +195,7 @@ def reference():
         "# Job-file reference",
         "",
         "Generated from the parameter table (`dist_meanshift/_params.py`) and the",
-        "job schema (`dist_meanshift/jobs.py`); `dist-meanshift fit --help` lists the",
+        "job schema (`dist_meanshift/_job_file.py`); `dist-meanshift fit --help` lists the",
         "same model parameters as options. Unknown keys and wrong types are refused",
         "by name.",
     ]

@@ -22,8 +22,12 @@ from .errors import InputError
 
 #: The ``format`` attribute of every result group this package writes.
 FORMAT = "dist-meanshift-result/1"
-#: The ``format`` attribute of demo datasets made by :func:`make_blobs_zarr`.
+#: The ``format`` attribute of demo datasets made by :func:`~.demo.make_blobs_zarr`.
 BLOBS_FORMAT = "dist-meanshift-blobs/1"
+#: The zarr array configuration of every array this package writes: every
+#: chunk is stored, even one all of fill value, so that a missing chunk always
+#: means a damaged store (read as fill values, it would pass for data).
+EVERY_CHUNK = {"write_empty_chunks": True}
 
 
 def check_output_path(

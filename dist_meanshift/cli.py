@@ -117,6 +117,27 @@ def _model_option(p):
     )
 
 
+def _key_option(section, key, **given):
+    """The option of a job-file key (``_job_file.KEYS``): its help and bounds."""
+    from ._job_file import KEYS
+
+    entry = KEYS[section][key]
+    settings = {"help": entry.doc}
+    if entry.types == (int,):
+        settings["type"] = (
+            int
+            if entry.low is None
+            else click.IntRange(entry.low, min_open=entry.open_below)
+        )
+    elif entry.types == (int, float):
+        settings["type"] = (
+            float
+            if entry.low is None
+            else click.FloatRange(entry.low, min_open=entry.open_below)
+        )
+    return click.option("--" + key.replace("_", "-"), key, **{**settings, **given})
+
+
 _resume = click.option(
     "--resume", is_flag=True, help="Continue a stopped run from its last iteration."
 )
@@ -124,11 +145,8 @@ _overwrite = click.option(
     "--overwrite", is_flag=True, default=None, help="Replace the output."
 )
 _cluster_options = [
-    click.option("--scheduler", help="Address of a running Dask scheduler."),
-    click.option(
-        "--scheduler-file",
-        help="A scheduler's JSON file (dask scheduler --scheduler-file).",
-    ),
+    _key_option("cluster", "scheduler"),
+    _key_option("cluster", "scheduler_file"),
     click.option("--report", help="Write a Dask performance report (HTML) here."),
     click.option(
         "--plot", help="Write a PNG (or SVG, PDF) picture of the result here."
@@ -163,17 +181,9 @@ def run(ctx, job_file, out, overwrite, resume, as_json, **options):
 @click.option("--out", required=True, help="Output zarr path.")
 @click.option("--array", help="Array name when INPUT is a zarr group.")
 @_with([_model_option(p) for p in COMMAND])
-@click.option(
-    "--n-workers", type=click.IntRange(1), help="Workers of the local cluster."
-)
-@click.option(
-    "--threads-per-worker", type=click.IntRange(1), help="Threads per local worker."
-)
-@click.option(
-    "--memory-limit",
-    callback=lambda ctx, param, value: _size(value),
-    help="Memory per local worker, e.g. 2GiB.",
-)
+@_key_option("cluster", "n_workers")
+@_key_option("cluster", "threads_per_worker")
+@_key_option("cluster", "memory_limit", callback=lambda ctx, param, value: _size(value))
 @_with([_overwrite, _resume, *_cluster_options])
 @click.pass_context
 def fit(ctx, input_path, out, array, resume, as_json, **options):
@@ -210,7 +220,7 @@ def fit(ctx, input_path, out, array, resume, as_json, **options):
 @click.option("--out", required=True, help="Output zarr path.")
 @click.option("--array", help="Array name when INPUT is a zarr group.")
 @click.option("--overwrite", is_flag=True, help="Replace the output.")
-@click.option("--scheduler", help="Address of a running Dask scheduler.")
+@_key_option("cluster", "scheduler")
 @_with(_verbosity)
 @click.pass_context
 def predict(ctx, model_path, input_path, out, array, overwrite, scheduler):
@@ -249,20 +259,20 @@ def predict(ctx, model_path, input_path, out, array, overwrite, scheduler):
 
 @main.command("make-blobs")
 @click.argument("output")
-@click.option("--n-samples", type=click.IntRange(1), required=True)
-@click.option("--n-features", type=click.IntRange(1), required=True)
-@click.option("--centers", type=click.IntRange(1), required=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--chunk-rows", type=click.IntRange(1), default=100_000, show_default=True
+@_key_option(
+    "input.make_blobs", "n_samples", required=True, help="Rows of the dataset."
 )
+@_key_option("input.make_blobs", "n_features", required=True)
+@_key_option("input.make_blobs", "centers", required=True)
+@_key_option("input.make_blobs", "seed", default=0, show_default=True)
+@_key_option("input.make_blobs", "chunk_rows", default=100_000, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace the output.")
 @_with(_verbosity)
 @click.pass_context
 def make_blobs(ctx, output, overwrite, **options):
     """Write a demo blobs dataset (X, y, centers) to a zarr group, chunk by chunk."""
     from ._outputs import BLOBS_FORMAT, check_output_path, output_lock
-    from .inputs import make_blobs_zarr
+    from .demo import make_blobs_zarr
 
     check_output_path(output, overwrite, replaceable=(BLOBS_FORMAT,))
     with output_lock(output):

@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import zarr
 
-from ._outputs import written
+from ._outputs import BLOBS_FORMAT, EVERY_CHUNK, jsonable, written
 from .errors import InputError
 from .formats.datasets import NETCDF as _NETCDF
 from .formats.tables import SUFFIXES as _TABLES
-from .inputs import make_blobs_zarr
 
 #: Suffixes of TIFF pictures.
 _TIFF = (".tif", ".tiff")
@@ -30,7 +30,7 @@ def make_demo(path, **blobs):
     beyond three) and each row's blob as the text column ``blob``; a NetCDF
     dataset holds them as variables of the same names over a ``lat`` x ``lon``
     grid of about ``n_samples`` points; anything else is a zarr group (see
-    :func:`~.inputs.make_blobs_zarr`).
+    :func:`make_blobs_zarr`).
     """
     name = os.fspath(path).lower().rstrip("/")
     if not name.endswith(_TABLES + _NETCDF):
@@ -62,7 +62,7 @@ def feature_names(n_features):
 
 
 def blob_points(*, n_samples, n_features, centers, seed=0, std=1.0, chunk_rows=None):
-    """The blobs of :func:`~.inputs.make_blobs_zarr` in memory (float32) and their labels."""
+    """The blobs of :func:`make_blobs_zarr` in memory (float32) and their labels."""
     del chunk_rows  # one file: written whole
     rng = np.random.default_rng(seed)
     true_centers = rng.uniform(-20, 20, size=(centers, n_features))
@@ -99,7 +99,6 @@ def write_picture(path, image):
     tuple or None
         The picture's shape, for a zarr path (a TIFF is an image input).
     """
-    from .inputs import write_array
     from .plot import load_image
 
     if os.fspath(path).lower().endswith(_TIFF):
@@ -117,3 +116,70 @@ def write_picture(path, image):
     pixels = load_image(image)
     write_array(path, pixels.reshape(-1, 3), {"image_shape": pixels.shape})
     return pixels.shape
+
+
+def make_blobs_zarr(
+    path, *, n_samples, n_features, centers, seed=0, chunk_rows=100_000, std=1.0
+):
+    """Write a Gaussian-blobs dataset to a zarr group, one chunk at a time.
+
+    The group holds ``X`` (float32, ``(n_samples, n_features)``), ``y`` (true
+    labels) and ``centers``. Memory stays at one chunk whatever ``n_samples``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    n_samples, n_features, centers : int
+    seed : int, default=0
+    chunk_rows : int, default=100_000
+    std : float, default=1.0
+        Standard deviation of every blob; blob centers are uniform in [-20, 20].
+    """
+    rng = np.random.default_rng(seed)
+    true_centers = rng.uniform(-20, 20, size=(centers, n_features))
+    with written(path) as tmp:
+        group = zarr.open_group(tmp, mode="w")
+        X = group.create_array(
+            "X",
+            shape=(n_samples, n_features),
+            dtype="f4",
+            chunks=(chunk_rows, n_features),
+            config=EVERY_CHUNK,
+        )
+        y = group.create_array(
+            "y",
+            shape=(n_samples,),
+            dtype="i4",
+            chunks=(chunk_rows,),
+            config=EVERY_CHUNK,
+        )
+        group.create_array("centers", data=true_centers, config=EVERY_CHUNK)
+        for start in range(0, n_samples, chunk_rows):
+            stop = min(n_samples, start + chunk_rows)
+            chunk_rng = np.random.default_rng([seed, start])
+            labels = chunk_rng.integers(0, centers, size=stop - start)
+            points = true_centers[labels] + chunk_rng.normal(
+                scale=std, size=(stop - start, n_features)
+            )
+            X[start:stop] = points.astype(np.float32)
+            y[start:stop] = labels
+        group.attrs.update({"format": BLOBS_FORMAT, "complete": True})
+
+
+def write_array(path, data, attrs=None):
+    """Write an in-memory array to a zarr array, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    data : ndarray
+    attrs : dict, default=None
+    """
+    data = np.asarray(data)
+    chunks = (min(len(data), 65536), *data.shape[1:])
+    with written(path) as tmp:
+        arr = zarr.create_array(
+            tmp, shape=data.shape, dtype=data.dtype, chunks=chunks, config=EVERY_CHUNK
+        )
+        arr[:] = data
+        arr.attrs.update(jsonable(attrs or {}))

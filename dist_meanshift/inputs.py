@@ -25,12 +25,7 @@ from ._files import (  # noqa: F401 - io's names for every reader's helpers
     require_path,
     require_unchanged,
 )
-from ._outputs import BLOBS_FORMAT, jsonable, written
 from .errors import InputError, listed, one_line
-
-# Every chunk is stored, even one that is all fill value, so that a missing
-# chunk always means a damaged store.
-_EVERY_CHUNK = {"write_empty_chunks": True}
 
 
 def open_input(path, array=None, **options):
@@ -217,70 +212,3 @@ def input_fingerprint(path, array, shape, dtype):
         "dtype": str(dtype),
         "modified": changed,
     }
-
-
-def make_blobs_zarr(
-    path, *, n_samples, n_features, centers, seed=0, chunk_rows=100_000, std=1.0
-):
-    """Write a Gaussian-blobs dataset to a zarr group, one chunk at a time.
-
-    The group holds ``X`` (float32, ``(n_samples, n_features)``), ``y`` (true
-    labels) and ``centers``. Memory stays at one chunk whatever ``n_samples``.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-    n_samples, n_features, centers : int
-    seed : int, default=0
-    chunk_rows : int, default=100_000
-    std : float, default=1.0
-        Standard deviation of every blob; blob centers are uniform in [-20, 20].
-    """
-    rng = np.random.default_rng(seed)
-    true_centers = rng.uniform(-20, 20, size=(centers, n_features))
-    with written(path) as tmp:
-        group = zarr.open_group(tmp, mode="w")
-        X = group.create_array(
-            "X",
-            shape=(n_samples, n_features),
-            dtype="f4",
-            chunks=(chunk_rows, n_features),
-            config=_EVERY_CHUNK,
-        )
-        y = group.create_array(
-            "y",
-            shape=(n_samples,),
-            dtype="i4",
-            chunks=(chunk_rows,),
-            config=_EVERY_CHUNK,
-        )
-        group.create_array("centers", data=true_centers, config=_EVERY_CHUNK)
-        for start in range(0, n_samples, chunk_rows):
-            stop = min(n_samples, start + chunk_rows)
-            chunk_rng = np.random.default_rng([seed, start])
-            labels = chunk_rng.integers(0, centers, size=stop - start)
-            points = true_centers[labels] + chunk_rng.normal(
-                scale=std, size=(stop - start, n_features)
-            )
-            X[start:stop] = points.astype(np.float32)
-            y[start:stop] = labels
-        group.attrs.update({"format": BLOBS_FORMAT, "complete": True})
-
-
-def write_array(path, data, attrs=None):
-    """Write an in-memory array to a zarr array, atomically.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-    data : ndarray
-    attrs : dict, default=None
-    """
-    data = np.asarray(data)
-    chunks = (min(len(data), 65536), *data.shape[1:])
-    with written(path) as tmp:
-        arr = zarr.create_array(
-            tmp, shape=data.shape, dtype=data.dtype, chunks=chunks, config=_EVERY_CHUNK
-        )
-        arr[:] = data
-        arr.attrs.update(jsonable(attrs or {}))

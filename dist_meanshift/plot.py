@@ -61,14 +61,11 @@ def plot_result(path, X, labels, centers, trace, dims=(0, 1), seed=0):
 
 
 def save_image(path, pixels):
-    """Save an (height, width, 3) array of floats in [0, 1] as a PNG."""
-    from PIL import Image
+    """Save an (height, width, 3) array of floats in [0, 1] as a picture (PNG,
+    JPEG or TIFF), with the one picture writer (:func:`~.formats.images.save_picture`)."""
+    from .formats.images import save_picture
 
-    from ._outputs import written
-
-    picture = np.clip(np.round(pixels * 255), 0, 255).astype(np.uint8)
-    with written(path) as tmp:
-        Image.fromarray(picture).save(tmp)
+    save_picture(path, np.clip(np.round(pixels * 255), 0, 255).astype(np.uint8))
 
 
 def load_image(name):

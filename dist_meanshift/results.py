@@ -17,6 +17,7 @@ import numpy as np
 import zarr
 
 from ._outputs import (
+    EVERY_CHUNK,
     FORMAT,
     check_output_path,
     is_empty_dir,
@@ -27,10 +28,6 @@ from ._outputs import (
     replace,
 )
 from .errors import InputError, one_line, shown
-
-# Every chunk is stored, even one that is all fill value, so that a missing
-# chunk always means a damaged store.
-_EVERY_CHUNK = {"write_empty_chunks": True}
 
 
 def create_output(path, attrs, *, overwrite=False, inputs=()):
@@ -137,7 +134,7 @@ def finish_result(group, *, labels, centers, attrs, before_complete=None):
         dtype=label_dtype,
         chunks=(rows,),
         overwrite=True,
-        config=_EVERY_CHUNK,
+        config=EVERY_CHUNK,
     )
     if in_memory:
         out[:] = labels.astype(label_dtype)
@@ -148,7 +145,7 @@ def finish_result(group, *, labels, centers, attrs, before_complete=None):
         _, sizes = dask.compute(stored, counts)
     for key, value in (("cluster_centers", centers), ("cluster_sizes", sizes[1:])):
         group.create_array(
-            key, data=np.asarray(value), overwrite=True, config=_EVERY_CHUNK
+            key, data=np.asarray(value), overwrite=True, config=EVERY_CHUNK
         )
     if before_complete is not None:  # outputs beside the group, complete first
         before_complete(sizes[1:])

@@ -19,6 +19,7 @@ from ._params import BY_NAME
 from ._side_outputs import SideOutputs
 from ._summary import make_result, result_attrs, stored_result
 from .errors import ClusterStalled, InputError, RunError, one_line
+from .memory_plan import MemoryPlan, plan_memory
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class _Run:
         )
         self.timings = {}
         self.beside = SideOutputs(job, self.path)
-        self.plan = dask_cluster.MemoryPlan()
+        self.plan = MemoryPlan()
 
     def start(self, resume):
         from ._outputs import check_output_path, output_lock
@@ -203,7 +204,7 @@ class _Run:
             ) as watch,
         ):
             try:
-                self.plan = dask_cluster.plan_memory(client, data, spec, self.job.model)
+                self.plan = plan_memory(client, data, spec, self.job.model)
                 if dask_cluster.has_dashboard(
                     client, remote=bool(spec.get("scheduler") or spec.get("manager"))
                 ):

@@ -1,29 +1,7 @@
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from distributed import Client, LocalCluster
-from sklearn.datasets import make_blobs
-
-# Small fixed datasets shared by the tests.
-BLOBS, BLOBS_Y = make_blobs(
-    n_samples=300, centers=4, n_features=2, cluster_std=0.6, random_state=0
-)
-BLOBS_3D, _ = make_blobs(
-    n_samples=400,
-    centers=5,
-    n_features=3,
-    cluster_std=1.0,
-    center_box=(-10, 10),
-    random_state=1,
-)
-UNEVEN, _ = make_blobs(
-    n_samples=[200, 60, 15],
-    centers=[[0, 0], [4, 4], [8, 0]],
-    cluster_std=0.8,
-    random_state=2,
-)
-SIX = np.array([[1, 1], [2, 1], [1, 0], [4, 7], [3, 5], [3, 6]], dtype=float)
 
 
 @pytest.fixture(params=["threads", "distributed"])

@@ -182,7 +182,7 @@ def from_zarr(z, check=True, rows=None):
     rows : int, default=None
         At most this many rows per block: a chunk taller than that is read in
         slices of it, one task each, so that no task holds more than one
-        decoded chunk and a slice (see :func:`~..dask_cluster.plan_memory`).
+        decoded chunk and a slice (see :func:`~..memory_plan.plan_memory`).
 
     Returns
     -------

@@ -14,10 +14,18 @@ from ..errors import InputError
 
 @dataclass(frozen=True)
 class Option:
-    """An ``[input]`` key a format takes: its TOML types and what it means."""
+    """A job-file key: its TOML types, what it means, and its lower bound.
+
+    Formats declare their ``[input]`` keys with it; the job file's other
+    keys are the same kind of entry (``_job_file.KEYS``).
+    """
 
     types: tuple
     doc: str
+    #: Numbers below this are refused (None: no bound).
+    low: float | None = None
+    #: The bound itself is refused too (a number must be above it).
+    open_below: bool = False
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._files import reading, require_extra, require_file, require_path
+from .._outputs import EVERY_CHUNK
 from ..errors import InputError
 from .base import Format, Option
 
@@ -405,7 +406,7 @@ def write_label_image(group, image, labels, path=None):
         dtype=labels.dtype,
         chunks=chunks,
         overwrite=True,
-        config={"write_empty_chunks": True},
+        config=EVERY_CHUNK,
     )
     da.store(picture, level0, lock=False)
     if path:
@@ -505,9 +506,14 @@ SPEC = Format(
         path, level=level, spatial_scale=spatial_scale
     ),
     options={
-        "level": Option((int,), "An image pyramid's resolution level (0: full size)."),
+        "level": Option(
+            (int,), "An image pyramid's resolution level (0: full size).", low=0
+        ),
         "spatial_scale": Option(
-            (int, float), "Add each pixel's y and x times this as features."
+            (int, float),
+            "Add each pixel's y and x times this as features.",
+            low=0,
+            open_below=True,
         ),
     },
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import zarr
-from conftest import BLOBS
+from data import BLOBS
 from distributed import Client, LocalCluster
 
 from dist_meanshift import MeanShift

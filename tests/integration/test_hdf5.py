@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 from commands import cli
-from conftest import BLOBS
+from data import BLOBS
 
 from dist_meanshift import InputError, MeanShift, run_job
 from dist_meanshift.inputs import open_input

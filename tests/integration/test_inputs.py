@@ -6,7 +6,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import zarr
-from conftest import BLOBS, BLOBS_3D
+from data import BLOBS, BLOBS_3D
 from distributed import Client, LocalCluster, get_task_stream
 
 from dist_meanshift import MeanShift, estimate_bandwidth, get_bin_seeds

@@ -7,7 +7,7 @@ import pytest
 import zarr
 from distributed import Client, LocalCluster
 
-from dist_meanshift import MeanShift, dask_cluster
+from dist_meanshift import MeanShift, memory_plan
 from dist_meanshift._dask import from_zarr
 
 pytestmark = pytest.mark.timeout(300)
@@ -44,11 +44,11 @@ def _cluster(limit):
 
 
 def _limit_for(room):
-    """A memory limit with ``room`` beyond what this process holds with a dask_cluster."""
-    dask_cluster.return_freed_memory()  # as a local cluster of threads does
+    """A memory limit with ``room`` beyond what this process holds with a memory_plan."""
+    memory_plan.return_freed_memory()  # as a local cluster of threads does
     with _cluster("4GiB") as lc, Client(lc) as client:
-        held = max(found[2] for found in client.run(dask_cluster._footprint).values())
-    return int((held + dask_cluster._MARGIN + room) / dask_cluster._PAUSE)
+        held = max(found[2] for found in client.run(memory_plan._footprint).values())
+    return int((held + memory_plan._MARGIN + room) / memory_plan._PAUSE)
 
 
 def test_a_chunk_too_big_for_the_workers_is_streamed_in_slices(tall):
@@ -57,9 +57,9 @@ def test_a_chunk_too_big_for_the_workers_is_streamed_in_slices(tall):
     # copies, 77 MB, and 16 MiB of work) takes 94 MB, 187 MB for two.
     limit = _limit_for(160 * MiB)
     with _cluster(limit) as lc, Client(lc) as client:
-        plan = dask_cluster.plan_memory(client, tall, {"processes": False})
+        plan = memory_plan.plan_memory(client, tall, {"processes": False})
         assert plan.persist is False
-        assert dask_cluster._MIN_CHUNK_ROWS <= plan.chunk_rows < tall.shape[0]
+        assert memory_plan._MIN_CHUNK_ROWS <= plan.chunk_rows < tall.shape[0]
         model = MeanShift(
             4.0,
             kernel="flat",
@@ -78,24 +78,24 @@ def test_a_chunk_too_big_for_the_workers_is_streamed_in_slices(tall):
 
 def test_data_that_fits_is_kept_in_memory_with_its_chunks(tall):
     with _cluster("4GiB") as lc, Client(lc) as client:
-        plan = dask_cluster.plan_memory(client, tall, {"processes": False})
-    assert plan == dask_cluster.MemoryPlan(chunk_rows=None, persist=True)
+        plan = memory_plan.plan_memory(client, tall, {"processes": False})
+    assert plan == memory_plan.MemoryPlan(chunk_rows=None, persist=True)
 
 
 def test_chunk_rows_given_are_kept_or_refused_with_the_limit_they_need(tall):
     limit = _limit_for(160 * MiB)
     with _cluster(limit) as lc, Client(lc) as client:
-        plan = dask_cluster.plan_memory(client, tall, {}, {"chunk_rows": 10_000})
+        plan = memory_plan.plan_memory(client, tall, {}, {"chunk_rows": 10_000})
         assert plan.chunk_rows == 10_000
         with pytest.raises(
-            dask_cluster.InputError, match="No memory plan fits"
+            memory_plan.InputError, match="No memory plan fits"
         ) as refused:
-            dask_cluster.plan_memory(
+            memory_plan.plan_memory(
                 client, tall, {}, {"chunk_rows": 400_000, "persist": True}
             )
     named = int(str(refused.value).split("at least ")[1].split(" MiB")[0])
     # Two tasks of three float64 copies of the chunk, and the chunk kept.
     assert (
         named * MiB
-        > limit + (2 * 3 * tall.nbytes + tall.nbytes - 160 * MiB) / dask_cluster._PAUSE
+        > limit + (2 * 3 * tall.nbytes + tall.nbytes - 160 * MiB) / memory_plan._PAUSE
     )

@@ -10,7 +10,7 @@ from distributed import Client, LocalCluster
 from sklearn.metrics import adjusted_rand_score
 
 from dist_meanshift import MeanShift
-from dist_meanshift.inputs import make_blobs_zarr
+from dist_meanshift.demo import make_blobs_zarr
 from dist_meanshift.results import write_result
 
 

@@ -64,7 +64,7 @@ def test_the_tasks_of_an_iteration_are_counted_as_they_finish(tmp_path):
     from distributed import Client, LocalCluster
 
     from dist_meanshift._dask import watch_tasks
-    from dist_meanshift.inputs import make_blobs_zarr
+    from dist_meanshift.demo import make_blobs_zarr
 
     make_blobs_zarr(tmp_path / "b.zarr", n_samples=40_000, n_features=2, centers=3,
                     chunk_rows=4_000)  # fmt: skip
@@ -92,7 +92,7 @@ def test_a_scheduler_that_runs_none_of_our_functions_only_stops_the_count(
     from distributed import Client, LocalCluster
 
     from dist_meanshift._dask import data, watch_tasks
-    from dist_meanshift.inputs import make_blobs_zarr
+    from dist_meanshift.demo import make_blobs_zarr
 
     make_blobs_zarr(tmp_path / "b.zarr", n_samples=40_000, n_features=2, centers=3,
                     chunk_rows=4_000)  # fmt: skip

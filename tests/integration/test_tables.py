@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 from commands import ROOT, run_cli
-from conftest import BLOBS
+from data import BLOBS
 
 from dist_meanshift import InputError, Job, MeanShift, load, run_job
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import zarr
 from commands import run_cli
-from conftest import BLOBS
+from data import BLOBS
 
 import dist_meanshift
 from dist_meanshift import MeanShift

@@ -40,7 +40,7 @@ def _data(where):
     import tifffile
     import xarray as xr
 
-    from dist_meanshift.inputs import make_blobs_zarr
+    from dist_meanshift.demo import make_blobs_zarr
 
     make_blobs_zarr(
         where / "data.zarr", n_samples=3000, n_features=2, centers=3, chunk_rows=1000
@@ -120,7 +120,7 @@ def test_the_readme_tour_runs(workdir):
     (tour,) = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
     import zarr
 
-    from dist_meanshift.inputs import make_blobs_zarr
+    from dist_meanshift.demo import make_blobs_zarr
 
     make_blobs_zarr(
         workdir / "tour.zarr", n_samples=3000, n_features=3, centers=6, seed=0

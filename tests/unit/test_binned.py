@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import zarr
-from conftest import BLOBS, BLOBS_3D, UNEVEN
+from data import BLOBS, BLOBS_3D, UNEVEN
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import BLOBS, BLOBS_3D, SIX, UNEVEN
+from data import BLOBS, BLOBS_3D, SIX, UNEVEN
 from sklearn.cluster import MeanShift as SkMeanShift
 from sklearn.cluster import estimate_bandwidth as sk_estimate_bandwidth
 from sklearn.cluster import get_bin_seeds as sk_get_bin_seeds

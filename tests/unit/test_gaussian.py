@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import BLOBS, BLOBS_3D, SIX, UNEVEN
+from data import BLOBS, BLOBS_3D, SIX, UNEVEN
 from reference import founding_mean_shift
 
 from dist_meanshift import MeanShift

@@ -19,6 +19,7 @@ LAYERS = [
     ["runner"],
     ["estimator"],
     ["_loop", "_seeds", "dask_cluster"],
+    ["memory_plan"],
     ["_dask", "_checkpoint", "_centers", "_side_outputs", "demo"],
     ["_validation", "_inspect", "plot", "_job_file"],
     ["inputs", "_params"],  # the opener of every format; the parameter table

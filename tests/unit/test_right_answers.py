@@ -6,8 +6,6 @@ import logging
 
 import numpy as np
 import pytest
-from commands import run_cli
-from conftest import BLOBS
 from reference import founding_mean_shift, ridges
 from sklearn.cluster import MeanShift as SklearnMeanShift
 from sklearn.datasets import (
@@ -15,7 +13,6 @@ from sklearn.datasets import (
     load_iris,
     make_blobs,
 )
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 from sklearn.preprocessing import StandardScaler
 
@@ -106,35 +103,6 @@ def test_digits_in_64_dimensions_equal_scikit_learn(bandwidth, dtype):
     ours = MeanShift(bandwidth, kernel="flat").fit(X)
     np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, atol=1e-9)
     np.testing.assert_array_equal(ours.labels_, ref.labels_)
-
-
-def test_max_iter_with_centers_still_moving_warns_and_says_so(tmp_path):
-    with pytest.warns(ConvergenceWarning, match=r"stopped at max_iter=2 with \d+ of"):
-        model = MeanShift(0.5, max_iter=2).fit(BLOBS)
-    assert not model.converged_ and model.n_unconverged_ > 0
-    assert model.n_iter_ == 2 == model.trace_[-1]["iteration"]
-    np.save(tmp_path / "x.npy", BLOBS)
-    done = run_cli(
-        "fit",
-        "x.npy",
-        "--out",
-        "out.zarr",
-        "--bandwidth",
-        "0.5",
-        "--max-iter",
-        "2",
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "2 iterations" in done.stdout
-    assert (
-        "stopped at max_iter=2 with" in done.stdout and "raise max_iter" in done.stdout
-    )
-    assert "Warning" not in done.stderr
-    import zarr
-
-    attrs = zarr.open_group(str(tmp_path / "out.zarr"), mode="r").attrs
-    assert attrs["converged"] is False and attrs["n_iter"] == 2
 
 
 def test_bandwidth_estimate_suits_the_kernel():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import SIX
+from data import SIX
 
 from dist_meanshift import MeanShift, estimate_bandwidth, get_bin_seeds
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import BLOBS, BLOBS_3D, UNEVEN
+from data import BLOBS, BLOBS_3D, UNEVEN
 from reference import founding_mean_shift
 
 from dist_meanshift import MeanShift, estimate_bandwidth, get_bin_seeds
