@@ -7,20 +7,21 @@ import os
 
 import zarr
 
-from ._outputs import FORMAT, MARKER
+from ._outputs import FORMAT
 from .errors import one_line
 
 
 def describe(path):
     """Lines describing a dataset or a result, for ``dist-meanshift inspect``."""
     from ._summary import size_table
+    from .formats import FORMATS
 
     name = os.fspath(path)
-    if os.path.isfile(os.path.join(name, MARKER)):
-        return _describe_table(name)
-    labels = _describe_labels(name)
-    if labels:
-        return labels
+    # Labels a format wrote beside a result, as that format describes them.
+    for spec in FORMATS:
+        lines = spec.labels and spec.labels.describe and spec.labels.describe(name)
+        if lines:
+            return lines
     try:
         node = zarr.open(name, mode="r")
     except Exception:  # noqa: BLE001 - not zarr: a table, an image or a dataset
@@ -50,53 +51,17 @@ def describe(path):
     return lines
 
 
-def _describe_labels(name):
-    """A labels dataset written beside a result (zarr or NetCDF), or None."""
-    from ._outputs import output_status
-    from .formats.datasets import SPEC
-
-    complete = output_status(name, (SPEC.labels.marker,), SPEC.labels.read_attrs)
-    if complete is None:
-        return None
-    import xarray as xr
-
-    opened = (
-        xr.open_dataset(name)
-        if os.path.isfile(name)
-        else xr.open_zarr(name, consolidated=False)
-    )
-    with opened as ds:
-        shape = " x ".join(f"{d} {n}" for d, n in ds["label"].sizes.items())
-        state = "complete" if complete else "INCOMPLETE"
-        source, features = ds.attrs.get("source"), ds.attrs.get("features")
-    return [f"labels dataset: {state}, label over {shape}, of {source} ({features})"]
-
-
-def _describe_table(name):
-    """A labels table: its input, partitions and clusters."""
-    with open(os.path.join(name, MARKER)) as f:
-        meta = json.load(f)
-    parts = sorted(os.listdir(os.path.join(name, "labels")))
-    state = "complete" if meta.get("complete") else "INCOMPLETE"
-    lines = [f"labels table: {state}, {len(parts)} partitions, of {meta.get('input')}"]
-    centers = os.path.join(name, "centers.parquet")
-    if os.path.exists(centers):
-        import pandas as pd
-
-        sizes = pd.read_parquet(centers)["size"].tolist()
-        lines += [f"  cluster {i}: {n} points" for i, n in enumerate(sizes)]
-    return lines
-
-
 def _describe_input(name):
     """An input that is not zarr, as the run would open it (or why it cannot)."""
+    from .formats import format_of
     from .inputs import open_input
 
     data = open_input(name)
     rows = (
         "rows counted when read" if data.shape[0] is None else f"{data.shape[0]} rows"
     )
-    kind = type(data).__name__.replace("Input", "").lower()
+    spec = format_of(name, {})
+    kind = spec.kind if spec else type(data).__name__.lower()
     return f"{name}: {kind}, {rows}, {data.shape[1]} features, dtype {data.dtype}"
 
 

@@ -225,34 +225,16 @@ def fit(ctx, input_path, out, array, resume, as_json, **options):
 @click.pass_context
 def predict(ctx, model_path, input_path, out, array, overwrite, scheduler):
     """Label INPUT with the clusters of a fitted result MODEL."""
-    from ._outputs import check_output_path, output_lock
-    from .dask_cluster import connect
-    from .estimator import load
-    from .inputs import open_input
-    from .results import write_result
+    from .runner import predict_input
 
-    model = load(model_path)
-    from .formats.tables import is_table
-
-    names = getattr(model, "feature_names_in_", None)
-    # A model fitted on a table's columns picks the same columns from a table.
-    table = names is not None and (is_table(input_path) or "*" in input_path)
-    data = open_input(input_path, array, columns=list(names) if table else None)
-    check_output_path(out, overwrite, (input_path, model_path))
-    with output_lock(out), connect({"scheduler": scheduler} if scheduler else {}):
-        labels = model.predict(data)
-        attrs = {
-            "model": os.path.abspath(model_path),
-            "input": {"path": os.path.abspath(input_path), "shape": list(data.shape)},
-            "version": __version__,
-        }
-        sizes = write_result(
-            out,
-            labels=labels,
-            centers=model.cluster_centers_,
-            attrs=attrs,
-            overwrite=overwrite,
-        )
+    sizes = predict_input(
+        model_path,
+        input_path,
+        out,
+        array=array,
+        overwrite=overwrite,
+        scheduler=scheduler,
+    )
     _echo(ctx, f"labelled {sum(sizes)} points into {len(sizes)} clusters")
     _echo(ctx, f"result: {os.path.abspath(out)}")
 

@@ -381,3 +381,55 @@ def _saved_state(group, fingerprint, echo):
     _check_fingerprint(saved.fingerprint, fingerprint, "stopped run")
     echo(f"resuming after iteration {saved.next_iteration - 1}")
     return saved
+
+
+def predict_input(
+    model_path, input_path, out, *, array=None, overwrite=False, scheduler=None
+):
+    """Label an input with a fitted result's clusters and write them as a result.
+
+    What ``dist-meanshift predict`` runs. A model fitted on named features
+    (a table's columns) picks the same ones from an input that has them.
+
+    Parameters
+    ----------
+    model_path, input_path, out : str
+    array : str, default=None
+    overwrite : bool, default=False
+    scheduler : str, default=None
+        A running Dask scheduler's address; by default a local cluster.
+
+    Returns
+    -------
+    cluster_sizes : ndarray of shape (n_clusters,)
+    """
+    import os
+
+    from . import __version__
+    from ._outputs import check_output_path, output_lock
+    from .estimator import load
+    from .formats import format_of
+    from .inputs import open_input
+    from .results import write_result
+
+    model = load(model_path)
+    names = getattr(model, "feature_names_in_", None)
+    spec = format_of(input_path, {})
+    picks = names is not None and spec is not None and "columns" in spec.options
+    data = open_input(input_path, array, columns=list(names) if picks else None)
+    check_output_path(out, overwrite, (input_path, model_path))
+    spec = {"scheduler": scheduler} if scheduler else {}
+    with output_lock(out), dask_cluster.connect(spec):
+        labels = model.predict(data)
+        attrs = {
+            "model": os.path.abspath(model_path),
+            "input": {"path": os.path.abspath(input_path), "shape": list(data.shape)},
+            "version": __version__,
+        }
+        return write_result(
+            out,
+            labels=labels,
+            centers=model.cluster_centers_,
+            attrs=attrs,
+            overwrite=overwrite,
+        )

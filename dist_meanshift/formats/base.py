@@ -50,6 +50,9 @@ class LabelsBeside:
     read_attrs : callable
         ``read_attrs(path)``: the attributes of an existing output (a file;
         folders and zarr groups are read by the output checks themselves).
+    describe : callable
+        ``describe(path)``: what ``inspect`` says of such an output, as lines,
+        or None when ``path`` is not one.
     """
 
     key: str
@@ -59,6 +62,7 @@ class LabelsBeside:
     marker: str
     write: object
     read_attrs: object = None
+    describe: object = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class Format:
         The module's name.
     what : str
         How messages name its inputs, e.g. "tables".
+    kind : str
+        One input of it, as ``inspect`` names it: "table".
     reads : str
         What it reads, for the job-file reference: "a Parquet or CSV table".
     can_open : callable
@@ -93,6 +99,7 @@ class Format:
 
     name: str
     what: str
+    kind: str
     reads: str
     can_open: object
     open: object

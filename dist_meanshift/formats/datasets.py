@@ -199,9 +199,31 @@ def _read_netcdf_attrs(path):
     return attrs
 
 
+def _describe_labels(name):
+    """A labels dataset written beside a result (zarr or NetCDF), or None."""
+    from .._outputs import output_status
+
+    complete = output_status(name, (FORMAT,), _read_netcdf_attrs)
+    if complete is None:
+        return None
+    import xarray as xr
+
+    opened = (
+        xr.open_dataset(name)
+        if os.path.isfile(name)
+        else xr.open_zarr(name, consolidated=False)
+    )
+    with opened as ds:
+        shape = " x ".join(f"{d} {n}" for d, n in ds["label"].sizes.items())
+        state = "complete" if complete else "INCOMPLETE"
+        source, features = ds.attrs.get("source"), ds.attrs.get("features")
+    return [f"labels dataset: {state}, label over {shape}, of {source} ({features})"]
+
+
 SPEC = Format(
     name="datasets",
     what="labelled datasets",
+    kind="dataset",
     reads="an xarray dataset (zarr or NetCDF; name its variables)",
     can_open=lambda path, options: is_dataset(path, options.get("variables")),
     open=lambda path, variables=None, dims=None: open_dataset(
@@ -231,5 +253,6 @@ SPEC = Format(
             path, data, labels
         ),
         read_attrs=_read_netcdf_attrs,
+        describe=_describe_labels,
     ),
 )

@@ -206,9 +206,28 @@ def read_labels_attrs(path):
     return attrs
 
 
+def _describe_labels(name):
+    """An HDF5 labels file written beside a result, or None."""
+    if not (os.path.isfile(name) and is_hdf5(name)):
+        return None
+    import h5py
+
+    try:
+        attrs = read_labels_attrs(name)
+        if attrs.get("format") != FORMAT:
+            return None
+        with h5py.File(name, "r") as f:
+            n = f["labels"].shape[0]
+    except (OSError, KeyError):
+        return None
+    state = "complete" if attrs["complete"] else "INCOMPLETE"
+    return [f"labels file: {state}, {n} labels"]
+
+
 SPEC = Format(
     name="hdf5",
     what="HDF5 files",
+    kind="hdf5 dataset",
     reads="an HDF5 file (a 2-D numeric dataset)",
     can_open=lambda path, options: is_hdf5(path),
     open=open_hdf5,
@@ -226,5 +245,6 @@ SPEC = Format(
             path, data, labels
         ),
         read_attrs=read_labels_attrs,
+        describe=_describe_labels,
     ),
 )

@@ -500,6 +500,7 @@ def save_picture(path, picture):
 SPEC = Format(
     name="images",
     what="images",
+    kind="image",
     reads="an image (TIFF, PNG, JPEG, OME-Zarr)",
     can_open=lambda path, options: is_image(path),
     open=lambda path, level=0, spatial_scale=None: open_image(

@@ -342,9 +342,28 @@ def _write_beside(path, data, labels, model, sizes, outputs):
     )
 
 
+def _describe_labels(name):
+    """A labels table: its input, partitions and clusters (None: not one)."""
+    if not os.path.isfile(os.path.join(name, MARKER)):
+        return None
+    with open(os.path.join(name, MARKER)) as f:
+        meta = json.load(f)
+    parts = sorted(os.listdir(os.path.join(name, "labels")))
+    state = "complete" if meta.get("complete") else "INCOMPLETE"
+    lines = [f"labels table: {state}, {len(parts)} partitions, of {meta.get('input')}"]
+    centers = os.path.join(name, "centers.parquet")
+    if os.path.exists(centers):
+        import pandas as pd
+
+        sizes = pd.read_parquet(centers)["size"].tolist()
+        lines += [f"  cluster {i}: {n} points" for i, n in enumerate(sizes)]
+    return lines
+
+
 SPEC = Format(
     name="tables",
     what="tables",
+    kind="table",
     reads="a Parquet or CSV table (file, folder or glob)",
     can_open=lambda path, options: is_table(path) or any(c in path for c in "*?["),
     open=lambda path, columns=None, missing="refuse": open_table(
@@ -367,5 +386,6 @@ SPEC = Format(
         suffix=lambda input_path: ".labels.parquet",
         marker=FORMAT,
         write=_write_beside,
+        describe=_describe_labels,
     ),
 )

@@ -52,6 +52,10 @@ def test_labels_of_an_hdf5_dataset_equal_the_in_memory_fit(
         np.testing.assert_array_equal(f["labels"][:], expected.labels_)
         assert f.attrs["complete"] and f.attrs["format"].startswith("dist-meanshift")
     assert _digest(path) == before  # the input is only read
+    shown = cli("inspect", "o.labels.h5", cwd=tmp_path)
+    assert shown.stdout.strip() == f"labels file: complete, {len(BLOBS)} labels"
+    shown = cli("inspect", "points.h5", cwd=tmp_path)
+    assert f"points.h5: hdf5 dataset, {len(BLOBS)} rows, 2 features" in shown.stdout
     # A second run replaces its own labels file.
     assert run_job(_job(tmp_path, path)).sizes == result.sizes
 
