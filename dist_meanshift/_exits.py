@@ -58,13 +58,28 @@ OUTPUT = []
 
 
 def _state_kept():
-    """Whether the run's output holds a stopped run's recorded state now."""
+    """Whether the run's output holds a stopped run's recorded state now.
+
+    Read from the metadata files themselves, not through zarr: a signal may
+    have interrupted zarr in the middle of a call, and its I/O loop may not
+    answer again in this process.
+    """
     if not OUTPUT:
         return False
-    from ._outputs import output_status
+    import json
+
+    from ._outputs import FORMAT
 
     path = OUTPUT[-1]
-    return output_status(path) is False and os.path.isdir(os.path.join(path, "state"))
+    try:
+        with open(os.path.join(path, "zarr.json")) as f:
+            root = json.load(f).get("attributes", {})
+        with open(os.path.join(path, "state", "zarr.json")) as f:
+            state = json.load(f).get("attributes", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    stopped = root.get("format") == FORMAT and root.get("complete") is False
+    return stopped and "current" in state
 
 
 def _again_command():
