@@ -1,7 +1,8 @@
-"""Input datasets: one opener for every path, chunks checked, demo data written.
+"""Input datasets: one opener for every path, zarr chunks checked as read.
 
-Every input path (a zarr array, an array in a zarr group, a ``.npy`` file)
-is opened by :func:`open_input`, read-only. A zarr chunk that is missing is
+Every input path is opened by :func:`open_input`, read-only: a zarr array,
+an array in a zarr group or a ``.npy`` file here, any other by its format
+(:mod:`.formats`). A zarr chunk that is missing is
 refused up front (zarr would read it as fill values); one that changes while
 a run reads it stops the run (:func:`read_block`).
 """
@@ -15,16 +16,7 @@ import os
 import numpy as np
 import zarr
 
-from ._files import (  # noqa: F401 - io's names for every reader's helpers
-    InputChanged,
-    exists,
-    file_identity,
-    reading,
-    require_extra,
-    require_file,
-    require_path,
-    require_unchanged,
-)
+from ._files import file_identity, require_file, require_unchanged
 from .errors import InputError, listed, one_line
 
 

@@ -126,6 +126,7 @@ def plan_memory(client, data, spec, model=None):
     else:  # in memory: the chunks it is sent in, and it is sent whole
         stored = auto_chunk_rows(shape, held, client)
     source_bytes = stored * n_features * dtype.itemsize
+    data_bytes = n_rows * n_features * held  # kept in memory, as the fit holds it
     in_memory = isinstance(data, np.ndarray)
 
     def need(rows):
@@ -139,7 +140,7 @@ def plan_memory(client, data, spec, model=None):
         return n_rows * 8 + math.ceil(n_rows / rows) * _TASK_BYTES
 
     def fits(rows, persist):
-        resident = n_rows * n_features * held if persist else 0
+        resident = data_bytes if persist else 0
         return all(
             g.room
             >= g.share * resident + g.threads * need(rows) + g.client * client(rows)
@@ -170,7 +171,7 @@ def plan_memory(client, data, spec, model=None):
         rows = largest(persist)
         if rows >= fewest:
             return _planned(rows, persist, in_memory)
-    resident = n_rows * n_features * held if choices == [True] else 0
+    resident = data_bytes if choices == [True] else 0
     _refuse_memory(groups, resident, need(fewest), client(fewest), spec)
 
 

@@ -83,8 +83,8 @@ def load_image(name):
     import os
 
     if os.path.exists(name):
+        from ._files import reading
         from .formats.images import read_picture
-        from .inputs import reading
 
         with reading(name, "a picture", "Give a PNG or JPEG file."):
             arr = _rgb(read_picture(name))

@@ -319,7 +319,7 @@ def _estimate(data, quantile, params):
 def _prepare_input(job, echo):
     """Make the demo or image dataset the job asks for, if it is not there yet."""
     inp = job.input
-    from .inputs import exists
+    from ._files import exists
 
     tiff = inp["path"].lower().endswith((".tif", ".tiff"))
     if exists(inp["path"]):

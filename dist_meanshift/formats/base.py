@@ -6,10 +6,9 @@ path and which options it takes, and one loop tries them in turn.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 
-from ..errors import InputError
+from .._files import require_extra
 
 
 @dataclass(frozen=True)
@@ -111,9 +110,4 @@ class Format:
 
     def require_readers(self):
         """Refuse in one line, naming the extra to install, when a reader is missing."""
-        missing = [m for m in self.modules if importlib.util.find_spec(m) is None]
-        if missing:
-            raise InputError(
-                f"Reading {self.what} needs {', '.join(missing)}: install the "
-                f"{self.extra} extra (pip install 'dist-meanshift[{self.extra}]')."
-            )
+        require_extra(self.extra, self.what, *self.modules)

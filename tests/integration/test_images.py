@@ -139,8 +139,8 @@ def test_the_tiff_job_runs_as_shipped(tmp_path, monkeypatch):
 def test_a_tiff_rewritten_during_a_run_stops_it(tmp_path):
     import os
 
+    from dist_meanshift._files import InputChanged
     from dist_meanshift.formats.images import open_image
-    from dist_meanshift.inputs import InputChanged
 
     tifffile.imwrite(tmp_path / "img.tif", _picture(), tile=(32, 32))
     image = open_image(tmp_path / "img.tif")

@@ -168,8 +168,8 @@ def test_the_table_job_runs_as_shipped(tmp_path, monkeypatch):
 def test_a_table_rewritten_during_a_run_stops_it(tmp_path):
     import os
 
+    from dist_meanshift._files import InputChanged
     from dist_meanshift.formats.tables import open_table
-    from dist_meanshift.inputs import InputChanged
 
     _frame().to_parquet(tmp_path / "p.parquet", row_group_size=100)
     table = open_table(tmp_path / "p.parquet", ["x", "y"])

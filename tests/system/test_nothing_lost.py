@@ -252,7 +252,7 @@ def test_a_chunk_deleted_under_a_streamed_run_stops_it(data):
 
 def test_a_chunk_rewritten_between_iterations_stops_the_fit(data):
     from dist_meanshift import MeanShift
-    from dist_meanshift.inputs import InputChanged
+    from dist_meanshift._files import InputChanged
 
     chunk = data / "data.zarr" / "X" / "c" / "2" / "0"
     model = MeanShift(0.3, persist=False, tol=1e-7)
