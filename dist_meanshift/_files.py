@@ -22,6 +22,10 @@ import stat
 
 from .errors import InputError, RunError, one_line
 
+#: The largest block of a file a task may decode (a TIFF tile or strip, an
+#: HDF5 chunk): all of it is read at once, whatever rows the task needs.
+MAX_BLOCK_BYTES = 512 * 2**20
+
 _KINDS = (
     (stat.S_ISDIR, "a folder"),
     (stat.S_ISFIFO, "a named pipe"),

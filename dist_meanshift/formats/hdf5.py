@@ -10,15 +10,16 @@ ever opened for reading.
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
 
 from .._files import (
+    MAX_BLOCK_BYTES,
     file_identity,
     reading,
     require_file,
-    require_path,
     require_unchanged,
 )
 from .._outputs import written
@@ -69,7 +70,6 @@ def open_hdf5(path, array=None):
     import h5py
 
     name = os.fspath(path)
-    require_path(name)
     require_file(name)
     name = os.path.abspath(name)
     with reading(name, _WHAT, _REMEDY), h5py.File(name, "r") as f:
@@ -77,6 +77,14 @@ def open_hdf5(path, array=None):
         array = _chosen(name, f, array, tables)
         ds = f[array]
         shape, dtype, chunks = ds.shape, ds.dtype, ds.chunks
+    chunk = math.prod(chunks or (1,)) * dtype.itemsize
+    if chunk > MAX_BLOCK_BYTES:
+        raise InputError(
+            f"Dataset {array!r} of {name!r} is stored in chunks of "
+            f"{chunk / 2**20:.0f} MiB {chunks}, more than a task reads at once "
+            f"({MAX_BLOCK_BYTES >> 20} MiB). Save it with smaller chunks, e.g. "
+            "h5py's chunks=True."
+        )
     if shape[0] == 0 or shape[1] == 0:
         raise InputError(
             f"Dataset {array!r} of {name!r} has shape {shape}: nothing to cluster. "

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._files import reading, require_extra, require_file, require_path
+from .._files import (
+    MAX_BLOCK_BYTES,
+    reading,
+    require_extra,
+    require_file,
+    require_path,
+)
 from .._outputs import EVERY_CHUNK
 from ..errors import InputError
 from .base import Format, Option
@@ -217,8 +223,6 @@ def _tiff(name, level):
 
 #: Bytes a task reads from a TIFF at once.
 _READ_BYTES = 16 * 2**20
-#: The largest TIFF tile or strip a task may decode: all of it is read at once.
-MAX_BLOCK_BYTES = 512 * 2**20
 
 
 def _check_blocks(name, page, shape, dtype, tile, channels):

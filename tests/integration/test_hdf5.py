@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import numpy as np
 import pytest
@@ -58,6 +59,12 @@ def test_labels_of_an_hdf5_dataset_equal_the_in_memory_fit(
     assert f"points.h5: hdf5 dataset, {len(BLOBS)} rows, 2 features" in shown.stdout
     # A second run replaces its own labels file.
     assert run_job(_job(tmp_path, path)).sizes == result.sizes
+    # The labels file may not be the input itself.
+    collide = _job(tmp_path, path, "").read_text() + f'hdf5 = "{path}"\n'
+    (tmp_path / "collide.toml").write_text(collide)
+    with pytest.raises(InputError, match="is the input"):
+        run_job(tmp_path / "collide.toml")
+    assert _digest(path) == before
 
 
 def test_a_dataset_is_read_in_chunks_of_whole_rows(tmp_path):
@@ -80,13 +87,20 @@ def test_a_file_of_several_datasets_names_them(tmp_path):
 def test_an_hdf5_mistake_is_one_line_and_leaves_the_file_alone(tmp_path):
     _file(tmp_path / "cube.h5", extra={"cube": np.ones((2, 3, 4))})
     (tmp_path / "fake.h5").write_bytes(b"not hdf5 at all")
+    os.mkfifo(tmp_path / "pipe.h5")
+    with h5py.File(tmp_path / "giant.h5", "w") as f:
+        # 640 MiB chunks declared in a file of a few kB (nothing written).
+        f.create_dataset("x", shape=(20_000_000, 8), chunks=(20_000_000, 8), dtype="f4")
     cases = {
         ("fake.h5",): "cannot be read as an HDF5 file",
         ("cube.h5", "--array", "cube"): "is 3-D float64, not a 2-D numeric table",
+        ("pipe.h5",): "is a named pipe",
+        ("giant.h5",): "chunks of 610 MiB",
     }
     for args, message in cases.items():
-        before = {p.name: _digest(p) for p in tmp_path.iterdir()}
+        before = {p.name: _digest(p) for p in tmp_path.iterdir() if p.is_file()}
         done = cli("fit", *args, "--out", "o.zarr", "--bandwidth", "1", cwd=tmp_path)
         assert done.returncode == 2, done.stdout + done.stderr
         assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
-        assert {p.name: _digest(p) for p in tmp_path.iterdir()} == before
+        after = {p.name: _digest(p) for p in tmp_path.iterdir() if p.is_file()}
+        assert after == before and not (tmp_path / "o.zarr").exists()
