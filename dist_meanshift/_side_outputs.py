@@ -200,18 +200,12 @@ def _pictures(job, data, model, image_shape, echo):
             )
             made.append(out["plot"])
         if image_shape and out.get("image"):
-            if hasattr(data, "pixels"):  # an image input, in its own units
-                from .formats.images import save_picture, segmented
+            from .formats.images import save_picture, segmented
 
-                picture = segmented(
-                    data, model.cluster_centers_, model._session_labels()
-                )
-                save_picture(out["image"], picture)
-            else:
-                labels = model._session_labels()
-                labels = labels.compute() if hasattr(labels, "compute") else labels
-                picture = model.cluster_centers_[labels].reshape(image_shape)
-                plot.save_image(out["image"], picture)
+            picture = segmented(
+                image_shape, data.dtype, model.cluster_centers_, model._session_labels()
+            )
+            save_picture(out["image"], picture)
             made.append(out["image"])
     except ImportError:
         echo("no picture: install the plot extra (pip install 'dist-meanshift[plot]')")

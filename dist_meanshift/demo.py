@@ -99,12 +99,12 @@ def write_picture(path, image):
     tuple or None
         The picture's shape, for a zarr path (a TIFF is an image input).
     """
-    from .plot import load_image
+    from .formats.images import load_picture
 
     if os.fspath(path).lower().endswith(_TIFF):
         import tifffile
 
-        pixels = np.round(load_image(image) * 255).astype(np.uint8)
+        pixels = np.round(load_picture(image) * 255).astype(np.uint8)
         with written(path) as tmp:
             tifffile.imwrite(tmp, pixels, tile=(256, 256), photometric="rgb")
         return None
@@ -113,7 +113,7 @@ def write_picture(path, image):
             f"input.image writes a picture as a TIFF or as zarr, not as {path!r}. "
             "Give a .tif or .zarr input path."
         )
-    pixels = load_image(image)
+    pixels = load_picture(image)
     write_array(path, pixels.reshape(-1, 3), {"image_shape": pixels.shape})
     return pixels.shape
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError
-
 #: Points drawn in a scatter picture; more only hide each other.
 MAX_POINTS = 20_000
 
@@ -58,57 +56,6 @@ def plot_result(path, X, labels, centers, trace, dims=(0, 1), seed=0):
     with written(path) as tmp:
         fig.savefig(tmp, dpi=80)
     plt.close(fig)
-
-
-def save_image(path, pixels):
-    """Save an (height, width, 3) array of floats in [0, 1] as a picture (PNG,
-    JPEG or TIFF), with the one picture writer (:func:`~.formats.images.save_picture`)."""
-    from .formats.images import save_picture
-
-    save_picture(path, np.clip(np.round(pixels * 255), 0, 255).astype(np.uint8))
-
-
-def load_image(name):
-    """Read an image file, or a scikit-learn sample image by name, as floats in [0, 1].
-
-    Parameters
-    ----------
-    name : str
-        A path to a PNG or JPEG file, or ``china.jpg`` / ``flower.jpg``.
-
-    Returns
-    -------
-    ndarray of shape (height, width, 3), float32
-    """
-    import os
-
-    if os.path.exists(name):
-        from ._files import reading
-        from .formats.images import read_picture
-
-        with reading(name, "a picture", "Give a PNG or JPEG file."):
-            arr = _rgb(read_picture(name))
-    else:
-        from sklearn.datasets import load_sample_image
-
-        try:
-            arr = load_sample_image(name)
-        except ValueError as exc:
-            raise InputError(
-                f"Image {name!r} is neither a file nor a scikit-learn sample image. "
-                "Give a PNG/JPEG path, or 'china.jpg' / 'flower.jpg'."
-            ) from exc
-    top = np.iinfo(arr.dtype).max if arr.dtype.kind in "ui" else 1.0
-    return (arr / top).astype(np.float32)
-
-
-def _rgb(pixels):
-    """Grey, grey + alpha, RGB or RGBA pixels as RGB (alpha dropped)."""
-    if pixels.ndim == 2:
-        pixels = pixels[..., None]
-    if pixels.shape[2] in (1, 2):
-        return np.repeat(pixels[..., :1], 3, axis=2)
-    return pixels[..., :3]
 
 
 def _take(a, rows):

@@ -324,9 +324,9 @@ def _prepare_input(job, echo):
     tiff = inp["path"].lower().endswith((".tif", ".tiff"))
     if exists(inp["path"]):
         if "image" in inp and not tiff:
-            import zarr
+            from .formats.images import stored_picture_shape
 
-            return tuple(zarr.open_array(inp["path"], mode="r").attrs["image_shape"])
+            return stored_picture_shape(inp["path"])
         return None
     if "image" in inp:
         from .demo import write_picture

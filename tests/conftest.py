@@ -17,3 +17,17 @@ def scheduler(request):
         Client(cluster) as client,
     ):
         yield client
+
+
+@pytest.fixture
+def zarr_input(tmp_path):
+    """Write an array as a zarr input in the test's folder; returns its path.
+
+    ``zarr_input(X, chunks=None, name="X.zarr")``: see :func:`data.write_zarr`.
+    """
+    from data import write_zarr
+
+    def make(X, chunks=None, name="X.zarr"):
+        return write_zarr(tmp_path / name, X, chunks)
+
+    return make

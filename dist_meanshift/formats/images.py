@@ -334,6 +334,54 @@ def read_picture(name):
     return pixels.astype(np.uint8) if pixels.dtype == bool else pixels
 
 
+def load_picture(name):
+    """A picture file, or a scikit-learn sample picture by name, as RGB floats in [0, 1].
+
+    The pixels an ``[input] image`` job stores as rows; read with
+    :func:`read_picture`, the one picture reader.
+
+    Parameters
+    ----------
+    name : str
+        A path to a PNG or JPEG file, or ``china.jpg`` / ``flower.jpg``.
+
+    Returns
+    -------
+    ndarray of shape (height, width, 3), float32
+    """
+    if os.path.exists(name):
+        with reading(name, "a picture", "Give a PNG or JPEG file."):
+            arr = _rgb(read_picture(name))
+    else:
+        from sklearn.datasets import load_sample_image
+
+        try:
+            arr = load_sample_image(name)
+        except ValueError as exc:
+            raise InputError(
+                f"Image {name!r} is neither a file nor a scikit-learn sample image. "
+                "Give a PNG/JPEG path, or 'china.jpg' / 'flower.jpg'."
+            ) from exc
+    top = np.iinfo(arr.dtype).max if arr.dtype.kind in "ui" else 1.0
+    return (arr / top).astype(np.float32)
+
+
+def stored_picture_shape(path):
+    """The ``(height, width, channels)`` a picture's pixels stored as zarr rows keep."""
+    import zarr
+
+    return tuple(zarr.open_array(path, mode="r").attrs["image_shape"])
+
+
+def _rgb(pixels):
+    """Grey, grey + alpha, RGB or RGBA pixels as RGB (alpha dropped)."""
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if pixels.shape[2] in (1, 2):
+        return np.repeat(pixels[..., :1], 3, axis=2)
+    return pixels[..., :3]
+
+
 def _multiscales(name):
     """The OME-Zarr multiscales metadata of ``name`` (NGFF 0.4 or 0.5), or None."""
     if not os.path.exists(os.path.join(name, "zarr.json")) and not os.path.exists(
@@ -460,16 +508,27 @@ def _save_labels(path, labels):
     save_picture(path, values.astype(np.uint16)[..., None])
 
 
-def segmented(image, centers, labels):
+def segmented(image_shape, dtype, centers, labels):
     """The picture of every pixel painted with its cluster's colour, as uint8.
 
-    Channel values are scaled to 0-255 from the input's range (its integer
-    type's, or 0-1 for floats); labels -1 are painted black.
+    The one painter of segmented pictures, for an image input and for a
+    picture's pixels stored as rows alike. Channel values are scaled to 0-255
+    from the pixels' range (their integer type's, or 0-1 for floats); extra
+    features (scaled positions) are left out; labels -1 are painted black.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+        ``(height, width, channels)``.
+    dtype : numpy dtype
+        The pixels' type, which sets their range.
+    centers : ndarray of shape (n_clusters, n_features)
+    labels : array-like of shape (height * width,), numpy or dask
     """
     import dask.array as da
 
-    height, width, channels = image.pixels.shape
-    kind = np.dtype(image.pixels.dtype)
+    height, width, channels = image_shape
+    kind = np.dtype(dtype)
     top = np.iinfo(kind).max if kind.kind in "ui" else 1.0
     colours = np.clip(np.asarray(centers)[:, :channels] / top * 255, 0, 255)
     palette = np.vstack(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import zarr
+from data import write_zarr
 from distributed import Client, LocalCluster
 from sklearn.datasets import make_blobs
 
@@ -40,9 +40,7 @@ def reference():
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("det") / "X.zarr")
-    zarr.create_array(path, shape=X.shape, dtype=X.dtype, chunks=(250, 3))[:] = X
-    return path
+    return write_zarr(tmp_path_factory.mktemp("det") / "X.zarr", X, 250)
 
 
 def _same(result, reference):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import dask.array as da
 import numpy as np
 import pytest
 import zarr
-from data import BLOBS, BLOBS_3D
+from data import BLOBS, BLOBS_3D, write_zarr
 from distributed import Client, LocalCluster, get_task_stream
 
 from dist_meanshift import MeanShift, estimate_bandwidth, get_bin_seeds
@@ -15,12 +17,7 @@ KERNELS = [("flat", 1.0), ("gaussian", 1.0)]
 
 
 def to_zarr(tmp_path, X, chunk_rows=64):
-    path = tmp_path / "X.zarr"
-    arr = zarr.create_array(
-        str(path), shape=X.shape, dtype=X.dtype, chunks=(chunk_rows, X.shape[1])
-    )
-    arr[:] = X
-    return path
+    return pathlib.Path(write_zarr(tmp_path / "X.zarr", X, chunk_rows))
 
 
 @pytest.fixture(scope="module")

@@ -15,16 +15,12 @@ MiB = 2**20
 
 
 @pytest.fixture
-def tall(tmp_path):
+def tall(zarr_input):
     """400,000 x 8 float64 rows (25.6 MB) in one zarr chunk."""
     rng = np.random.default_rng(0)
     centers = rng.uniform(-20, 20, size=(3, 8))
     X = centers[rng.integers(0, 3, 400_000)] + rng.normal(size=(400_000, 8))
-    z = zarr.create_array(
-        str(tmp_path / "tall.zarr"), shape=X.shape, chunks=X.shape, dtype="f8"
-    )
-    z[:] = X
-    return zarr.open_array(str(tmp_path / "tall.zarr"), mode="r")
+    return zarr.open_array(zarr_input(X, name="tall.zarr"), mode="r")
 
 
 def test_a_chunk_read_in_slices_is_the_same_data(tall):

@@ -9,8 +9,8 @@ import time
 
 import numpy as np
 import pytest
-import zarr
 from clusters import dask_cluster
+from data import write_zarr
 from distributed import Client
 from sklearn.datasets import make_blobs
 
@@ -41,8 +41,7 @@ def test_sigkill_of_a_worker_mid_iteration_leaves_the_result_unchanged(
     )
     X = X.astype(np.float32)
     if source == "zarr":
-        data = str(tmp_path / "X.zarr")
-        zarr.create_array(data, shape=X.shape, dtype=X.dtype, chunks=(6_000, 3))[:] = X
+        data = write_zarr(tmp_path / "X.zarr", X, 6_000)
     else:
         data = X
     params = {"bandwidth": 1.5, "kernel": "gaussian", "seeds": X[::300], "tol": 1e-6}

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import zarr
 from commands import cli, run_cli
+from data import write_zarr
 
 from dist_meanshift import MeanShift
 
@@ -22,16 +23,7 @@ X3 = np.random.default_rng(0).normal(size=(400, 3)).astype(np.float32)
 
 
 def _array(where, name, data, chunks=None):
-    arr = zarr.create_array(
-        str(where / name),
-        shape=data.shape,
-        dtype=data.dtype,
-        chunks=chunks or data.shape or (1,),
-        config={"write_empty_chunks": True},
-    )
-    if data.size:
-        arr[...] = data
-    return arr
+    return zarr.open_array(write_zarr(where / name, data, chunks), mode="r+")
 
 
 def _blobs(where):

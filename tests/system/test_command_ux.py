@@ -17,8 +17,8 @@ from dist_meanshift import MeanShift
 
 
 @pytest.fixture
-def data(tmp_path):
-    zarr.create_array(str(tmp_path / "X.zarr"), data=BLOBS, chunks=(100, 2))
+def data(tmp_path, zarr_input):
+    zarr_input(BLOBS, chunks=100)
     return tmp_path
 
 

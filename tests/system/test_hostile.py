@@ -287,9 +287,8 @@ def test_an_output_on_an_input_or_another_output_is_refused(tmp_path, output, wo
     _refused_untouched(tmp_path, ("run", job), *words)
 
 
-def test_a_plot_inside_the_input_store_is_refused(tmp_path):
-    data = zarr.create_array(str(tmp_path / "data.zarr"), shape=(100, 2), dtype="f8")
-    data[:] = np.random.RandomState(0).normal(size=(100, 2))
+def test_a_plot_inside_the_input_store_is_refused(tmp_path, zarr_input):
+    zarr_input(np.random.RandomState(0).normal(size=(100, 2)), name="data.zarr")
     args = ("fit", "data.zarr", "--out", "r.zarr", "--plot", "data.zarr/plot.png")
     _refused_untouched(
         tmp_path, (*args, "--kernel", "flat", "--bandwidth", 1), "inside it"
@@ -499,9 +498,8 @@ def test_a_picture_past_pil_limit_gives_no_warning(tmp_path, monkeypatch):
     assert read_picture(str(tmp_path / "big.png")).shape == (100, 120, 3)
 
 
-def test_an_ome_zarr_level_outside_its_store_is_refused(tmp_path):
-    secret = zarr.create_array(str(tmp_path / "secret.zarr"), shape=(8, 8), dtype="u1")
-    secret[:] = 7
+def test_an_ome_zarr_level_outside_its_store_is_refused(tmp_path, zarr_input):
+    zarr_input(np.full((8, 8), 7, dtype="u1"), name="secret.zarr")
     image = zarr.open_group(str(tmp_path / "img.zarr"), mode="w")
     image.attrs["multiscales"] = [
         {"version": "0.4", "axes": ["y", "x"], "datasets": [{"path": "../secret.zarr"}]}

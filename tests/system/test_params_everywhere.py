@@ -64,8 +64,8 @@ def test_a_bad_value_gets_the_same_message_everywhere(tmp_path, name, value, wor
         assert rule in " ".join(done.stderr.split())
 
 
-def test_fit_takes_every_model_parameter_on_the_command_line(tmp_path):
-    zarr.create_array(str(tmp_path / "x.zarr"), data=np.repeat(SIX, 50, axis=0))
+def test_fit_takes_every_model_parameter_on_the_command_line(tmp_path, zarr_input):
+    zarr_input(np.repeat(SIX, 50, axis=0), name="x.zarr")
     done = run_cli(
         "fit", "x.zarr", "--out", "o.zarr", "--bandwidth", "2",
         "--tol", "1e-4", "--merge-tol", "0.2", "--truncate", "none",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import zarr
 from data import BLOBS, BLOBS_3D, UNEVEN
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
@@ -48,10 +47,8 @@ def test_binned_mode_agrees_with_exact_mode(X, bandwidth, kernel):
     assert gap <= 0.05 * bandwidth
 
 
-def test_binned_mode_streams_zarr_and_labels_every_row(tmp_path):
-    path = str(tmp_path / "X.zarr")
-    arr = zarr.create_array(path, shape=DENSE.shape, dtype="f4", chunks=(7000, 3))
-    arr[:] = DENSE
+def test_binned_mode_streams_zarr_and_labels_every_row(zarr_input):
+    path = zarr_input(DENSE.astype("f4"), chunks=7000)
     model = MeanShift(2.5, kernel="flat", bin_seeding=True, bin_data=0.05).fit(path)
     labels = model.labels_.compute()
     assert labels.shape == (len(DENSE),) and labels.min() >= 0
