@@ -156,6 +156,49 @@ def gaussian_all_seeds(sizes):
     return lines
 
 
+FOUNDING = {"centers": 8, "n_features": 3, "cluster_std": 1.0, "center_box": (-20, 20)}
+
+
+def founding(sizes, exact_sizes):
+    """The founding algorithm at scale: ``MeanShift(bandwidth=1.5)``, Gaussian,
+    every point a seed, on the default local cluster (2 in-process workers).
+
+    From 20,000 rows the centers climb on grid cells of h/4 first and finish
+    on every row (``climb="auto"``); at ``exact_sizes`` the exact algorithm
+    (``climb="rows"``) runs too, and the largest gap between their modes is
+    printed in bandwidths, with whether the clusters and labels are the same.
+    """
+    from dist_meanshift import dask_cluster
+
+    print(
+        f"{'founding, gaussian':<30} {'s':>7} {'MiB':>6} {'iters':>5} {'k':>3} "
+        f"{'exact s':>8} {'gap/h':>8} {'same':>5}"
+    )
+    lines = []
+    for n in sizes:
+        X, _ = make_blobs(n_samples=n, random_state=0, **FOUNDING)
+        with dask_cluster.connect({}):
+            fast, t, mem = timed(MeanShift(bandwidth=1.5).fit, X)
+            exact = t_exact = None
+            if n in exact_sizes:
+                exact, t_exact, _ = timed(MeanShift(bandwidth=1.5, climb="rows").fit, X)
+        k = len(fast.cluster_centers_)
+        text = f"{n:>12,} rows, every point a seed {t:>7.1f} {mem:>6.0f} {fast.n_iter_:>5} {k:>3}"
+        if exact is not None:
+            same = len(exact.cluster_centers_) == k and np.array_equal(
+                np.asarray(exact.labels_), np.asarray(fast.labels_)
+            )
+            gap = (
+                np.abs(exact.cluster_centers_ - fast.cluster_centers_).max() / 1.5
+                if same
+                else np.inf
+            )
+            text += f" {t_exact:>8.1f} {gap:>8.1e} {same!s:>5}"
+        lines.append(text)
+        print(text, flush=True)
+    return lines
+
+
 def input_check_cost(n_rows, workdir, repeats=3):
     """What checking every chunk's identity before its read costs a streamed pass.
 
@@ -279,6 +322,12 @@ def main():
     parser.add_argument("--out-of-core", action="store_true")
     parser.add_argument("--gaussian-all-seeds", action="store_true")
     parser.add_argument(
+        "--founding",
+        action="store_true",
+        help="only: the founding algorithm at 100k, 200k and 1M rows (10M with --large)",
+    )
+    parser.add_argument("--large", action="store_true")
+    parser.add_argument(
         "--input-check-cost",
         action="store_true",
         help="only: the out-of-core store read with and without the chunk check",
@@ -286,6 +335,11 @@ def main():
     parser.add_argument("--rows", type=int, default=200_000_000)
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
+    if args.founding:
+        sizes = (100_000, 200_000, 1_000_000) + ((10_000_000,) if args.large else ())
+        lines = founding(sizes, exact_sizes=(100_000, 200_000))
+        print("\n".join(["", "summary:", *lines]))
+        return
     if args.input_check_cost:
         workdir = args.workdir or tempfile.mkdtemp(prefix="dist-meanshift-bench-")
         input_check_cost(args.rows, workdir)

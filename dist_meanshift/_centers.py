@@ -92,8 +92,9 @@ class Centers:
         )
 
     @classmethod
-    def from_seeds(cls, seeds):
-        return cls.moving(seeds, np.ones(len(seeds))).collapse_identical()
+    def from_seeds(cls, seeds, mult=None):
+        mult = np.ones(len(seeds)) if mult is None else mult
+        return cls.moving(seeds, mult).collapse_identical()
 
     @classmethod
     def from_arrays(cls, arrays):

@@ -36,6 +36,9 @@ class Checkpoint:
     fingerprint : dict or None
         What identifies the input and the parameters (see ``runner``): a
         resume with others is refused.
+    stage : {"rows", "cells"}
+        What the centers climb on: every row, or the data reduced to grid
+        cells (the first stage of ``climb="cells"``).
     """
 
     centers: Centers
@@ -43,6 +46,7 @@ class Checkpoint:
     trace: list
     bandwidth: float
     fingerprint: dict | None = None
+    stage: str = "rows"
 
     def save(self, group):
         """Record the checkpoint in a result group, atomically.
@@ -69,6 +73,7 @@ class Checkpoint:
             "current": name,
             "next_iteration": self.next_iteration,
             "trace": self.trace,
+            "stage": self.stage,
         }
         state.attrs.put(json.loads(json.dumps(meta, default=list)))
         if previous is not None and previous != name and previous in state:
@@ -100,4 +105,5 @@ class Checkpoint:
             trace=list(meta["trace"]),
             bandwidth=meta["bandwidth"],
             fingerprint=meta.get("fingerprint"),
+            stage=meta.get("stage", "rows"),
         )

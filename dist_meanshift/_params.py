@@ -221,6 +221,14 @@ PARAMS = (
         literals=("none",),
     ),
     Param(
+        "climb",
+        "str",
+        "auto",
+        "Gaussian: climb on grid cells of h/4, then finish on every row "
+        "(auto: every point a seed, from 20,000 rows).",
+        choices=("auto", "cells", "rows"),
+    ),
+    Param(
         "chunk_rows",
         "int",
         None,
@@ -259,3 +267,10 @@ def check_params(est):
     """Check the parameters of an estimator; raise on the first bad one."""
     for p in ESTIMATOR:
         p.check(getattr(est, p.name), type(est).__name__)
+    kernel = KERNELS[est.kernel]
+    if est.climb == "cells" and not kernel.climbs_on_cells:
+        raise InputError(
+            f"climb='cells' needs a smooth kernel and kernel={est.kernel!r} is not: "
+            "its modes would change. Use climb='auto' or 'rows', or "
+            "kernel='gaussian'."
+        )

@@ -16,7 +16,9 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from . import _dask, _seeds
+from . import _blocks, _dask, _seeds
+from ._centers import Centers
+from ._checkpoint import Checkpoint
 from ._loop import iter_mean_shift
 from ._params import check_params
 from ._validation import (
@@ -36,6 +38,10 @@ logger = logging.getLogger(__name__)
 #: A bandwidth must lie within this factor of the data's largest magnitude:
 #: grid cells of the bandwidth's side are counted in float64 integers (exact
 #: up to 2**53), and squared distances over squared bandwidths stay finite.
+#: ``climb="cells"``: the side of the grid cells of the first stage, in bandwidths.
+CLIMB_CELL = 0.25
+#: ``climb="auto"`` climbs on cells first from this many rows (every point a seed).
+CLIMB_MIN_ROWS = 20_000
 _SCALE_RANGE = 2.0**40
 #: Bounds whatever the data: the bandwidth's square must be a normal float64.
 _ABSOLUTE_RANGE = (1e-150, 1e150)
@@ -165,6 +171,18 @@ class MeanShift(ClusterMixin, BaseEstimator):
         ``sqrt(n_features) * bin_data * bandwidth``, so only memberships within
         that distance of a kernel's edge can change and modes move by about that
         much at most. 0.05 keeps modes within a few hundredths of the bandwidth.
+    climb : {"auto", "cells", "rows"}, default="auto"
+        Gaussian kernel: where the centers climb. ``"rows"``: on every row at
+        every iteration (the founding algorithm, quadratic in the rows when
+        every point is a seed). ``"cells"``: first on the data reduced to grid
+        cells of side ``h / 4`` (each cell's rows at their mean, weighted by
+        their count; with every point a seed, each cell one seed standing for
+        its rows), then on every row from the centers that stage left, which
+        are few: the modes, intensities and labels are those of the exact
+        algorithm (the last iterations, the saddle check and the Newton polish
+        are exact; see ``docs/founding.md`` for the first stage's error
+        bound). ``"auto"``: cells when every point is a seed and there are at
+        least 20,000 rows.
     chunk_rows : int, default=None
         Rows per data chunk. None keeps the chunks of dask and zarr input and
         chunks in-memory input to keep every thread busy.
@@ -232,6 +250,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         merge_tol=0.1,
         truncate=6.0,
         bin_data=None,
+        climb="auto",
         chunk_rows=None,
         persist="auto",
         n_jobs=None,
@@ -247,6 +266,7 @@ class MeanShift(ClusterMixin, BaseEstimator):
         self.merge_tol = merge_tol
         self.truncate = truncate
         self.bin_data = bin_data
+        self.climb = climb
         self.chunk_rows = chunk_rows
         self.persist = persist
         self.n_jobs = n_jobs
@@ -340,21 +360,29 @@ class MeanShift(ClusterMixin, BaseEstimator):
         # 0 (an estimate over duplicates) is scikit-learn's: every point a cluster.
         if seeds is not None and bandwidth != 0:
             check_bandwidth_scale(bandwidth, seeds)
+        loop = {
+            "bandwidth": bandwidth,
+            "kernel": self.kernel,
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+            "merge_tol": self.merge_tol,
+            "truncate": self.truncate,
+            "labeller": lambda centers: _dask.output(
+                data, _dask.label(data.array, centers)
+            ),
+        }
+        if self._climbs_on_cells(fit_data, seeds, bandwidth, resume):
+            resume = yield from self._climb_on_cells(data, weights, seeds, loop, resume)
+            seeds = None
+            # The exact stage runs at least once, even after max_iter on cells.
+            loop["max_iter"] = max(self.max_iter, resume.next_iteration)
         w = None if fit_weights is None else fit_weights.array
         result = yield from iter_mean_shift(
             _dask.Rows.of(fit_data.array, w, _in_memory(fit_data, fit_weights)),
             seeds,
-            bandwidth=bandwidth,
             dtype=fit_data.array.dtype,
-            kernel=self.kernel,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            merge_tol=self.merge_tol,
-            truncate=self.truncate,
-            labeller=lambda centers: _dask.output(
-                data, _dask.label(data.array, centers)
-            ),
             resume=resume,
+            **loop,
         )
         self.cluster_centers_ = result.cluster_centers
         self.intensity_ = result.intensity
@@ -382,6 +410,59 @@ class MeanShift(ClusterMixin, BaseEstimator):
             # none, can compute after this one is gone.
             self._labels_in_memory = self.labels_
             self.labels_ = _dask.label(source, self.cluster_centers_, reach)
+
+    def _climbs_on_cells(self, data, seeds, bandwidth, resume):
+        """Whether the centers climb on grid cells first (``climb``)."""
+        if resume is not None:
+            return resume.stage == "cells"
+        if self.climb == "rows" or bandwidth == 0 or self.bin_data is not None:
+            return False
+        if self.climb == "cells":
+            return True
+        every_point = self.seeds is None and not self.bin_seeding
+        return (
+            _blocks.kernels.get(self.kernel).climbs_on_cells
+            and every_point
+            and data.shape[0] >= CLIMB_MIN_ROWS
+        )
+
+    def _climb_on_cells(self, data, weights, seeds, loop, resume):
+        """The first stage of ``climb="cells"``: the centers climb on the data
+        reduced to grid cells of side ``CLIMB_CELL * h`` (every cell a seed
+        standing for its rows when every point is a seed).
+
+        Yields the states of its iterations and returns the checkpoint the
+        second stage, on every row, starts from: the centers as the first left
+        them, all moving again, with the seeds they stand for.
+        """
+        cells, cell_weights = _binned(data, weights, CLIMB_CELL * loop["bandwidth"])
+        counts = cell_weights.to_numpy()
+        logger.info(
+            "climbing on %d grid cells of side %.3g h first, then on all %d rows",
+            cells.shape[0],
+            CLIMB_CELL,
+            data.shape[0],
+        )
+        mult = None
+        if resume is None and self.seeds is None and not self.bin_seeding:
+            keep = counts > 0
+            seeds, mult = cells.numpy[keep], counts[keep]
+        result = yield from iter_mean_shift(
+            _dask.Rows.of(cells.array, cell_weights.array, (cells.numpy, counts)),
+            seeds,
+            dtype=data.array.dtype,
+            resume=resume,
+            seed_mult=mult,
+            stage="cells",
+            **loop,
+        )
+        climbed = result.centers
+        return Checkpoint(
+            Centers.moving(climbed.pos, climbed.mult),
+            result.n_iter + 1,
+            list(result.trace),
+            loop["bandwidth"],
+        )
 
     def _session_labels(self):
         """``labels_``, or the same labels read from data this session holds in

@@ -128,6 +128,10 @@ def _grid_cells(points, radius):
 def order_by_intensity(centers, intensity):
     """Order centers by decreasing intensity, ties by decreasing coordinates.
 
+    Intensities are compared on a grid of ``1e-9`` of the largest, too: the
+    same density summed in another order (or at a mode found from another
+    side, to within its polish) is the same intensity.
+
     This is scikit-learn's ``sorted(..., key=lambda t: (t[1], t[0]),
     reverse=True)`` over ``(center tuple, intensity)`` pairs, as exact
     arithmetic would sort them: coordinates are compared on a grid of
@@ -149,7 +153,8 @@ def order_by_intensity(centers, intensity):
     scale = float(np.abs(centers).max()) if centers.size else 0.0
     grid = np.round(centers / (1e-9 * scale)) if scale > 0 else centers
     keys = [grid[:, j] for j in range(centers.shape[1] - 1, -1, -1)]
-    keys.append(intensity)
+    top = float(np.max(intensity)) if len(intensity) else 0.0
+    keys.append(np.round(intensity / (1e-9 * top)) if top > 0 else intensity)
     return np.lexsort(keys)[::-1].astype(np.int64)
 
 

@@ -160,6 +160,9 @@ def bin_data(X, cell_size, sample_weight=None):
         cell_size,
         split_every=2,
     )
+    # Cells whose rows all weigh 0 hold no row that is there.
+    kept = weights > 0
+    weights, sums = weights[kept], sums[kept]
     logger.info("binned %d rows into %d cells", X.shape[0], len(weights))
     return sums / weights[:, None], weights
 

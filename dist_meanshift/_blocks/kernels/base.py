@@ -35,6 +35,10 @@ class Kernel:
     accelerated : bool
         Centers take the accelerated steps of :func:`~..._centers.step`
         (jumps along a steady direction); else scikit-learn's plain step.
+    climbs_on_cells : bool
+        Centers may climb on the data reduced to grid cells first and finish
+        on every row (``MeanShift(climb=...)``): the modes are the same, as
+        the kernel is smooth and the last iterations are exact.
     """
 
     name: str
@@ -45,6 +49,7 @@ class Kernel:
     merges_stopped: bool
     checks_saddles: bool
     accelerated: bool
+    climbs_on_cells: bool
 
     def reach(self, bandwidth, truncate=None):
         """Distance beyond which the kernel gives no weight, or None (unbounded).

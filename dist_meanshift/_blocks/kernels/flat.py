@@ -163,6 +163,7 @@ class Flat(Kernel):
     merges_stopped = False
     checks_saddles = False
     accelerated = False
+    climbs_on_cells = False
 
     def reach(self, bandwidth, truncate=None):
         return bandwidth
