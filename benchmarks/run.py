@@ -3,7 +3,7 @@
     python benchmarks/run.py                 # the in-memory table (about 15 minutes)
     python benchmarks/run.py --quick         # smaller sizes, a couple of minutes
     python benchmarks/run.py --out-of-core   # adds the 200,000,000-row zarr case
-    python benchmarks/run.py --gaussian-all-seeds  # adds 100,000 and 1,000,000 rows
+    python benchmarks/run.py --founding  # Gaussian, every point a seed: 100k-1M rows
     python benchmarks/run.py --input-check-cost    # the chunk check on the store
 
 Prints one table: wall time of each, their ratio, cluster counts, the adjusted Rand
@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 
+import dask
 import dask.array as da
 import numpy as np
 import psutil
@@ -136,26 +137,6 @@ def in_memory(sizes):
     return lines
 
 
-def gaussian_all_seeds(sizes):
-    """The founding algorithm's own mode: Gaussian kernel, every point a seed.
-
-    scikit-learn has no Gaussian kernel; its flat fit of the same rows is the
-    peer where it finishes in reasonable time (the first size).
-    """
-    lines = []
-    for i, n in enumerate(sizes):
-        X, _ = make_blobs(n_samples=n, random_state=0, **BLOBS)
-        ours = timed(MeanShift(1.5).fit, X)
-        sk = (
-            timed(SkMeanShift(bandwidth=1.5 * np.sqrt(5), n_jobs=-1).fit, X)
-            if i == 0
-            else None
-        )
-        lines.append(row(f"{n:,} gaussian, every point a seed", ours, sk))
-        print(lines[-1], f"  {ours[0].n_iter_} iterations", flush=True)
-    return lines
-
-
 FOUNDING = {"centers": 8, "n_features": 3, "cluster_std": 1.0, "center_box": (-20, 20)}
 
 
@@ -197,6 +178,62 @@ def founding(sizes, exact_sizes):
         lines.append(text)
         print(text, flush=True)
     return lines
+
+
+def founding_zarr(sizes, workdir):
+    """The founding algorithm on blobs in zarr (float32, chunks of 1,000,000 rows):
+    on the default local cluster, then on 2 worker processes of 512 MiB (which
+    keep the data in memory when it fits), then on those with the data streamed
+    from zarr at every pass (``persist=False``). The data's reads are counted:
+    zarr reads of every chunk (persisting and labelling included), over the
+    number of chunks, and per iteration."""
+    from distributed import get_task_stream
+
+    from dist_meanshift import dask_cluster
+
+    lines = []
+    for n in sizes:
+        path = os.path.join(workdir, f"founding-{n}.zarr")
+        if not os.path.exists(path):
+            print(f"writing {n:,} x 3 float32 to {path} ...", flush=True)
+            make_blobs_zarr(
+                path, n_samples=n, n_features=3, centers=8, chunk_rows=1_000_000
+            )
+        X = zarr.open_array(os.path.join(path, "X"), mode="r")
+        n_chunks = -(-n // X.chunks[0])
+        for where, cluster, persist in [
+            ("default cluster", lambda: dask_cluster.connect({}), "auto"),
+            ("2 x 512 MiB workers", _small_workers, "auto"),
+            ("the same, streamed", _small_workers, False),
+        ]:
+            model = MeanShift(bandwidth=1.5, persist=persist)
+            # Reads stay tasks of their own (not fused into their consumers),
+            # so that the task stream counts every one.
+            with (
+                cluster(),
+                dask.config.set({"optimization.fuse.active": False}),
+                get_task_stream() as stream,
+            ):
+                model, t, mem = timed(lambda X=X, m=model: _labelled(m.fit(X)))
+            reads = (
+                sum(1 for task in stream.data if key_split(task["key"]) == "from-zarr")
+                / n_chunks
+            )
+            text = (
+                f"{n:>12,} rows in zarr, {where:<20} {t:>7.1f} s {mem:>6.0f} MiB "
+                f"{model.n_iter_ + 1:>3} iterations {len(model.cluster_centers_):>3} "
+                f"clusters, {reads:.1f} reads ({reads / (model.n_iter_ + 1):.2f} per "
+                "iteration)"
+            )
+            lines.append(text)
+            print(text, flush=True)
+    return lines
+
+
+def _labelled(model):
+    """The model, its labels computed (as a run writes them)."""
+    np.asarray(model.labels_)
+    return model
 
 
 def input_check_cost(n_rows, workdir, repeats=3):
@@ -320,11 +357,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out-of-core", action="store_true")
-    parser.add_argument("--gaussian-all-seeds", action="store_true")
     parser.add_argument(
         "--founding",
         action="store_true",
-        help="only: the founding algorithm at 100k, 200k and 1M rows (10M with --large)",
+        help="only: the founding algorithm at 100k, 200k and 1M rows (--large: 1M and 10M in zarr)",
     )
     parser.add_argument("--large", action="store_true")
     parser.add_argument(
@@ -336,8 +372,11 @@ def main():
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
     if args.founding:
-        sizes = (100_000, 200_000, 1_000_000) + ((10_000_000,) if args.large else ())
+        sizes = (100_000, 200_000, 1_000_000)
         lines = founding(sizes, exact_sizes=(100_000, 200_000))
+        if args.large:
+            workdir = args.workdir or tempfile.mkdtemp(prefix="dist-meanshift-bench-")
+            lines += founding_zarr((1_000_000, 10_000_000), workdir)
         print("\n".join(["", "summary:", *lines]))
         return
     if args.input_check_cost:
@@ -352,8 +391,6 @@ def main():
         f"{'ARI':>7} {'peak MiB ours/sk':>8}"
     )
     lines = in_memory(sizes)
-    if args.gaussian_all_seeds:
-        lines += gaussian_all_seeds((100_000, 1_000_000))
     if args.out_of_core:
         workdir = args.workdir or tempfile.mkdtemp(prefix="dist-meanshift-bench-")
         lines += out_of_core(args.rows, workdir)

@@ -83,7 +83,8 @@ class MeanShiftResult:
     cluster_centers : ndarray of shape (n_clusters, n_features)
         Modes, ordered by decreasing intensity.
     intensity : ndarray of shape (n_clusters,)
-        Kernel weight around each mode at its last shift.
+        Kernel weight around each mode: at its last shift, or at the mode
+        itself once polished (see :func:`_polish`).
     n_iter : int
         Largest number of completed iterations of any seed (scikit-learn's
         ``n_iter_``: the shift that found convergence is not counted).

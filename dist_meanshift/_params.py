@@ -225,7 +225,7 @@ PARAMS = (
         "str",
         "auto",
         "Gaussian: climb on grid cells of h/4, then finish on every row "
-        "(auto: every point a seed, from 20,000 rows).",
+        "(auto: from 20,000 rows).",
         choices=("auto", "cells", "rows"),
     ),
     Param(

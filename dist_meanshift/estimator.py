@@ -181,8 +181,8 @@ class MeanShift(ClusterMixin, BaseEstimator):
         are few: the modes, intensities and labels are those of the exact
         algorithm (the last iterations, the saddle check and the Newton polish
         are exact; see ``docs/founding.md`` for the first stage's error
-        bound). ``"auto"``: cells when every point is a seed and there are at
-        least 20,000 rows.
+        bound). With bin seeding or given seeds, those seeds climb on the
+        cells. ``"auto"``: cells from 20,000 rows.
     chunk_rows : int, default=None
         Rows per data chunk. None keeps the chunks of dask and zarr input and
         chunks in-memory input to keep every thread busy.
@@ -209,8 +209,9 @@ class MeanShift(ClusterMixin, BaseEstimator):
     bandwidth_ : float
         The bandwidth used (given or estimated).
     intensity_ : ndarray of shape (n_clusters,)
-        Points within the bandwidth (flat) or kernel density (gaussian) at each
-        center's last shift.
+        Points within the bandwidth at each center's last shift (flat), or the
+        kernel density at each polished mode (gaussian; modes that the saddle
+        check could not polish, past 64 features, keep their last shift's).
     trace_ : list of dict
         Per-iteration figures: iteration (counted as ``n_iter_``, from 0),
         n_centers, n_active, max_shift.
@@ -419,10 +420,8 @@ class MeanShift(ClusterMixin, BaseEstimator):
             return False
         if self.climb == "cells":
             return True
-        every_point = self.seeds is None and not self.bin_seeding
         return (
             _blocks.kernels.get(self.kernel).climbs_on_cells
-            and every_point
             and data.shape[0] >= CLIMB_MIN_ROWS
         )
 

@@ -80,16 +80,16 @@ def test_weighted_rows_climb_on_cells_to_the_same_answer():
     _same_answer(cells, rows, h)
 
 
-def test_auto_climbs_on_cells_from_20000_rows_with_every_point_a_seed():
+def test_auto_climbs_on_cells_from_20000_rows_to_the_exact_answer():
     X, _ = make_blobs(20_000, centers=3, n_features=2, random_state=1)
     auto = MeanShift(bandwidth=1.0).fit(X)
     # The first stage's centers are grid cells, far fewer than the rows.
     assert auto.trace_[0]["n_centers"] < len(X) / 4
-    seeded = MeanShift(bandwidth=1.0, seeds=X[::100]).fit(X)
-    assert seeded.trace_[0]["n_centers"] == len(X[::100])  # seeds: rows only
-    np.testing.assert_allclose(
-        auto.cluster_centers_, seeded.cluster_centers_, atol=MODE_TOL
-    )
+    _same_answer(auto, _fit(X, 1.0, "rows"), 1.0)
+    for seeding in ({"bin_seeding": True}, {"seeds": X[::100]}):
+        _same_answer(
+            _fit(X, 1.0, "auto", **seeding), _fit(X, 1.0, "rows", **seeding), 1.0
+        )
 
 
 def test_a_fit_stopped_on_cells_resumes_to_the_same_answer():
