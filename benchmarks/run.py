@@ -137,6 +137,85 @@ def in_memory(sizes):
     return lines
 
 
+SMALL_PEER = """
+import pandas as pd
+from sklearn.cluster import MeanShift
+X = pd.read_csv({path!r}).to_numpy()
+MeanShift(bandwidth=0.8).fit(X)
+"""
+
+FIRST_FIT = """
+import time
+start = time.perf_counter()
+from sklearn.datasets import load_iris
+from dist_meanshift import MeanShift
+X = load_iris().data
+MeanShift(0.8, kernel="flat").fit(X)
+cold = time.perf_counter() - start
+start = time.perf_counter()
+MeanShift(0.8, kernel="flat").fit(X)
+print(cold, time.perf_counter() - start)
+"""
+
+
+def small_jobs(workdir, repeats=3):
+    """Small inputs: the command on iris (150 rows) as CSV and as .npy, each a
+    fresh process, against a fresh process that reads the CSV with pandas and
+    fits scikit-learn; the API's first fit in a fresh process (cold: imports
+    included) and its second (warm), against scikit-learn's fit. Best of
+    ``repeats``."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+    from sklearn.datasets import load_iris
+
+    X = load_iris().data
+    csv, npy = os.path.join(workdir, "iris.csv"), os.path.join(workdir, "iris.npy")
+    pd.DataFrame(X, columns=["a", "b", "c", "d"]).to_csv(csv, index=False)
+    np.save(npy, X)
+
+    def wall(*cmd):
+        best = np.inf
+        for i in range(repeats):
+            out = os.path.join(workdir, f"o{i}.zarr")
+            shutil.rmtree(out, ignore_errors=True)
+            args = [a.replace("OUT", out) for a in cmd]
+            start = time.perf_counter()
+            subprocess.run(args, check=True, capture_output=True, cwd=workdir)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    command = [sys.executable, "-m", "dist_meanshift", "fit"]
+    flags = ["--kernel", "flat", "--bandwidth", "0.8", "--out", "OUT"]
+    peer = wall(sys.executable, "-c", SMALL_PEER.format(path=csv))
+    lines = []
+    for name, path in (("CSV", csv), (".npy", npy)):
+        ours = wall(*command, path, *flags)
+        lines.append(
+            f"iris as {name:<5} command {ours:6.2f} s, pandas + scikit-learn "
+            f"{peer:6.2f} s: {ours / peer:.2f}x the peer's time"
+        )
+        print(lines[-1], flush=True)
+    firsts = []
+    for _ in range(repeats):
+        done = subprocess.run(
+            [sys.executable, "-c", FIRST_FIT],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        firsts.append([float(v) for v in done.stdout.split()])
+    cold, warm = np.min(firsts, axis=0)
+    sk = min(timed(SkMeanShift(bandwidth=0.8).fit, X)[1] for _ in range(repeats))
+    lines.append(
+        f"iris API: first fit in a fresh process {cold:.2f} s (imports included), "
+        f"warm {warm:.3f} s, scikit-learn {sk:.3f} s: {sk / warm:.2f}x"
+    )
+    print(lines[-1], flush=True)
+    return lines
+
+
 FOUNDING = {"centers": 8, "n_features": 3, "cluster_std": 1.0, "center_box": (-20, 20)}
 
 
@@ -364,6 +443,9 @@ def main():
     )
     parser.add_argument("--large", action="store_true")
     parser.add_argument(
+        "--small", action="store_true", help="only: the small jobs on iris"
+    )
+    parser.add_argument(
         "--input-check-cost",
         action="store_true",
         help="only: the out-of-core store read with and without the chunk check",
@@ -371,6 +453,9 @@ def main():
     parser.add_argument("--rows", type=int, default=200_000_000)
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
+    if args.small:
+        small_jobs(args.workdir or tempfile.mkdtemp(prefix="dist-meanshift-bench-"))
+        return
     if args.founding:
         sizes = (100_000, 200_000, 1_000_000)
         lines = founding(sizes, exact_sizes=(100_000, 200_000))

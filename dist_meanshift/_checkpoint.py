@@ -62,12 +62,25 @@ class Checkpoint:
         """
         state = group.require_group("state")
         name = str(self.next_iteration)
-        sub = state.create_group(name, overwrite=True)
-        for f in fields(self.centers):
-            value = getattr(self.centers, f.name)
-            sub.create_array(f.name, data=value, config=EVERY_CHUNK)
+        # One array of every field's columns (float64: bools and counts are
+        # exact in it), so that a record costs one array per iteration.
+        columns = [
+            np.asarray(getattr(self.centers, f.name), dtype=np.float64).reshape(
+                len(self.centers), -1
+            )
+            for f in fields(self.centers)
+        ]
+        state.create_array(
+            name, data=np.hstack(columns), overwrite=True, config=EVERY_CHUNK
+        )
+        layout = [
+            [f.name, c.shape[1], getattr(self.centers, f.name).ndim, str(value.dtype)]
+            for f, c in zip(fields(self.centers), columns, strict=True)
+            for value in [getattr(self.centers, f.name)]
+        ]
         previous = state.attrs.get("current")
         meta = {
+            "layout": layout,
             "fingerprint": self.fingerprint,
             "bandwidth": self.bandwidth,
             "current": name,
@@ -95,10 +108,10 @@ class Checkpoint:
         if "current" not in meta:
             return None
         sub = state[meta["current"]]
-        missing = [k for k in _REQUIRED if k not in sub]
+        arrays = _unpacked(sub, meta.get("layout"))
+        missing = [k for k in _REQUIRED if k not in arrays]
         if missing:
             raise ValueError(f"the recorded state lacks {', '.join(missing)}")
-        arrays = {name: np.asarray(arr[:]) for name, arr in sub.arrays()}
         return cls(
             centers=Centers.from_arrays(arrays),
             next_iteration=int(meta["next_iteration"]),
@@ -107,3 +120,18 @@ class Checkpoint:
             fingerprint=meta.get("fingerprint"),
             stage=meta.get("stage", "rows"),
         )
+
+
+def _unpacked(record, layout):
+    """The arrays of a recorded state: columns of one array (``layout``: each
+    field's name, width, dimensions and type), or, as written before, one
+    array per field."""
+    if layout is None:
+        return {name: np.asarray(arr[:]) for name, arr in record.arrays()}
+    packed = np.asarray(record[:], dtype=np.float64)
+    arrays, start = {}, 0
+    for name, width, ndim, dtype in layout:
+        value = packed[:, start : start + width]
+        arrays[name] = (value if ndim == 2 else value[:, 0]).astype(dtype)
+        start += width
+    return arrays

@@ -68,18 +68,16 @@ def _state_kept():
         return False
     import json
 
-    from ._outputs import FORMAT
+    from ._outputs import FORMAT, state_recorded
 
     path = OUTPUT[-1]
     try:
         with open(os.path.join(path, "zarr.json")) as f:
             root = json.load(f).get("attributes", {})
-        with open(os.path.join(path, "state", "zarr.json")) as f:
-            state = json.load(f).get("attributes", {})
     except (OSError, ValueError, AttributeError):
         return False
     stopped = root.get("format") == FORMAT and root.get("complete") is False
-    return stopped and "current" in state
+    return stopped and state_recorded(path)
 
 
 def _again_command():

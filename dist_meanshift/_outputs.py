@@ -319,3 +319,22 @@ def remove_output(path):
 
 def jsonable(value):
     return json.loads(json.dumps(value, default=list))
+
+
+def state_recorded(path):
+    """Whether the output at ``path`` holds a recorded iteration's state.
+
+    Read from the metadata files themselves, not through zarr: a signal may
+    have interrupted zarr in the middle of a call (even of the save that
+    wrote the state, which is then whole: zarr replaces files atomically),
+    and its I/O loop may not answer again in this process.
+    """
+    import json
+
+    state = os.path.join(os.fspath(path), "state")
+    try:
+        with open(os.path.join(state, "zarr.json")) as f:
+            current = json.load(f)["attributes"]["current"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return os.path.exists(os.path.join(state, str(current), "zarr.json"))

@@ -23,6 +23,11 @@ from .memory_plan import MemoryPlan, plan_memory
 
 logger = logging.getLogger(__name__)
 
+#: Input of at most this many bytes (as float64) is fitted in this process,
+#: without starting workers, unless the job names a cluster (see
+#: ``docs/benchmarks.md``: a local cluster costs about 1-2 s to start).
+SMALL_INPUT_BYTES = 64 * 2**20
+
 _FS_ERRORS = {
     errno.ENOSPC: ("the output's filesystem is full", "free space"),
     errno.EDQUOT: ("the output's disk quota is used up", "free space"),
@@ -196,6 +201,13 @@ class _Run:
         saved = _saved_state(group, fp, self.echo) if resume else None
         started = time.perf_counter()
         spec = self.job.cluster
+        if self._runs_here(data):
+            # Small input, no cluster named: fitted on this process's threads,
+            # the data read once and kept in memory (persist="auto").
+            logger.info("small input: fitted in this process, without workers")
+            model, sizes = self._fit(data, fp, saved, group, overwrite, started)
+            pictures = self.beside.pictures(data, model, image_shape, self.echo)
+            return self._made(data, model, sizes, pictures, started)
         with (
             dask_cluster.connect(spec) as client,
             dask_cluster.report(self.out.get("report")),
@@ -215,6 +227,21 @@ class _Run:
                     raise ClusterStalled(watch.reason) from None
                 raise
             pictures = self.beside.pictures(data, model, image_shape, self.echo)
+        return self._made(data, model, sizes, pictures, started)
+
+    def _runs_here(self, data):
+        """Whether the job runs in this process: no cluster named, no report
+        asked (it needs a scheduler), and input of at most ``SMALL_INPUT_BYTES``
+        (as float64)."""
+        if self.job.cluster or self.out.get("report"):
+            return False
+        # A table's rows are counted by its checking pass (kept for the fit).
+        n_rows, n_features = (
+            data.to_dask() if hasattr(data, "to_dask") else data
+        ).shape
+        return n_rows * n_features * 8 <= SMALL_INPUT_BYTES
+
+    def _made(self, data, model, sizes, pictures, started):
         seconds = time.perf_counter() - started
         n_unlabelled = model.labels_.shape[0] - int(sum(sizes))
         made = {
@@ -247,6 +274,7 @@ class _Run:
         return MeanShift(**params)
 
     def _fit(self, data, fp, saved, group, overwrite, started):
+        from ._outputs import state_recorded
         from .results import create_output, discard_output, finish_result, group_path
 
         model = self._model(data, saved, started)
@@ -294,6 +322,9 @@ class _Run:
                 ),
             )
         except BaseException:
+            # A signal in the middle of the first save may come after its
+            # state was written whole: what is on disk decides.
+            recorded = recorded or state_recorded(group_path(group))
             if not recorded or beside:
                 # Nothing to resume: leave nothing that looks like a result
                 # (and an earlier result as it was).

@@ -47,6 +47,23 @@ def test_quiet_and_verbose_after_the_subcommand(data):
     assert "DEBUG" not in verbose.stderr
 
 
+def test_a_small_input_is_fitted_without_workers_unless_a_cluster_is_named(data):
+    here = run_cli(*FIT, "here.zarr", "-v", cwd=data)
+    assert here.returncode == 0, here.stderr
+    assert "fitted in this process, without workers" in here.stderr
+    assert "dashboard:" not in here.stdout
+    named = run_cli(*FIT, "named.zarr", "-v", "--n-workers", "2", cwd=data)
+    assert named.returncode == 0, named.stderr
+    assert "without workers" not in named.stderr
+    assert "dashboard:" in named.stdout
+    # The same answer either way.
+    labels = [
+        zarr.open_array(str(data / name / "labels"), mode="r")[:]
+        for name in ("here.zarr", "named.zarr")
+    ]
+    np.testing.assert_array_equal(*labels)
+
+
 def test_unlabelled_points_have_their_own_line(data):
     done = run_cli(*FIT, "o.zarr", "--kernel", "flat", "--no-cluster-all", cwd=data)
     assert done.returncode == 0, done.stderr
