@@ -235,11 +235,12 @@ class _Run:
         (as float64)."""
         if self.job.cluster or self.out.get("report"):
             return False
+        import math
+
         # A table's rows are counted by its checking pass (kept for the fit).
-        n_rows, n_features = (
-            data.to_dask() if hasattr(data, "to_dask") else data
-        ).shape
-        return n_rows * n_features * 8 <= SMALL_INPUT_BYTES
+        # Any shape: a wrong one is refused by the fit's own checks.
+        shape = (data.to_dask() if hasattr(data, "to_dask") else data).shape
+        return math.prod(shape) * 8 <= SMALL_INPUT_BYTES
 
     def _made(self, data, model, sizes, pictures, started):
         seconds = time.perf_counter() - started

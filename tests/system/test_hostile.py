@@ -236,7 +236,8 @@ print(json.dumps(sorted(seen)))
 @pytest.mark.parametrize(
     "spec",
     [
-        {},
+        # A cluster named (a small input with none runs without workers).
+        {"n_workers": 2},
         {"processes": True, "n_workers": 1},
         {
             "manager": "distributed.LocalCluster",
