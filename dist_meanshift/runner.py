@@ -222,7 +222,10 @@ class _Run:
                 ):
                     self.echo(f"dashboard: {dask_cluster.dashboard_link(client, spec)}")
                 model, sizes = self._fit(data, fp, saved, group, overwrite, started)
-            except KeyboardInterrupt:
+            except BaseException:
+                # The watchdog's interrupt may be swallowed on its way up and
+                # come back as another error, or as the stop its handler
+                # asked for at the next iteration's end: it was the stall.
                 if watch.reason:
                     raise ClusterStalled(watch.reason) from None
                 raise
