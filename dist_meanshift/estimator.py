@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 CLIMB_CELL = 0.25
 #: ``climb="auto"`` climbs on cells first from this many rows (every point a seed).
 CLIMB_MIN_ROWS = 20_000
+#: ...unless the cells are more than this share of the rows (no work saved).
+CLIMB_MAX_CELLS = 0.5
 _SCALE_RANGE = 2.0**40
 #: Bounds whatever the data: the bandwidth's square must be a normal float64.
 _ABSOLUTE_RANGE = (1e-150, 1e150)
@@ -182,7 +184,8 @@ class MeanShift(ClusterMixin, BaseEstimator):
         algorithm (the last iterations, the saddle check and the Newton polish
         are exact; see ``docs/founding.md`` for the first stage's error
         bound). With bin seeding or given seeds, those seeds climb on the
-        cells. ``"auto"``: cells from 20,000 rows.
+        cells. ``"auto"``: cells from 20,000 rows, unless there are more than
+        half as many cells as rows (many features: nothing would be saved).
     chunk_rows : int, default=None
         Rows per data chunk. None keeps the chunks of dask and zarr input and
         chunks in-memory input to keep every thread busy.
@@ -373,10 +376,13 @@ class MeanShift(ClusterMixin, BaseEstimator):
             ),
         }
         if self._climbs_on_cells(fit_data, seeds, bandwidth, resume):
-            resume = yield from self._climb_on_cells(data, weights, seeds, loop, resume)
-            seeds = None
-            # The exact stage runs at least once, even after max_iter on cells.
-            loop["max_iter"] = max(self.max_iter, resume.next_iteration)
+            climbed = yield from self._climb_on_cells(
+                data, weights, seeds, loop, resume
+            )
+            if climbed is not None:
+                resume, seeds = climbed, None
+                # The exact stage runs at least once, even after max_iter on cells.
+                loop["max_iter"] = max(self.max_iter, resume.next_iteration)
         w = None if fit_weights is None else fit_weights.array
         result = yield from iter_mean_shift(
             _dask.Rows.of(fit_data.array, w, _in_memory(fit_data, fit_weights)),
@@ -432,10 +438,22 @@ class MeanShift(ClusterMixin, BaseEstimator):
 
         Yields the states of its iterations and returns the checkpoint the
         second stage, on every row, starts from: the centers as the first left
-        them, all moving again, with the seeds they stand for.
+        them, all moving again, with the seeds they stand for; or None, with
+        nothing done, when ``climb="auto"`` and the cells are more than
+        ``CLIMB_MAX_CELLS`` of the rows (in many features each row has a cell
+        of its own).
         """
         cells, cell_weights = _binned(data, weights, CLIMB_CELL * loop["bandwidth"])
         counts = cell_weights.to_numpy()
+        few = cells.shape[0] <= CLIMB_MAX_CELLS * data.shape[0]
+        if resume is None and self.climb == "auto" and not few:
+            # Many features: cells of h/4 hold about one row each.
+            logger.info(
+                "%d grid cells for %d rows: climbing on the rows only",
+                cells.shape[0],
+                data.shape[0],
+            )
+            return None
         logger.info(
             "climbing on %d grid cells of side %.3g h first, then on all %d rows",
             cells.shape[0],
