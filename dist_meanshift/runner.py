@@ -279,22 +279,22 @@ class _Run:
 
     def _fit(self, data, fp, saved, group, overwrite, started):
         from ._outputs import state_recorded
-        from .results import create_output, discard_output, finish_result, group_path
+        from .results import discard_output, finish_result, group_path
 
         model = self._model(data, saved, started)
-        if saved is None:
-            # A stopped run with nothing recorded yet is started afresh.
-            group = create_output(
-                self.path,
-                {"fingerprint": fp},
-                overwrite=overwrite or group is not None,
-                inputs=(self.inp["path"],),
-            )
-        recorded = saved is not None
-        # Written beside an earlier output (swapped in when complete): its
-        # recorded state cannot be resumed from there, so it goes on failure.
-        beside = group.attrs.get("destination") not in (None, group_path(group))
+        recorded, beside, made = saved is not None, False, None
         try:
+            if saved is None:
+                # A stopped run with nothing recorded yet is started afresh.
+                group = made = _created_output(
+                    self.path,
+                    {"fingerprint": fp},
+                    overwrite=overwrite or group is not None,
+                    inputs=(self.inp["path"],),
+                )
+            # Written beside an earlier output (swapped in when complete): its
+            # recorded state cannot be resumed from there, so it goes on failure.
+            beside = group.attrs.get("destination") not in (None, group_path(group))
             from sklearn.exceptions import ConvergenceWarning
 
             with warnings.catch_warnings():
@@ -325,7 +325,11 @@ class _Run:
                     group, data, model, sizes
                 ),
             )
-        except BaseException:
+        except BaseException as exc:
+            if saved is None and made is None:
+                # Stopped while the output was being made (see _created_output).
+                _remove_unrecorded(self.path, exc)
+                raise
             # A signal in the middle of the first save may come after its
             # state was written whole: what is on disk decides.
             recorded = recorded or state_recorded(group_path(group))
@@ -335,6 +339,33 @@ class _Run:
                 discard_output(group)
             raise
         return model, sizes
+
+
+def _created_output(path, attrs, **kwargs):
+    """``results.create_output``, leaving nothing if a signal stops it midway.
+
+    The group is made by one write; a signal that lands after it (while zarr
+    returns, or before the caller's own cleanup takes over) would leave an
+    incomplete output with no state to resume: it is removed, never an output
+    that holds a recorded state or a finished result.
+    """
+    from .results import create_output
+
+    try:
+        return create_output(path, attrs, **kwargs)
+    except BaseException as exc:
+        _remove_unrecorded(path, exc)
+        raise
+
+
+def _remove_unrecorded(path, exc):
+    """After a signal (not a refusal), remove the incomplete output at ``path``
+    if it holds no recorded state."""
+    from ._outputs import output_status, remove_output, state_recorded
+
+    stopped = not isinstance(exc, Exception)
+    if stopped and output_status(path) is False and not state_recorded(path):
+        remove_output(path)
 
 
 def _estimate(data, quantile, params):
