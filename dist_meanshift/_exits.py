@@ -110,6 +110,37 @@ def check_signals():
         raise _Terminate
 
 
+#: Seconds the interpreter's shutdown may take after a signal stopped the run.
+EXIT_GRACE = 10.0
+
+
+def _bound_the_exit(code):
+    """End the process with ``code`` if its shutdown hangs after a signal.
+
+    A signal interrupts whatever the main thread was running, library code
+    included: a thread pool interrupted between starting a worker thread and
+    registering it leaves a thread that the interpreter waits for at exit,
+    forever (seen once in 40 runs stopped while zarr wrote the output). The
+    run's own cleanup has run by now; the usual exit follows, and if it has
+    not finished within ``EXIT_GRACE`` seconds a daemon thread ends the
+    process.
+    """
+    import threading
+
+    def _end():
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+
+    timer = threading.Timer(EXIT_GRACE, _end)
+    timer.daemon = True
+    timer.start()
+
+
 def _resume_command():
     """This command line with --resume added (to continue a stopped run)."""
     import shlex
@@ -132,6 +163,8 @@ class Command(click.Group):
             sys.exit(EXIT_BAD_INPUT)
         except click.ClickException as exc:
             exc.show()
+            if isinstance(exc, Stopped):
+                _bound_the_exit(exc.exit_code)
             sys.exit(exc.exit_code)
         except click.Abort:
             click.echo("dist-meanshift: error: aborted", err=True)

@@ -526,3 +526,20 @@ def test_a_full_or_read_only_filesystem_ends_in_one_line(
     assert message in line and "choose another" in line.lower()
     assert not list(fs.iterdir())  # nothing complete-looking, no lock
     assert _snapshot(tmp_path) == before  # the input, and the empty mount point
+
+
+def test_the_exit_after_a_signal_is_bounded_when_a_thread_never_ends():
+    # A signal can interrupt a thread pool between starting a worker thread
+    # and registering it: the interpreter then waits for that thread at exit.
+    # Here a thread that never ends stands for it: the command's exit after
+    # the signal's message still ends the process, with the signal's code.
+    script = (
+        "import sys, threading\n"
+        "from dist_meanshift import _exits\n"
+        "_exits.EXIT_GRACE = 0.5\n"
+        "threading.Thread(target=threading.Event().wait).start()\n"
+        "_exits._bound_the_exit(143)\n"
+        "sys.exit(143)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], check=False, timeout=120)
+    assert done.returncode == 143
