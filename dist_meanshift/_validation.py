@@ -32,11 +32,21 @@ class InputData:
     array : dask.array.Array or None
         The data as a float dask array chunked by rows only, once
         :func:`~._dask.as_dask` has made it.
+    persisted : bool
+        Whether ``array`` was persisted (see :func:`~._dask.prepare`).
+    resident : bool
+        Whether ``array``'s chunks are in memory (in this process or the
+        cluster's) rather than read from their source at every pass.
     """
 
     source: object
     kind: str
     array: da.Array | None = None
+    persisted: bool = False
+
+    @property
+    def resident(self):
+        return self.kind == "numpy" or self.persisted
 
     @property
     def numpy(self):

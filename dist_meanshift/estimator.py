@@ -344,7 +344,9 @@ class MeanShift(ClusterMixin, BaseEstimator):
         # client's cluster: they outlive the client (read again when computed).
         data.source_array = source
         try:
-            data.array = _dask.prepare(_dask.checked_finite(source), self.persist)
+            data.array, data.persisted = _dask.prepare(
+                _dask.checked_finite(source), self.persist
+            )
             yield from self._fit_steps(data, sample_weight, resume)
         except NonFiniteValues:
             check_finite(*_dask.count_non_finite(source))
@@ -385,7 +387,12 @@ class MeanShift(ClusterMixin, BaseEstimator):
                 loop["max_iter"] = max(self.max_iter, resume.next_iteration)
         w = None if fit_weights is None else fit_weights.array
         result = yield from iter_mean_shift(
-            _dask.Rows.of(fit_data.array, w, _in_memory(fit_data, fit_weights)),
+            _dask.Rows.of(
+                fit_data.array,
+                w,
+                _in_memory(fit_data, fit_weights),
+                resident=fit_data.resident,
+            ),
             seeds,
             dtype=fit_data.array.dtype,
             resume=resume,

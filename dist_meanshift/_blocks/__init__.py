@@ -7,9 +7,10 @@ chunks and reduces their results. Nothing in this package imports dask.
 - ``sums``: the partial mean shift sums of a block (the map step), routed
   through a grid of the kernel's reach when that pays;
 - ``kernels``: one module per kernel, declaring all that differs by kernel
-  (the flat kernel's sharing of rows between close centers among it);
+  (the flat kernel's cell index and its compiled loop among it);
 - ``dense``: weights and sums of every center against every row;
-- ``grid``: cell keys, sorted runs, the rows around a group of centers;
+- ``grid``: cell keys, sorted runs, the rows around a group of centers, the
+  two-level cell index with its aggregates;
 - ``binning``: grid cells of the data (bin seeds, binned data);
 - ``labels``: the nearest center of every row;
 - ``merge``: merging close centers, scikit-learn's ordering and suppression.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.spatial import cKDTree
 
@@ -9,6 +11,9 @@ from scipy.spatial import cKDTree
 # coordinates, sort orders and copies stay within a few tens of MB per task even
 # when a chunk holds millions of rows (workers may have 512 MiB).
 SLAB_ROWS = 1 << 18
+# Beyond this many features the grid of reach-wide cells is not used (see
+# sums.shift_partial_sums).
+GRID_MAX_FEATURES = 16
 # Rows are sorted into cells this many times finer than the kernel's reach.
 _ROW_CELLS_PER_REACH = 2
 # Centers per reach-wide cell from which groups of centers keep that width
@@ -41,30 +46,16 @@ def grid_groups(centers, X, reach):
     bounds = np.r_[starts, len(keys)]
     firsts = order[starts]
     x_coords = np.stack([c[firsts] for c in columns], axis=1)
-    # Sparse centers (a few per reach-wide cell) are grouped by cells twice as
-    # wide: fewer groups for a row to meet, each with more centers. Dense
-    # centers keep cells of the reach: fewer pairs per row.
-    width = 1
-    c_cells = np.floor(centers / reach).astype(np.int64)
-    c_keys, c_inverse = np.unique(c_cells, axis=0, return_inverse=True)
-    if len(centers) < _DENSE_GROUP * len(c_keys):
-        width = 2
-        c_cells = np.floor(centers / (width * reach)).astype(np.int64)
-        c_keys, c_inverse = np.unique(c_cells, axis=0, return_inverse=True)
-    c_inverse = c_inverse.ravel()
-    c_order = np.argsort(c_inverse, kind="stable")
-    c_starts = np.searchsorted(c_inverse[c_order], np.arange(len(c_keys)))
-    sorted_centers = centers[c_order]
+    c_order, c_bounds, c_lo, c_hi = center_groups(centers, reach)
     # Row cells overlapping [min - reach, max + reach] of each group (widened
     # by a hair against rounding: a row at exactly the reach is inside).
     margin = reach * (1 + 1e-9)
-    lo = np.floor((np.minimum.reduceat(sorted_centers, c_starts) - margin) / side)
-    hi = np.floor((np.maximum.reduceat(sorted_centers, c_starts) + margin) / side)
+    lo = np.floor((c_lo - margin) / side)
+    hi = np.floor((c_hi + margin) / side)
     tree = cKDTree(x_coords)
     candidates = tree.query_ball_point(
         (lo + hi) / 2, r=(hi - lo).max(axis=1) / 2 + 0.5, p=np.inf
     )
-    c_bounds = np.r_[c_starts, len(centers)]
     groups = []
     for g, cells in enumerate(candidates):
         cells = np.sort(np.asarray(cells, dtype=np.intp))
@@ -174,3 +165,156 @@ def sorted_runs(keys):
         sorted_keys = keys[order]
     starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
     return order, starts
+
+
+@dataclass
+class CellIndex:
+    """Rows sorted into coarse cells and, within them, fine cells, with aggregates.
+
+    Built once for a block of rows; the flat kernel's compiled loop sums over
+    it (see :func:`cell_index`). Coarse cells are ``side`` wide and hold
+    ``fine ** n_features`` fine cells at most; a cell's aggregates are the
+    total weight of its rows and their weighted coordinate sums.
+    """
+
+    rows: np.ndarray
+    row_w: np.ndarray
+    weighted: bool
+    side: float
+    coarse_coords: np.ndarray
+    coarse_fine: np.ndarray
+    coarse_w: np.ndarray
+    coarse_s: np.ndarray
+    fine_side: float
+    fine_coords: np.ndarray
+    fine_rows: np.ndarray
+    fine_w: np.ndarray
+    fine_s: np.ndarray
+    margin: float
+    scale: float
+    tree: cKDTree
+
+    def near_cells(self, lo, hi):
+        """Coarse cells overlapping each box ``[lo[g], hi[g]]`` (in data units).
+
+        Returns
+        -------
+        ptr : ndarray of shape (n_boxes + 1,)
+        cells : ndarray
+            ``cells[ptr[g]:ptr[g + 1]]`` are box ``g``'s cells.
+        """
+        lo = np.floor((lo - self.margin) / self.side)
+        hi = np.floor((hi + self.margin) / self.side)
+        found = self.tree.query_ball_point(
+            (lo + hi) / 2, r=(hi - lo).max(axis=1) / 2 + 0.5, p=np.inf
+        )
+        coords = self.coarse_coords
+        kept = []
+        for g, cells in enumerate(found):
+            cells = np.asarray(cells, dtype=np.int64)
+            inside = ((coords[cells] >= lo[g]) & (coords[cells] <= hi[g])).all(axis=1)
+            kept.append(np.sort(cells[inside]))
+        ptr = np.zeros(len(kept) + 1, dtype=np.int64)
+        ptr[1:] = np.cumsum([len(k) for k in kept])
+        cells = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+        return ptr, cells
+
+
+@dataclass
+class PreparedRows:
+    """A block of rows as a kernel prepared them for its sums (see
+    ``Kernel.prepare``): here, the cell index of each slab of rows."""
+
+    slabs: list
+    shape: tuple
+
+
+def cell_index(X, sample_weight, side, fine):
+    """The :class:`CellIndex` of the rows of ``X``: coarse cells ``side`` wide.
+
+    Each coarse cell is split into ``fine`` cells per axis. Rows are sorted
+    by coarse cell, then by fine cell, so that every cell is a run of rows and
+    every coarse cell a run of fine cells.
+    """
+    X = np.asarray(X)
+    n = X.shape[0]
+    fine_side = side / fine
+    columns = snapped_columns(X, fine_side, np.floor, np.float64)
+    coarse_columns = [np.floor(c / fine) for c in columns]
+    coarse_keys = cell_keys(coarse_columns)
+    local = np.zeros(n, dtype=np.int64)
+    stride = 1
+    for c, k in zip(columns, coarse_columns, strict=True):
+        local += (c - fine * k).astype(np.int64) * stride
+        stride *= fine
+    if int(coarse_keys.max(initial=0)) >= 2**62 // stride:
+        coarse_keys = np.unique(coarse_keys, return_inverse=True)[1].ravel()
+    keys = coarse_keys * stride + local
+    order, starts = sorted_runs(keys)
+    rows = np.ascontiguousarray(X[order], dtype=np.float64)
+    weighted = sample_weight is not None
+    if weighted:
+        row_w = np.ascontiguousarray(np.asarray(sample_weight)[order], dtype=np.float64)
+        fine_s = np.add.reduceat(rows * row_w[:, None], starts, axis=0)
+        fine_w = np.add.reduceat(row_w, starts)
+    else:
+        row_w = np.zeros(0)
+        fine_s = np.add.reduceat(rows, starts, axis=0)
+        fine_w = np.diff(np.r_[starts, n]).astype(np.float64)
+    firsts = order[starts]
+    fine_coords = np.stack([c[firsts] for c in columns], axis=1).astype(np.int64)
+    cell_of_fine = keys[firsts] // stride
+    c_starts = np.flatnonzero(np.r_[True, cell_of_fine[1:] != cell_of_fine[:-1]])
+    coarse_coords = np.stack([c[firsts[c_starts]] for c in coarse_columns], axis=1)
+    coarse_coords = coarse_coords.astype(np.int64)
+    scale = float(np.abs(X).max(initial=0.0)) + side
+    return CellIndex(
+        rows=rows,
+        row_w=row_w,
+        weighted=weighted,
+        side=float(side),
+        coarse_coords=coarse_coords,
+        coarse_fine=np.r_[c_starts, len(starts)].astype(np.int64),
+        coarse_w=np.add.reduceat(fine_w, c_starts),
+        coarse_s=np.add.reduceat(fine_s, c_starts, axis=0),
+        fine_side=float(fine_side),
+        fine_coords=fine_coords,
+        fine_rows=np.r_[starts, n].astype(np.int64),
+        fine_w=fine_w,
+        fine_s=fine_s,
+        margin=1e-12 * scale,
+        scale=scale,
+        tree=cKDTree(coarse_coords),
+    )
+
+
+def center_groups(centers, reach):
+    """Centers grouped by grid cells ``reach`` wide (twice that when sparse).
+
+    Sparse centers (a few per reach-wide cell) are grouped by cells twice as
+    wide: fewer groups for a row to meet, each with more centers. Dense
+    centers keep cells of the reach: fewer pairs per row.
+
+    Returns
+    -------
+    order : ndarray of shape (n_centers,)
+        Centers sorted by group.
+    bounds : ndarray of shape (n_groups + 1,)
+        Group ``g`` is ``order[bounds[g]:bounds[g + 1]]``.
+    lo, hi : ndarray of shape (n_groups, n_features)
+        The bounding box of each group's centers.
+    """
+    width = 1
+    c_cells = np.floor(centers / reach).astype(np.int64)
+    c_keys, c_inverse = np.unique(c_cells, axis=0, return_inverse=True)
+    if len(centers) < _DENSE_GROUP * len(c_keys):
+        width = 2
+        c_cells = np.floor(centers / (width * reach)).astype(np.int64)
+        c_keys, c_inverse = np.unique(c_cells, axis=0, return_inverse=True)
+    c_inverse = c_inverse.ravel()
+    c_order = np.argsort(c_inverse, kind="stable")
+    c_starts = np.searchsorted(c_inverse[c_order], np.arange(len(c_keys)))
+    sorted_centers = centers[c_order]
+    lo = np.minimum.reduceat(sorted_centers, c_starts)
+    hi = np.maximum.reduceat(sorted_centers, c_starts)
+    return c_order, np.r_[c_starts, len(centers)], lo, hi

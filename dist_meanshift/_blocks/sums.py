@@ -6,11 +6,7 @@ import numpy as np
 
 from . import grid, kernels
 from .dense import add_partials
-from .grid import grid_groups, slabs, take_runs
-
-# Beyond this many features the grid of reach-wide cells is not used (see
-# shift_partial_sums).
-GRID_MAX_FEATURES = 16
+from .grid import GRID_MAX_FEATURES, PreparedRows, slabs
 
 
 def shift_partial_sums(
@@ -33,8 +29,9 @@ def shift_partial_sums(
     ----------
     centers : ndarray of shape (n_centers, n_features)
         Current positions of the centers to shift.
-    X : ndarray of shape (n_samples, n_features)
-        One block of data rows.
+    X : ndarray of shape (n_samples, n_features) or PreparedRows
+        One block of data rows, or the same as the kernel prepared them
+        (:meth:`~.kernels.base.Kernel.prepare`, with its weights).
     bandwidth : float
         Kernel bandwidth ``h``.
     kernel : {"gaussian", "flat"} or Kernel
@@ -68,6 +65,8 @@ def shift_partial_sums(
     weights = np.zeros(n_centers)
     if n_centers == 0 or X.shape[0] == 0:
         return sums, weights
+    if isinstance(X, PreparedRows):
+        return kernel.prepared_sums(centers, X, bandwidth)
     reach = kernel.reach(bandwidth, truncate)
     if reach is None or reach == 0 or n_centers <= kernel.grid_min_centers:
         return kernel.all_pairs(centers, X, bandwidth, reach, sample_weight)
@@ -83,17 +82,4 @@ def shift_partial_sums(
                 for x, w in slabs(X, sample_weight)
             )
         )
-    order, groups = grid_groups(centers, X, reach)
-    # Rows sorted by cell: the rows around a group of centers are a few slices.
-    X = np.asarray(X)[order]
-    if sample_weight is not None:
-        sample_weight = np.asarray(sample_weight)[order]
-    for members, runs in groups:
-        # One block per group: a copy of a few slices costs less than a call
-        # per slice.
-        xs = take_runs(X, runs)
-        sw = None if sample_weight is None else take_runs(sample_weight, runs)
-        s, w = kernel.group_sums(centers[members], xs, bandwidth, reach, sw)
-        sums[members] += s
-        weights[members] += w
-    return sums, weights
+    return kernel.grid_sums(centers, X, bandwidth, reach, sample_weight)

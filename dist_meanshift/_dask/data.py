@@ -297,20 +297,21 @@ def prepare(X, persist="auto"):
 
     Returns
     -------
-    dask.array.Array
+    X : dask.array.Array
+    persisted : bool
     """
     if persist is False:
-        return X
+        return X, False
     budget = _memory_budget(current_client())
     if persist is True or X.nbytes <= _PERSIST_FRACTION * budget:
         logger.info("persisting %.1f MB of data in memory", X.nbytes / 1e6)
-        return X.persist()
+        return X.persist(), True
     logger.info(
         "data (%.1f MB) exceeds half the memory (%.1f MB): streaming it each pass",
         X.nbytes / 1e6,
         budget / 1e6,
     )
-    return X
+    return X, False
 
 
 def checked_finite(X):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 
 import dask
 import numpy as np
@@ -42,16 +43,57 @@ class Rows:
         The same rows (and weights) in this process's memory: with at most
         ``_LOCAL_MAX_ROWS`` rows, work of at most ``_TARGET_PAIRS_PER_TASK``
         center-row pairs is computed here, with no task graph.
+    resident : bool
+        Whether the chunks are in memory rather than read at every pass.
     """
 
     blocks: list
     n_rows: int
     local: tuple | None = None
+    resident: bool = False
+    _prepared: dict = field(default_factory=dict)
 
     @classmethod
-    def of(cls, X, sample_weight=None, local=None):
+    def of(cls, X, sample_weight=None, local=None, resident=False):
         """The rows of dask array ``X`` (and its weights)."""
-        return cls(_row_blocks(X, sample_weight), X.shape[0], local)
+        return cls(_row_blocks(X, sample_weight), X.shape[0], local, resident)
+
+    def prepared(self, kernel, bandwidth, truncate=None):
+        """The blocks as the kernel prepares them for its sums, made once per fit.
+
+        A kernel may sort a block's rows into an index once (the flat
+        kernel's cells, see :meth:`~.._blocks.kernels.base.Kernel.prepare`)
+        rather than at every pass. That is done for data held in this
+        process's memory (no cluster): the index is a copy of the rows, as
+        scikit-learn's trees are, kept for the fit. On a cluster, and for
+        data read at every pass, the blocks stay as they are.
+        """
+        kernel = _blocks.kernels.get(kernel)
+        if not self.resident or current_client() is not None:
+            return self.blocks
+        key = (kernel.name, bandwidth, truncate)
+        if key not in self._prepared:
+            if self.local is not None:
+                # Every row in one index: a center then visits each cell once,
+                # and its partitions, not the chunks, make the tasks.
+                x, w = self.local
+                made = [kernel.prepare(x, w, bandwidth, truncate)]
+            else:
+                fn = dask.delayed(kernel.prepare, pure=False)
+                blocks = (fn(x, w, bandwidth, truncate) for x, w in self.blocks)
+                made = compute(*blocks)
+            if any(p is None for p in made):
+                self._prepared[key] = None
+            else:
+                token = uuid.uuid4().hex
+                self._prepared[key] = [
+                    (
+                        dask.delayed(p, name=f"prepared-{token}-{i}", traverse=False),
+                        None,
+                    )
+                    for i, p in enumerate(made)
+                ]
+        return self._prepared[key] or self.blocks
 
     def is_small(self, n_centers):
         if self.local is None or len(self.local[0]) > _LOCAL_MAX_ROWS:
@@ -81,12 +123,15 @@ class Rows:
         """
         if self.is_small(len(centers)):
             return self.map_reduce(_blocks.shift_partial_sums, centers, **kernel_args)
+        blocks = self.prepared(
+            kernel_args["kernel"], kernel_args["bandwidth"], kernel_args.get("truncate")
+        )
         threads = n_threads(current_client())
-        n_parts = _n_partitions(len(centers), self.n_rows, len(self.blocks), threads)
+        n_parts = _n_partitions(len(centers), self.n_rows, len(blocks), threads)
         parts = upload(np.array_split(centers, n_parts), "centers")
         fn = dask.delayed(_blocks.shift_partial_sums, pure=False)
         leaves = [
-            [fn(part, x, sample_weight=w, **kernel_args) for x, w in self.blocks]
+            [fn(part, x, sample_weight=w, **kernel_args) for x, w in blocks]
             for part in parts
         ]
         reduced = [_tree(tasks, _blocks.add_partials) for tasks in leaves]

@@ -20,7 +20,7 @@ KERNELS = {
         (
             importlib.import_module(f"{__name__}.{m.name}").KERNEL
             for m in pkgutil.iter_modules(__path__)
-            if m.name != "base"
+            if m.name != "base" and not m.name.startswith("_")
         ),
         key=lambda k: k.name != "gaussian",
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..dense import dense_sums
+from ..grid import grid_groups, take_runs
 
 
 class Kernel:
@@ -89,8 +92,7 @@ class Kernel:
     def group_sums(self, centers, X, bandwidth, reach, sample_weight):
         """Sums of a group of centers against the rows around them.
 
-        By default :meth:`all_pairs`; a kernel may share work between close
-        centers.
+        By default :meth:`all_pairs`.
 
         Parameters
         ----------
@@ -107,6 +109,54 @@ class Kernel:
         weights : ndarray of shape (n_centers,)
         """
         return self.all_pairs(centers, X, bandwidth, reach, sample_weight)
+
+    def prepare(self, X, sample_weight, bandwidth, truncate=None):
+        """The rows of one block made ready for many passes of sums, or None.
+
+        A kernel may sort a block's rows into an index once per fit; the fit
+        then hands the prepared block (with its weights) to
+        :meth:`prepared_sums` at every pass. None (the default): the rows
+        are used as they are.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_rows, n_features)
+        sample_weight : ndarray of shape (n_rows,) or None
+        bandwidth : float
+        truncate : float, default=None
+
+        Returns
+        -------
+        PreparedRows or None
+        """
+
+    def prepared_sums(self, centers, prepared, bandwidth):
+        """Sums of ``centers`` over a block that :meth:`prepare` made."""
+        raise NotImplementedError
+
+    def grid_sums(self, centers, X, bandwidth, reach, sample_weight):
+        """Sums of many centers against rows, through a grid of cells ``reach`` wide.
+
+        By default the rows are sorted into cells, and each group of close
+        centers meets the rows of the cells around it (:meth:`group_sums`);
+        arguments as :meth:`group_sums`'.
+        """
+        sums = np.zeros(centers.shape)
+        weights = np.zeros(len(centers))
+        order, groups = grid_groups(centers, X, reach)
+        # Rows sorted by cell: the rows around a group of centers are a few slices.
+        X = np.asarray(X)[order]
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight)[order]
+        for members, runs in groups:
+            # One block per group: a copy of a few slices costs less than a
+            # call per slice.
+            xs = take_runs(X, runs)
+            sw = None if sample_weight is None else take_runs(sample_weight, runs)
+            s, w = self.group_sums(centers[members], xs, bandwidth, reach, sw)
+            sums[members] += s
+            weights[members] += w
+        return sums, weights
 
     def __repr__(self):
         return f"<kernel {self.name!r}>"
