@@ -192,8 +192,9 @@ def result_attrs(inp, data, model, timings):
 
 def model_attrs(model):
     """A fitted model's parameters and figures, and the versions that made it."""
+    from importlib.metadata import version
+
     import dask
-    import distributed
     import numpy
     import sklearn
     import zarr
@@ -214,7 +215,8 @@ def model_attrs(model):
         "versions": {
             "dist_meanshift": __version__,
             "dask": dask.__version__,
-            "distributed": distributed.__version__,
+            # Read from its metadata: a fit without a cluster never imports it.
+            "distributed": version("distributed"),
             "zarr": zarr.__version__,
             "numpy": numpy.__version__,
             "scikit-learn": sklearn.__version__,

@@ -15,7 +15,7 @@ import threading
 
 import click
 
-from . import __version__
+from . import __version__, dask_cluster
 from ._exits import BadInput, Command, check_signals, on_signal
 from ._params import COMMAND
 from .errors import one_line
@@ -71,6 +71,7 @@ def _with(options):
 def main(ctx):
     """Mean shift clustering at any scale, on Dask."""
     _setup_logging(ctx.ensure_object(dict).get("verbose", 0))
+    _threads_unless_a_cluster()
     if threading.current_thread() is threading.main_thread():
         # SIGTERM is how SLURM and Kubernetes stop jobs: end as Ctrl-C does.
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -369,48 +370,68 @@ def _echo(ctx, line):
 
 def _setup_logging(verbose):
     """Our log at WARNING; -v: INFO (each step) and distributed's; -vv: DEBUG."""
-    # distributed sets its loggers' levels when first imported: import it
-    # first so that the levels below hold.
-    import distributed  # noqa: F401
-
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
-    # distributed's own logs (a lost scheduler, a failed task, the cluster
-    # closing after it) go to our handler with -v only: without it the error
-    # is the one line the command prints. Its workers are chatty below INFO.
-    dist = logging.getLogger("distributed")
-    # A handler of its own: LocalCluster(silence_logs=...) sets the level of
-    # every handler of the "distributed" logger.
-    dist_handler = logging.StreamHandler()
-    dist_handler.setFormatter(handler.formatter)
-    dist.handlers[:] = [dist_handler]
-    dist.propagate = False
-    dist.setLevel(logging.INFO if verbose else logging.CRITICAL)
-    # Some of its loggers (distributed.client) carry their own handler and level.
-    for name, child in list(logging.root.manager.loggerDict.items()):
-        ours = name.startswith(("distributed.", "tornado.", "asyncio."))
-        if ours and isinstance(child, logging.Logger):
-            child.handlers[:] = []
-            child.propagate = True
-            child.setLevel(logging.NOTSET)
+    # The logs of distributed, asyncio and tornado have a handler of their own:
+    # LocalCluster(silence_logs=...) sets the level of every handler of the
+    # "distributed" logger.
+    others = logging.StreamHandler()
+    others.setFormatter(handler.formatter)
     # asyncio reports the client's gather task, cancelled by Ctrl-C, as an
     # exception never retrieved; tornado logs a cluster manager's failed
     # callback (an sbatch that fails) with its traceback: the one-line message
     # already says it, and -v shows them.
     for name in ("asyncio", "tornado"):
         other = logging.getLogger(name)
-        other.handlers[:] = [dist_handler]
+        other.handlers[:] = [others]
         other.propagate = False
         other.setLevel(level if verbose else logging.CRITICAL)
+    # distributed sets its loggers' levels as it is imported (only when a run
+    # needs a cluster): ours are set after that.
+    dask_cluster.when_distributed_imported(lambda: _quiet_distributed(verbose, others))
     # An object half made when a signal interrupted its __init__ (a
     # distributed Future) fails in its __del__ later, and Python prints
     # "Exception ignored in ..." with a traceback: the command's one line has
     # said why it stopped; -vv shows them.
     sys.unraisablehook = _unraisable
+
+
+def _threads_unless_a_cluster():
+    """Compute on this process's threads unless a client (or the user) says otherwise.
+
+    dask's default scheduler imports distributed to look for a client, which
+    a run without a cluster never has: a third of a second that a small job
+    need not spend. A client made for a run sets itself as the scheduler for
+    its lifetime.
+    """
+    import dask
+    import dask.threaded
+
+    if dask.config.get("scheduler", None) is None:
+        dask.config.set(scheduler=dask.threaded.get)
+
+
+def _quiet_distributed(verbose, handler):
+    """distributed's loggers as the command wants them, once it is imported."""
+    # distributed's own logs (a lost scheduler, a failed task, the cluster
+    # closing after it) go to ``handler`` with -v only: without it the error
+    # is the one line the command prints. Its workers are chatty below INFO.
+    dist = logging.getLogger("distributed")
+    dist.handlers[:] = [handler]
+    dist.propagate = False
+    dist.setLevel(logging.INFO if verbose else logging.CRITICAL)
+    # Some of its loggers (distributed.client) carry their own handler and
+    # level; tornado's and asyncio's children too.
+    for name, child in list(logging.root.manager.loggerDict.items()):
+        ours = name.startswith(("distributed.", "tornado.", "asyncio."))
+        if ours and isinstance(child, logging.Logger):
+            child.handlers[:] = []
+            child.propagate = True
+            child.setLevel(logging.NOTSET)
 
 
 def _unraisable(unraisable):

@@ -20,6 +20,34 @@ from ._files import require_file
 from .errors import InputError, RunError, one_line, shown
 from .memory_plan import _memory_limit, return_freed_memory
 
+#: Set-ups to run once distributed is imported (the command's log levels for
+#: distributed's loggers, which distributed sets when it is first imported).
+_ON_IMPORT = []
+
+
+def when_distributed_imported(setup):
+    """Run ``setup()`` once distributed is imported: now if it is already.
+
+    distributed is imported only when a run needs a cluster (a small input
+    fitted in the command's process never imports it), and it sets its
+    loggers' levels as it is imported: the command's own levels are set after.
+    """
+    import sys
+
+    if "distributed" in sys.modules:
+        setup()
+    else:
+        _ON_IMPORT.append(setup)
+
+
+def _import_distributed():
+    """Import distributed, then run what waited for it."""
+    import distributed  # noqa: F401
+
+    while _ON_IMPORT:
+        _ON_IMPORT.pop(0)()
+
+
 logger = logging.getLogger(__name__)
 #: Seconds to wait for a remote scheduler before refusing it.
 CONNECT_TIMEOUT = 10
@@ -65,6 +93,7 @@ def resolve_address(spec):
 @contextlib.contextmanager
 def connect(spec):
     """A client of the scheduler at spec["scheduler"], or of a new local cluster."""
+    _import_distributed()
     from distributed import Client, LocalCluster
 
     address = spec.get("scheduler")
@@ -149,6 +178,7 @@ def check_address(address, where="cluster.scheduler"):
     Checked before a client is made: a client of a malformed address fails
     again when it is collected, with a traceback on stderr.
     """
+    _import_distributed()
     from distributed.comm.addressing import parse_address, parse_host_port
 
     schemes = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
@@ -246,6 +276,7 @@ def make_manager(spec):
     """
     import importlib
 
+    _import_distributed()
     from distributed.deploy import Cluster
 
     name = spec["manager"]
@@ -480,6 +511,7 @@ def _security(spec, address):
         )
     for key, path in tls.items():
         require_file(path, f"cluster.{key}")
+    _import_distributed()
     from distributed.security import Security
 
     return Security(
@@ -495,6 +527,7 @@ def report(path):
     if not path:
         yield
         return
+    _import_distributed()
     from distributed import performance_report
 
     try:

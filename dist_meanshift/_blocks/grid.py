@@ -194,6 +194,11 @@ class CellIndex:
     scale: float
     tree: cKDTree
 
+    @property
+    def weights(self):
+        """The sorted rows' weights, or None when unweighted."""
+        return self.row_w if self.weighted else None
+
     def near_cells(self, lo, hi):
         """Coarse cells overlapping each box ``[lo[g], hi[g]]`` (in data units).
 

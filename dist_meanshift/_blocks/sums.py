@@ -8,6 +8,11 @@ from . import grid, kernels
 from .dense import add_partials
 from .grid import GRID_MAX_FEATURES, PreparedRows, slabs
 
+#: Center-row pairs up to which every pair is evaluated whatever the kernel
+#: (a few milliseconds of numpy): sorting rows into cells, or a compiled
+#: loop's first call in a process, would cost more.
+DENSE_PAIRS = 1 << 20
+
 
 def shift_partial_sums(
     centers, X, bandwidth, kernel, sample_weight=None, truncate=None
@@ -21,9 +26,11 @@ def shift_partial_sums(
     When the kernel has a finite reach (the flat kernel, or a truncated
     Gaussian), rows and centers are sorted into grid cells as wide as the reach
     and each group of centers meets only the rows of its own and neighbouring
-    cells: the cost follows the pairs within reach, not all pairs. A few
-    centers (fewer than sorting the rows would pay for) meet every row
-    directly; a truncated Gaussian still gives rows beyond its reach no weight.
+    cells (the flat kernel: through its cell index, see
+    :meth:`~.kernels.base.Kernel.grid_sums`): the cost follows the pairs
+    within reach, not all pairs. A few centers, or a few pairs in all (fewer
+    than sorting the rows would pay for), meet every row directly; a
+    truncated Gaussian still gives rows beyond its reach no weight.
 
     Parameters
     ----------
@@ -65,10 +72,19 @@ def shift_partial_sums(
     weights = np.zeros(n_centers)
     if n_centers == 0 or X.shape[0] == 0:
         return sums, weights
-    if isinstance(X, PreparedRows):
-        return kernel.prepared_sums(centers, X, bandwidth)
     reach = kernel.reach(bandwidth, truncate)
-    if reach is None or reach == 0 or n_centers <= kernel.grid_min_centers:
+    few = n_centers <= kernel.grid_min_centers or n_centers * X.shape[0] <= DENSE_PAIRS
+    if isinstance(X, PreparedRows):
+        if not few:
+            return kernel.prepared_sums(centers, X, bandwidth)
+        # The index's rows, in their cells' order: the sums are the same.
+        return add_partials(
+            *(
+                kernel.all_pairs(centers, s.rows, bandwidth, reach, s.weights)
+                for s in X.slabs
+            )
+        )
+    if reach is None or reach == 0 or few:
         return kernel.all_pairs(centers, X, bandwidth, reach, sample_weight)
     if n_features > GRID_MAX_FEATURES:
         # A grid of cells as wide as the reach holds about one row per cell in

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import math
 import os
+import sys
 import uuid
 
 import dask
@@ -37,12 +38,13 @@ _PERSIST_FRACTION = 0.5
 
 def current_client():
     """The active ``distributed.Client``, or None when there is none."""
-    try:
-        from distributed import default_client
-    except ImportError:  # pragma: no cover - distributed is a dependency
+    # No client exists before distributed is imported: do not import it (a
+    # fit in this process alone never needs it).
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
         return None
     try:
-        return default_client()
+        return distributed.default_client()
     except ValueError:
         return None
 

@@ -64,6 +64,33 @@ def test_a_small_input_is_fitted_without_workers_unless_a_cluster_is_named(data)
     np.testing.assert_array_equal(*labels)
 
 
+def test_a_small_fit_imports_neither_distributed_nor_numba(data):
+    # A small input fitted in the command's process needs no cluster, and a
+    # few pairs need no compiled loop: neither import is paid for, and the
+    # labels are the API's.
+    code = (
+        "import sys\n"
+        "from dist_meanshift.cli import main\n"
+        "try:\n"
+        f"    main({[*FIT, 'o.zarr', '--kernel', 'flat']!r})\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "print(sorted({'distributed', 'numba'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=data,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    model = MeanShift(bandwidth=1.0, kernel="flat").fit(BLOBS)
+    labels = zarr.open_array(str(data / "o.zarr/labels"), mode="r")[:]
+    np.testing.assert_array_equal(labels, model.labels_)
+
+
 def test_unlabelled_points_have_their_own_line(data):
     done = run_cli(*FIT, "o.zarr", "--kernel", "flat", "--no-cluster-all", cwd=data)
     assert done.returncode == 0, done.stderr

@@ -129,6 +129,10 @@ class Flat(Kernel):
     def bandwidth(self, radius, n_neighbours):
         return radius
 
+    def warm(self):
+        X = np.linspace(0.0, 1.0, 64).reshape(-1, 2)
+        flat_indexed_sums(X, flat_prepare(X, None, 0.5), 0.5)
+
     def prepare(self, X, sample_weight, bandwidth, truncate=None):
         if bandwidth == 0 or X.shape[1] > GRID_MAX_FEATURES:
             return None
