@@ -109,7 +109,7 @@ def plan_memory(client, data, spec, model=None):
     if workers:
         if not _memory_limit(workers.values()):
             return MemoryPlan()  # no limit: nothing to fit
-        groups = _worker_processes(client, workers, _kernel(model))
+        groups = _worker_processes(client, workers)
     else:
         groups = _never_started(spec)  # or, not started here: the watchdog tells
         if not groups:
@@ -216,21 +216,12 @@ _PAUSE = 0.8
 _MARGIN = 32 * 2**20
 
 
-def _kernel(model):
-    """The kernel a job's ``[model]`` names (or the default)."""
-    from ._params import BY_NAME
-
-    return (model or {}).get("kernel") or BY_NAME["kernel"].default
-
-
-def _footprint(kernel):
-    """On a worker: its process and memory once it has what tasks import, and
-    the kernel's compiled loops loaded (numba holds some 100 MiB)."""
+def _footprint():
+    """On a worker: its process and memory once it has what tasks import."""
     import psutil
 
     from . import _blocks, _dask  # noqa: F401 - what the tasks import
 
-    _blocks.kernels.get(kernel).warm()
     return socket.gethostname(), os.getpid(), psutil.Process().memory_info().rss
 
 
@@ -263,11 +254,11 @@ def _never_started(spec):
     return [_Process(rss, limit, spec.get("threads_per_worker", 1), 1.0, True)]
 
 
-def _worker_processes(client, workers, kernel):
+def _worker_processes(client, workers):
     """The workers grouped by the process they run in, with what each holds."""
     import psutil
 
-    seen = client.run(_footprint, kernel, on_error="return")
+    seen = client.run(_footprint, on_error="return")
     total = len(workers)
     groups = {}
     for address, w in workers.items():

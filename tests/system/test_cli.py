@@ -268,11 +268,7 @@ def test_large_job_runs_scaled_down_on_memory_limited_workers(tmp_path):
     assert "8 clusters" in done.stdout
     result = zarr.open_group(str(tmp_path / "results/large/result.zarr"), mode="r")
     assert result.attrs["complete"] is True
-    # The stored chunks of 250,000 rows, or slices of them where the memory
-    # plan asks (the flat kernel's compiled loop holds some 100 MiB of each
-    # worker of 512 MiB): never more rows per task than stored together.
-    (chunk,) = result["labels"].chunks
-    assert 0 < chunk <= 250000
+    assert result["labels"].chunks == (250000,)
     assert result["cluster_sizes"][:].sum() == 2_000_000
 
 

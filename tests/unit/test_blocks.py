@@ -23,7 +23,11 @@ from dist_meanshift._blocks import (
 )
 from dist_meanshift._blocks.dense import dense_sums
 from dist_meanshift._blocks.kernels import KERNELS
-from dist_meanshift._blocks.kernels.flat import flat_indexed_sums, flat_prepare
+from dist_meanshift._blocks.kernels.flat import (
+    flat_indexed_sums,
+    flat_prepare,
+    flat_shared_sums,
+)
 from dist_meanshift._validation import NonFiniteValues, require_finite
 
 coords = st.floats(-50, 50, allow_nan=False, allow_infinity=False)
@@ -207,6 +211,62 @@ def test_assign_labels_boundary_is_exact_with_thousands_of_centers():
     centers[:, 0] = np.arange(5000) * 100.0
     X = np.array([[4321 * 100.0 + 3.0, 4.0], [4321 * 100.0 + 3.0, 4.0000001]])
     assert assign_labels(X, centers, bandwidth=5.0).tolist() == [4321, -1]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_shared_cells_of_centers_give_the_pairwise_flat_sums(weighted, monkeypatch):
+    import dist_meanshift._blocks as blocks
+
+    monkeypatch.setattr(blocks.kernels.flat, "_SHARE_MIN", 8)
+
+    # 64 centers on a 1/16 lattice fill one sharing cell (side 0.29 at h = 2);
+    # data on a half-integer lattice lie at exactly h from many of them, and
+    # normal rows fill the shell around the cell.
+    rng = np.random.default_rng(3)
+    fine = np.arange(4) / 16
+    centers = np.stack(np.meshgrid(fine, fine, fine), -1).reshape(-1, 3)
+    half = np.arange(-6, 7) / 2
+    lattice = np.stack(np.meshgrid(half, half, half), -1).reshape(-1, 3)
+    X = np.concatenate([lattice, rng.normal(size=(3000, 3)) * 1.5])
+    w = rng.random(len(X)) if weighted else None
+    shared = flat_shared_sums(centers, X, 2.0, w)
+    pairwise = dense_sums(centers, X, 2.0, True, 2.0, w)
+    diff = X[None, :, :] - centers[:, None, :]
+    d2 = np.einsum("ijk,ijk->ij", diff, diff)
+    inside = d2 <= 4.0
+    assert (d2 == 4.0).sum() >= 6
+    expected = (inside * (1.0 if w is None else w)).sum(axis=1)
+    # Counts are exact; weight sums equal to rounding.
+    np.testing.assert_allclose(shared[1], pairwise[1], rtol=0 if w is None else 1e-13)
+    np.testing.assert_allclose(shared[1], expected, rtol=1e-13)
+    np.testing.assert_allclose(shared[0], pairwise[0], atol=1e-12 * len(X))
+    # And the grid path, which shares dense cells, agrees with the direct one.
+    many = np.concatenate([centers, rng.normal(size=(200, 3)) * 3])
+    grid = shift_partial_sums(many, X, 2.0, "flat", w)
+    direct = dense_sums(many, X, 2.0, True, 2.0, w)
+    np.testing.assert_allclose(grid[1], direct[1], rtol=0 if w is None else 1e-13)
+    # Sums of thousands of rows cancel: compare them to their scale.
+    np.testing.assert_allclose(grid[0], direct[0], atol=1e-12 * len(X))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    spread=st.sampled_from([0.0, 1e-3, 0.05, 0.2]),
+    bandwidth=st.sampled_from([0.5, 1.0, 3.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_sharing_equals_pairwise_for_any_crowd_of_centers(spread, bandwidth, seed):
+
+    # A crowd of centers (tight or loose, some bitwise equal) amid rows at all
+    # distances, some on a lattice that puts rows at exactly the bandwidth.
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(40, 3)) * spread
+    centers[::7] = 0.0
+    X = np.concatenate([rng.normal(size=(500, 3)) * 2, np.eye(3) * bandwidth])
+    shared = flat_shared_sums(centers, X, bandwidth, None)
+    pairwise = dense_sums(centers, X, bandwidth, True, bandwidth, None)
+    np.testing.assert_array_equal(shared[1], pairwise[1])
+    np.testing.assert_allclose(shared[0], pairwise[0], atol=1e-12 * len(X))
 
 
 def _within(centers, X, h):

@@ -110,10 +110,6 @@ class Kernel:
         """
         return self.all_pairs(centers, X, bandwidth, reach, sample_weight)
 
-    def warm(self):
-        """Load the kernel's compiled loops in this process: compiled once per
-        machine (numba's cache), loaded once per process. Nothing by default."""
-
     def prepare(self, X, sample_weight, bandwidth, truncate=None):
         """The rows of one block made ready for many passes of sums, or None.
 

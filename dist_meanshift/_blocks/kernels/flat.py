@@ -3,15 +3,26 @@
 Everything that is the flat kernel's own: its reach (the bandwidth), its
 bandwidth rule (the radius itself), scikit-learn's stopping rule and final
 post-processing, the number of centers from which the grid pays, and its
-sums over a cell index of the rows (sorted once per fit for data in memory),
-whose inner loop is compiled (:mod:`._flat_loops`).
+two ways of summing: over a cell index of the rows, sorted once per fit, with
+a compiled inner loop (:mod:`._flat_loops`), where the rows stay in the
+fitting process's memory; and, in tasks on a cluster, the numpy grid sums
+with rows settled once for a cell of close centers (numba would hold some
+100 MiB of every worker: a fifth of a 512 MiB worker's memory).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..grid import GRID_MAX_FEATURES, PreparedRows, cell_index, center_groups, slabs
+from ..dense import BLOCK_ELEMENTS, dense_sums, products_by_block
+from ..grid import (
+    GRID_MAX_FEATURES,
+    PreparedRows,
+    cell_index,
+    cell_keys,
+    center_groups,
+    slabs,
+)
 from .base import Kernel
 
 #: Fine cells per axis within each coarse cell (half the bandwidth wide), by
@@ -19,6 +30,142 @@ from .base import Kernel
 #: many features fine cells hold a row or none and only cost visits.
 _FINE_CELLS = ((6, 2),)
 _COARSE_PER_H = 2
+
+
+# Flat kernel: centers are gathered into cells whose members lie within this
+# fraction of the bandwidth of the cell's mean, and rows sure to be within (or
+# beyond) the bandwidth of all of them are settled once per cell.
+_SHARE_RADIUS = 0.125
+# Cells of fewer centers than this are not shared: their centers stand alone.
+# A shared cell's shell costs a call per cell; on blobs in 3-D sharing pays
+# from some 64 centers (measured from 8 to 128).
+_SHARE_MIN = 64
+# Cells whose centers lie within bandwidth / 64 of their mean share from this
+# many centers on (converged seeds: their shell is thin).
+_SHARE_TIGHT_MIN = 4
+
+
+def flat_shared_sums(centers, X, bandwidth, sample_weight):
+    """Flat-kernel sums of many nearby centers, settling sure rows once per cell.
+
+    Centers are gathered into small cells; ``eps`` bounds the distance of a
+    cell's members from their mean ``r``. By the triangle inequality a row with
+    ``|x - r| <= h - eps`` is within the bandwidth of every member and one with
+    ``|x - r| > h + eps`` of none: those are summed (or skipped) once for the
+    whole cell, and only rows in the shell between are tested pair by pair
+    (exactly, by :func:`dense_sums`). Decisions keep a margin beyond the
+    rounding of the expanded distances, so the result equals the pairwise one.
+    """
+    k, n_features = centers.shape
+    h = float(bandwidth)
+    if k < 2 * _SHARE_TIGHT_MIN:
+        return dense_sums(centers, X, h, True, h, sample_weight)
+    cell_of = _shared_cells(centers, h)
+    if cell_of is None:
+        return dense_sums(centers, X, h, True, h, sample_weight)
+    _, cell_of, sizes = np.unique(cell_of, return_inverse=True, return_counts=True)
+    n_cells = len(sizes)
+    order = np.argsort(cell_of, kind="stable")
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    reps, eps = _means_and_spread(centers, cell_of, sizes)
+    eps = eps * (1 + 1e-9) + 1e-12 * h
+    origin = reps.mean(axis=0)
+    r0 = reps - origin
+    rr = np.einsum("ij,ij->i", r0, r0)
+    # d = |x - r|^2 from one product of [x, |x|^2, 1] with [-2r, 1, |r|^2].
+    A = np.empty((n_cells, n_features + 2))
+    A[:, :n_features] = -2 * r0
+    A[:, n_features] = 1
+    A[:, n_features + 1] = rr
+    inner = np.where(eps < h, (h - eps) ** 2, -np.inf)
+    outer = (h + eps) ** 2
+    acc = np.zeros((n_cells, n_features + 2))
+    step = max(1, min(X.shape[0], BLOCK_ELEMENTS // n_cells))
+    W_buf = np.empty((n_cells, step))
+    masks = np.empty((2, n_cells, step), dtype=bool)
+    shell_cells, shell_rows = [], []
+    for start, xb, B, d in products_by_block(A, X, origin, step):
+        m = xb.shape[0]
+        band = 1e-12 * (rr.max() + B[:, n_features].max() + outer.max())
+        sure = np.less_equal(d, (inner - band)[:, None], out=masks[0, :, :m])
+        near = np.less_equal(d, (outer + band)[:, None], out=masks[1, :, :m])
+        w = W_buf[:, :m]
+        np.copyto(w, sure)
+        if sample_weight is not None:
+            w *= sample_weight[start : start + step]
+        acc += w @ B
+        near &= ~sure
+        c, r = np.nonzero(near)
+        shell_cells.append(c)
+        shell_rows.append(r + start)
+    weights = acc[cell_of, n_features + 1]
+    sums = acc[cell_of, :n_features] + weights[:, None] * origin
+    cells = (order, starts, sizes)
+    shell = (np.concatenate(shell_cells), np.concatenate(shell_rows))
+    _add_shells(sums, weights, centers, X, h, sample_weight, cells, shell)
+    return sums, weights
+
+
+def _shared_cells(centers, h):
+    """The cell of every center (a center alone has a cell of its own), or None.
+
+    None when too few centers would share a cell for sharing to pay.
+    """
+    k, n_features = centers.shape
+    side = 2 * _SHARE_RADIUS * h / np.sqrt(n_features)
+    cells = np.floor(centers / side).astype(np.int64)
+    _, cell_of, sizes = np.unique(
+        cell_keys(cells.T), return_inverse=True, return_counts=True
+    )
+    if sizes.max() < _SHARE_TIGHT_MIN:
+        return None
+    # A shared cell costs a pass over its rows plus a call for its shell,
+    # which is thin when its centers have (nearly) converged together: share
+    # crowded cells, and tight ones from a few centers on. Centers of other
+    # cells stand alone (a cell of one, with eps = 0).
+    _, eps = _means_and_spread(centers, cell_of, sizes)
+    shared = (sizes >= _SHARE_MIN) | ((sizes >= _SHARE_TIGHT_MIN) & (eps <= h / 64))
+    alone = ~shared[cell_of]
+    if alone.all() or (~alone).sum() < k // 4:
+        return None
+    return np.where(alone, len(sizes) + np.arange(k), cell_of)
+
+
+def _add_shells(sums, weights, centers, X, h, sample_weight, cells, shell):
+    """Add, pair by pair, the sums of the rows in the shell of each cell (in place).
+
+    ``cells`` gives the members of every cell (``order[starts[g]:][:sizes[g]]``);
+    ``shell`` the (cell, row) pairs neither surely inside nor surely outside.
+    """
+    order, starts, sizes = cells
+    c, r = shell
+    if len(c) == 0:
+        return
+    by_cell = np.argsort(c, kind="stable")
+    c, r = c[by_cell], r[by_cell]
+    first = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+    X = np.asarray(X)
+    for a, b in zip(first, np.r_[first[1:], len(c)], strict=True):
+        g = c[a]
+        members = order[starts[g] : starts[g] + sizes[g]]
+        rows = r[a:b]
+        sw = None if sample_weight is None else sample_weight[rows]
+        s, w = dense_sums(centers[members], X[rows], h, True, h, sw)
+        sums[members] += s
+        weights[members] += w
+
+
+def _means_and_spread(centers, cell_of, sizes):
+    """Mean of the centers of each cell, and their largest distance from it."""
+    means = np.stack(
+        [np.bincount(cell_of, weights=c, minlength=len(sizes)) for c in centers.T],
+        axis=1,
+    )
+    means /= sizes[:, None]
+    off = centers - means[cell_of]
+    spread = np.zeros(len(sizes))
+    np.maximum.at(spread, cell_of, np.sqrt(np.einsum("ij,ij->i", off, off)))
+    return means, spread
 
 
 #: Rows of one cell index at most (its int64 keys and sort orders are
@@ -129,10 +276,6 @@ class Flat(Kernel):
     def bandwidth(self, radius, n_neighbours):
         return radius
 
-    def warm(self):
-        X = np.linspace(0.0, 1.0, 64).reshape(-1, 2)
-        flat_indexed_sums(X, flat_prepare(X, None, 0.5), 0.5)
-
     def prepare(self, X, sample_weight, bandwidth, truncate=None):
         if bandwidth == 0 or X.shape[1] > GRID_MAX_FEATURES:
             return None
@@ -141,9 +284,8 @@ class Flat(Kernel):
     def prepared_sums(self, centers, prepared, bandwidth):
         return flat_indexed_sums(centers, prepared, bandwidth)
 
-    def grid_sums(self, centers, X, bandwidth, reach, sample_weight):
-        prepared = flat_prepare(X, sample_weight, bandwidth)
-        return flat_indexed_sums(centers, prepared, bandwidth)
+    def group_sums(self, centers, X, bandwidth, reach, sample_weight):
+        return flat_shared_sums(centers, X, bandwidth, sample_weight)
 
 
 KERNEL = Flat()
