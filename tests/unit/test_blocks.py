@@ -213,8 +213,17 @@ def test_assign_labels_boundary_is_exact_with_thousands_of_centers():
     assert assign_labels(X, centers, bandwidth=5.0).tolist() == [4321, -1]
 
 
+def _indexed(centers, X, h, w):
+    return flat_indexed_sums(centers, flat_prepare(X, w, h), h)
+
+
+@pytest.mark.parametrize("way", [flat_shared_sums, _indexed], ids=["shared", "index"])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_shared_cells_of_centers_give_the_pairwise_flat_sums(weighted, monkeypatch):
+def test_shared_cells_of_centers_give_the_pairwise_flat_sums(
+    weighted, way, monkeypatch
+):
+    # Both flat sums: cells of close centers sharing rows (tasks on a
+    # cluster) and the cell index of the rows (rows in this process).
     import dist_meanshift._blocks as blocks
 
     monkeypatch.setattr(blocks.kernels.flat, "_SHARE_MIN", 8)
@@ -229,7 +238,7 @@ def test_shared_cells_of_centers_give_the_pairwise_flat_sums(weighted, monkeypat
     lattice = np.stack(np.meshgrid(half, half, half), -1).reshape(-1, 3)
     X = np.concatenate([lattice, rng.normal(size=(3000, 3)) * 1.5])
     w = rng.random(len(X)) if weighted else None
-    shared = flat_shared_sums(centers, X, 2.0, w)
+    shared = way(centers, X, 2.0, w)
     pairwise = dense_sums(centers, X, 2.0, True, 2.0, w)
     diff = X[None, :, :] - centers[:, None, :]
     d2 = np.einsum("ijk,ijk->ij", diff, diff)
@@ -276,35 +285,6 @@ def _within(centers, X, h):
     for j in range(X.shape[1]):
         d2 += (X[None, :, j] - centers[:, None, j]) ** 2
     return d2 <= h * h
-
-
-@pytest.mark.parametrize("weighted", [False, True])
-def test_the_cell_index_gives_the_pairwise_flat_sums(weighted):
-    # 64 centers on a 1/16 lattice; data on a half-integer lattice lie at
-    # exactly h from many of them, and normal rows fill the cells around.
-    rng = np.random.default_rng(3)
-    fine = np.arange(4) / 16
-    centers = np.stack(np.meshgrid(fine, fine, fine), -1).reshape(-1, 3)
-    half = np.arange(-6, 7) / 2
-    lattice = np.stack(np.meshgrid(half, half, half), -1).reshape(-1, 3)
-    X = np.concatenate([lattice, rng.normal(size=(3000, 3)) * 1.5])
-    w = rng.random(len(X)) if weighted else None
-    indexed = flat_indexed_sums(centers, flat_prepare(X, w, 2.0), 2.0)
-    pairwise = dense_sums(centers, X, 2.0, True, 2.0, w)
-    inside = _within(centers, X, 2.0)
-    assert (np.abs(np.linalg.norm(X[None] - centers[:, None], axis=2) - 2) == 0).sum()
-    expected = (inside * (1.0 if w is None else w)).sum(axis=1)
-    # Counts are exact; weight sums equal to rounding.
-    np.testing.assert_allclose(indexed[1], pairwise[1], rtol=0 if w is None else 1e-13)
-    np.testing.assert_allclose(indexed[1], expected, rtol=1e-13)
-    np.testing.assert_allclose(indexed[0], pairwise[0], atol=1e-12 * len(X))
-    # And the grid path of the block function agrees with the direct one.
-    many = np.concatenate([centers, rng.normal(size=(200, 3)) * 3])
-    grid = shift_partial_sums(many, X, 2.0, "flat", w)
-    direct = dense_sums(many, X, 2.0, True, 2.0, w)
-    np.testing.assert_allclose(grid[1], direct[1], rtol=0 if w is None else 1e-13)
-    # Sums of thousands of rows cancel: compare them to their scale.
-    np.testing.assert_allclose(grid[0], direct[0], atol=1e-12 * len(X))
 
 
 @settings(max_examples=40, deadline=None)
