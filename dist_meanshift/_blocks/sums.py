@@ -73,9 +73,11 @@ def shift_partial_sums(
     if n_centers == 0 or X.shape[0] == 0:
         return sums, weights
     reach = kernel.reach(bandwidth, truncate)
-    few = n_centers <= kernel.grid_min_centers or n_centers * X.shape[0] <= DENSE_PAIRS
+    few_pairs = n_centers * X.shape[0] <= DENSE_PAIRS
+    few = n_centers <= kernel.grid_min_centers or few_pairs
     if isinstance(X, PreparedRows):
-        if not few:
+        # Indexed rows serve a few centers as well as many.
+        if not few_pairs:
             return kernel.prepared_sums(centers, X, bandwidth)
         # The index's rows, in their cells' order: the sums are the same.
         return add_partials(

@@ -26,6 +26,9 @@ _TARGET_PAIRS_PER_TASK = 20_000_000
 # In-memory data of at most this many rows is shifted in this process when an
 # iteration is no more than one task's work: a task graph would cost more.
 _LOCAL_MAX_ROWS = 20_000
+# Centers shifted in this process, with no task graph, over rows indexed here
+# (see Rows.prepared): their sums take milliseconds.
+_LOCAL_MAX_CENTERS = 64
 # Fan-in of the tree reduction of partial sums.
 _SPLIT_EVERY = 8
 
@@ -66,11 +69,18 @@ class Rows:
         rather than at every pass. That is done for data held in this
         process's memory (no cluster): the index is a copy of the rows, as
         scikit-learn's trees are, kept for the fit. On a cluster, and for
-        data read at every pass, the blocks stay as they are.
+        data read at every pass, nothing is prepared.
+
+        Returns
+        -------
+        list of PreparedRows or None
+            The prepared blocks, in this process's memory.
+        list of (Delayed, None) or None
+            The same as task inputs (their weights are inside).
         """
         kernel = _blocks.kernels.get(kernel)
         if not self.resident or current_client() is not None:
-            return self.blocks
+            return None, None
         key = (kernel.name, bandwidth, truncate)
         if key not in self._prepared:
             if self.local is not None:
@@ -81,19 +91,24 @@ class Rows:
             else:
                 fn = dask.delayed(kernel.prepare, pure=False)
                 blocks = (fn(x, w, bandwidth, truncate) for x, w in self.blocks)
-                made = compute(*blocks)
+                made = list(compute(*blocks))
             if any(p is None for p in made):
-                self._prepared[key] = None
+                self._prepared[key] = None, None
             else:
                 token = uuid.uuid4().hex
-                self._prepared[key] = [
-                    (
-                        dask.delayed(p, name=f"prepared-{token}-{i}", traverse=False),
-                        None,
-                    )
-                    for i, p in enumerate(made)
-                ]
-        return self._prepared[key] or self.blocks
+                self._prepared[key] = (
+                    made,
+                    [
+                        (
+                            dask.delayed(
+                                p, name=f"prepared-{token}-{i}", traverse=False
+                            ),
+                            None,
+                        )
+                        for i, p in enumerate(made)
+                    ],
+                )
+        return self._prepared[key]
 
     def is_small(self, n_centers):
         if self.local is None or len(self.local[0]) > _LOCAL_MAX_ROWS:
@@ -123,9 +138,16 @@ class Rows:
         """
         if self.is_small(len(centers)):
             return self.map_reduce(_blocks.shift_partial_sums, centers, **kernel_args)
-        blocks = self.prepared(
+        made, blocks = self.prepared(
             kernel_args["kernel"], kernel_args["bandwidth"], kernel_args.get("truncate")
         )
+        if made is not None and len(centers) <= _LOCAL_MAX_CENTERS:
+            # A few centers over the rows' index in this process: milliseconds
+            # of work, less than a task graph costs.
+            return _blocks.add_partials(
+                *(_blocks.shift_partial_sums(centers, p, **kernel_args) for p in made)
+            )
+        blocks = blocks or self.blocks
         threads = n_threads(current_client())
         n_parts = _n_partitions(len(centers), self.n_rows, len(blocks), threads)
         parts = upload(np.array_split(centers, n_parts), "centers")

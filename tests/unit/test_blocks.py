@@ -415,3 +415,26 @@ def test_a_kernel_is_declared_in_its_own_module_and_nowhere_else():
     for path in package.rglob("*.py"):
         if rooms not in path.parents:
             assert not compared.search(path.read_text()), path
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_repeated_rows_merged_in_the_cell_index_give_the_same_sums(weighted):
+    # Integer rows repeat (as a picture's colours do): the index merges them
+    # into weighted rows, and the sums are those of every row.
+    rng = np.random.default_rng(5)
+    X = rng.integers(0, 8, size=(20_000, 3)).astype(np.float64)
+    X[::3] += 0.5  # some rows exactly at h = 2.5 of the integer centers
+    centers = np.concatenate([rng.integers(0, 8, size=(30, 3)), rng.random((30, 3))])
+    w = rng.random(len(X)) if weighted else None
+    prepared = flat_prepare(X, w, 2.5)
+    assert sum(len(s.rows) for s in prepared.slabs) < len(X) // 10
+    inside = _within(centers, X, 2.5)
+    assert (inside.sum() > 0) and (~inside).sum() > 0
+    sums, weights = flat_indexed_sums(centers, prepared, 2.5)
+    expected = (inside * (1.0 if w is None else w)).sum(axis=1)
+    if w is None:
+        np.testing.assert_array_equal(weights, expected)
+    np.testing.assert_allclose(weights, expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        sums, (inside * (1.0 if w is None else w)) @ X, rtol=1e-12, atol=1e-9
+    )

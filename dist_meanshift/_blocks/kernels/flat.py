@@ -181,6 +181,7 @@ def flat_prepare(X, sample_weight, bandwidth):
     """
     h = float(bandwidth)
     fine = next((f for d, f in _FINE_CELLS if X.shape[1] <= d), 1)
+    X, sample_weight = _merged_duplicates(np.asarray(X), sample_weight)
     return PreparedRows(
         [
             cell_index(x, w, h / _COARSE_PER_H, fine)
@@ -188,6 +189,37 @@ def flat_prepare(X, sample_weight, bandwidth):
         ],
         X.shape,
     )
+
+
+#: Rows sampled to guess whether a block repeats rows, and the share of
+#: distinct rows in the sample below which its repeated rows are merged.
+_REPEATS_SAMPLE = 4096
+_REPEATS_DISTINCT = 0.9
+
+
+def _merged_duplicates(X, sample_weight):
+    """Identical rows as one row weighing as many: the same sums, fewer rows.
+
+    Pictures repeat colours (china.jpg: 96,615 distinct of 273,280 pixels),
+    and so do counts and codes: a row's distance to a center, and so its
+    test, is the same for all its copies. Merged only where an evenly spaced
+    sample of rows repeats some (a sort of the rows costs about as much as
+    the index): continuous data is left as it is.
+    """
+    n = len(X)
+    if n < 2 * _REPEATS_SAMPLE:
+        return X, sample_weight
+    sample = X[:: n // _REPEATS_SAMPLE]
+    if len(np.unique(sample, axis=0)) > _REPEATS_DISTINCT * len(sample):
+        return X, sample_weight
+    rows, inverse = np.unique(X, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    weights = np.bincount(
+        inverse,
+        weights=None if sample_weight is None else sample_weight,
+        minlength=len(rows),
+    ).astype(np.float64)
+    return rows, weights
 
 
 def flat_indexed_sums(centers, prepared, bandwidth):
