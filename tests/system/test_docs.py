@@ -82,7 +82,7 @@ def workdir(tmp_path, monkeypatch):
 def test_every_python_block_runs_as_written(page, workdir):
     blocks = _blocks(page, "python")
     with LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
     ) as cluster:
         namespace = {"__name__": "__docs__"}
         for block in blocks:
