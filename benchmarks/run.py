@@ -162,6 +162,46 @@ def photographs():
     return lines
 
 
+def float32_order(n_rows=60_000, bandwidth=0.1):
+    """Whether scikit-learn's float32 answer is determined by the data.
+
+    A sample of china.jpg's pixels scaled to [0, 1], float64 and float32,
+    with bin seeding at ``bandwidth``: scikit-learn on the rows and on the same
+    rows permuted (its tree returns neighbours in another order, and
+    ``np.mean`` of float32 rows sums in float32), and dist-meanshift.
+    """
+    from sklearn.datasets import load_sample_image
+
+    rng = np.random.default_rng(0)
+    pixels = load_sample_image("china.jpg").reshape(-1, 3)
+    X = pixels[rng.choice(len(pixels), n_rows, replace=False)] / 255
+    perm = rng.permutation(n_rows)
+    back = np.argsort(perm)
+
+    def gap(a, b):
+        if len(a) != len(b):
+            return float("nan")
+        return float(np.abs(np.sort(a, axis=0) - np.sort(b, axis=0)).max())
+
+    lines = []
+    for dtype in (np.float64, np.float32):
+        Xd = X.astype(dtype)
+        sk = SkMeanShift(bandwidth=bandwidth, bin_seeding=True, n_jobs=-1).fit(Xd)
+        moved = SkMeanShift(bandwidth=bandwidth, bin_seeding=True, n_jobs=-1)
+        moved.fit(Xd[perm])
+        ours = MeanShift(bandwidth, kernel="flat", bin_seeding=True).fit(Xd)
+        lines.append(
+            f"{np.dtype(dtype).name} china.jpg sample of {n_rows:,}, h={bandwidth}: "
+            f"labels differing, scikit-learn against itself on permuted rows "
+            f"{int((sk.labels_ != moved.labels_[back]).sum())}, ours against it "
+            f"{int((np.asarray(ours.labels_) != sk.labels_).sum())}; largest center "
+            f"gap {gap(sk.cluster_centers_, moved.cluster_centers_):.2g} and "
+            f"{gap(ours.cluster_centers_, sk.cluster_centers_):.2g}"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
 def in_memory(sizes):
     lines = [compile_cost()]
     n_all, n_bins, n_big = sizes
@@ -509,9 +549,17 @@ def main():
         action="store_true",
         help="only: the out-of-core store read with and without the chunk check",
     )
+    parser.add_argument(
+        "--float32",
+        action="store_true",
+        help="only: scikit-learn's float32 answer against itself on permuted rows",
+    )
     parser.add_argument("--rows", type=int, default=200_000_000)
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
+    if args.float32:
+        float32_order()
+        return
     if args.small:
         small_jobs(args.workdir or tempfile.mkdtemp(prefix="dist-meanshift-bench-"))
         return
