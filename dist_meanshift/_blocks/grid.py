@@ -172,7 +172,7 @@ class CellIndex:
     """Rows sorted into coarse cells and, within them, fine cells, with aggregates.
 
     Built once for a block of rows; the flat kernel's compiled loop sums over
-    it (see :func:`cell_index`). Coarse cells are ``side`` wide and hold
+    it (built by the flat kernel's ``_cell_index``). Coarse cells are ``side`` wide and hold
     ``fine ** n_features`` fine cells at most; a cell's aggregates are the
     total weight of its rows and their weighted coordinate sums.
     """
@@ -232,65 +232,6 @@ class PreparedRows:
 
     slabs: list
     shape: tuple
-
-
-def cell_index(X, sample_weight, side, fine):
-    """The :class:`CellIndex` of the rows of ``X``: coarse cells ``side`` wide.
-
-    Each coarse cell is split into ``fine`` cells per axis. Rows are sorted
-    by coarse cell, then by fine cell, so that every cell is a run of rows and
-    every coarse cell a run of fine cells.
-    """
-    X = np.asarray(X)
-    n = X.shape[0]
-    fine_side = side / fine
-    columns = snapped_columns(X, fine_side, np.floor, np.float64)
-    coarse_columns = [np.floor(c / fine) for c in columns]
-    coarse_keys = cell_keys(coarse_columns)
-    local = np.zeros(n, dtype=np.int64)
-    stride = 1
-    for c, k in zip(columns, coarse_columns, strict=True):
-        local += (c - fine * k).astype(np.int64) * stride
-        stride *= fine
-    if int(coarse_keys.max(initial=0)) >= 2**62 // stride:
-        coarse_keys = np.unique(coarse_keys, return_inverse=True)[1].ravel()
-    keys = coarse_keys * stride + local
-    order, starts = sorted_runs(keys)
-    rows = np.ascontiguousarray(X[order], dtype=np.float64)
-    weighted = sample_weight is not None
-    if weighted:
-        row_w = np.ascontiguousarray(np.asarray(sample_weight)[order], dtype=np.float64)
-        fine_s = np.add.reduceat(rows * row_w[:, None], starts, axis=0)
-        fine_w = np.add.reduceat(row_w, starts)
-    else:
-        row_w = np.zeros(0)
-        fine_s = np.add.reduceat(rows, starts, axis=0)
-        fine_w = np.diff(np.r_[starts, n]).astype(np.float64)
-    firsts = order[starts]
-    fine_coords = np.stack([c[firsts] for c in columns], axis=1).astype(np.int64)
-    cell_of_fine = keys[firsts] // stride
-    c_starts = np.flatnonzero(np.r_[True, cell_of_fine[1:] != cell_of_fine[:-1]])
-    coarse_coords = np.stack([c[firsts[c_starts]] for c in coarse_columns], axis=1)
-    coarse_coords = coarse_coords.astype(np.int64)
-    scale = float(np.abs(X).max(initial=0.0)) + side
-    return CellIndex(
-        rows=rows,
-        row_w=row_w,
-        weighted=weighted,
-        side=float(side),
-        coarse_coords=coarse_coords,
-        coarse_fine=np.r_[c_starts, len(starts)].astype(np.int64),
-        coarse_w=np.add.reduceat(fine_w, c_starts),
-        coarse_s=np.add.reduceat(fine_s, c_starts, axis=0),
-        fine_side=float(fine_side),
-        fine_coords=fine_coords,
-        fine_rows=np.r_[starts, n].astype(np.int64),
-        fine_w=fine_w,
-        fine_s=fine_s,
-        margin=1e-12 * scale,
-        scale=scale,
-        tree=cKDTree(coarse_coords),
-    )
 
 
 def center_groups(centers, reach):

@@ -123,3 +123,116 @@ def flat_index_sums(
             weights[i] += total
             for j in range(n_features):
                 sums[i, j] += acc[j]
+
+
+@numba.njit(cache=True, nogil=True)
+def fine_cells(X, fine_side, fine):
+    """Every row's fine cell, ``floor(x / fine_side)`` per feature, and the
+    lowest and highest coarse cell (``fine`` fine cells wide) per feature."""
+    n, n_features = X.shape
+    cells = np.empty((n, n_features), dtype=np.int64)
+    lo = np.full(n_features, np.iinfo(np.int64).max)
+    hi = np.full(n_features, np.iinfo(np.int64).min)
+    for i in range(n):
+        for j in range(n_features):
+            f = np.int64(np.floor(X[i, j] / fine_side))
+            cells[i, j] = f
+            c = f // fine
+            lo[j] = min(lo[j], c)
+            hi[j] = max(hi[j], c)
+    return cells, lo, hi
+
+
+@numba.njit(cache=True, nogil=True)
+def cell_sort_keys(cells, fine, coarse_keys, lo, strides):
+    """One int64 key per row ordering rows by coarse cell, then fine cell.
+
+    The coarse key is mixed-radix over ``lo`` and ``strides`` (or given, in
+    ``coarse_keys``, when that grid is too large to number); the fine cell
+    within it adds ``sum_j (f_j - fine * c_j) * fine^j``.
+    """
+    n, n_features = cells.shape
+    per_coarse = fine**n_features
+    keys = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        coarse = 0
+        local = 0
+        step = 1
+        for j in range(n_features):
+            c = cells[i, j] // fine
+            coarse += (c - lo[j]) * strides[j]
+            local += (cells[i, j] - fine * c) * step
+            step *= fine
+        if coarse_keys.shape[0]:
+            coarse = coarse_keys[i]
+        keys[i] = coarse * per_coarse + local
+    return keys
+
+
+@numba.njit(cache=True, nogil=True)
+def gather_cells(X, weights, cells, keys, order, starts, fine):
+    """Rows in cell order with each fine and coarse cell's aggregates.
+
+    Returns the sorted rows (float64) and weights, each fine cell's first
+    row, coordinates, weight and coordinate sums, and each coarse cell's
+    first fine cell, coordinates, weight and coordinate sums.
+    """
+    n, n_features = X.shape
+    n_fine = starts.shape[0]
+    per_coarse = fine**n_features
+    rows = np.empty((n, n_features))
+    row_w = np.empty(n if weights.shape[0] else 0)
+    fine_rows = np.empty(n_fine + 1, dtype=np.int64)
+    fine_coords = np.empty((n_fine, n_features), dtype=np.int64)
+    fine_w = np.zeros(n_fine)
+    fine_s = np.zeros((n_fine, n_features))
+    coarse_first = np.empty(n_fine + 1, dtype=np.int64)
+    n_coarse = 0
+    previous = np.int64(-1)
+    for g in range(n_fine):
+        start = starts[g]
+        stop = starts[g + 1] if g + 1 < n_fine else n
+        fine_rows[g] = start
+        first = order[start]
+        for j in range(n_features):
+            fine_coords[g, j] = cells[first, j]
+        coarse = keys[first] // per_coarse
+        if g == 0 or coarse != previous:
+            coarse_first[n_coarse] = g
+            n_coarse += 1
+            previous = coarse
+        for r in range(start, stop):
+            i = order[r]
+            w = weights[i] if weights.shape[0] else 1.0
+            if weights.shape[0]:
+                row_w[r] = w
+            fine_w[g] += w
+            for j in range(n_features):
+                x = np.float64(X[i, j])
+                rows[r, j] = x
+                fine_s[g, j] += w * x
+    fine_rows[n_fine] = n
+    coarse_fine = coarse_first[: n_coarse + 1].copy()
+    coarse_fine[n_coarse] = n_fine
+    coarse_coords = np.empty((n_coarse, n_features), dtype=np.int64)
+    coarse_w = np.zeros(n_coarse)
+    coarse_s = np.zeros((n_coarse, n_features))
+    for k in range(n_coarse):
+        for j in range(n_features):
+            coarse_coords[k, j] = fine_coords[coarse_fine[k], j] // fine
+        for g in range(coarse_fine[k], coarse_fine[k + 1]):
+            coarse_w[k] += fine_w[g]
+            for j in range(n_features):
+                coarse_s[k, j] += fine_s[g, j]
+    return (
+        rows,
+        row_w,
+        fine_rows,
+        fine_coords,
+        fine_w,
+        fine_s,
+        coarse_fine,
+        coarse_coords,
+        coarse_w,
+        coarse_s,
+    )

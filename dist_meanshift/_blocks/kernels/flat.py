@@ -13,15 +13,18 @@ with rows settled once for a cell of close centers (numba would hold some
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from ..dense import BLOCK_ELEMENTS, dense_sums, products_by_block
 from ..grid import (
     GRID_MAX_FEATURES,
+    CellIndex,
     PreparedRows,
-    cell_index,
     cell_keys,
     center_groups,
+    count_cells,
     slabs,
+    sorted_runs,
 )
 from .base import Kernel
 
@@ -168,6 +171,8 @@ def _means_and_spread(centers, cell_of, sizes):
     return means, spread
 
 
+#: Rows from which a block held in memory is indexed (see Flat.prepare).
+_PREPARE_MIN_ROWS = 1 << 13
 #: Rows of one cell index at most (its int64 keys and sort orders are
 #: temporaries of a few hundred MB at most).
 _INDEX_ROWS = 1 << 22
@@ -177,17 +182,81 @@ def flat_prepare(X, sample_weight, bandwidth):
     """The rows of a block sorted into a two-level cell index, slab by slab.
 
     Cells half the bandwidth wide, each split into finer cells, with every
-    cell's total weight and coordinate sums (see :func:`~..grid.cell_index`).
+    cell's total weight and coordinate sums (see :func:`_cell_index`).
     """
     h = float(bandwidth)
     fine = next((f for d, f in _FINE_CELLS if X.shape[1] <= d), 1)
+    shape = X.shape
     X, sample_weight = _merged_duplicates(np.asarray(X), sample_weight)
     return PreparedRows(
         [
-            cell_index(x, w, h / _COARSE_PER_H, fine)
+            _cell_index(x, w, h / _COARSE_PER_H, fine)
             for x, w in slabs(X, sample_weight, _INDEX_ROWS)
+            if len(x)
         ],
-        X.shape,
+        shape,
+    )
+
+
+def _cell_index(X, sample_weight, side, fine):
+    """The :class:`~..grid.CellIndex` of the rows of ``X``, built by compiled passes.
+
+    Coarse cells ``side`` wide, each split into ``fine`` cells per axis. Rows
+    are sorted by coarse cell, then by fine cell, so that every cell is a run
+    of rows and every coarse cell a run of fine cells.
+    """
+    from . import _flat_loops as loops
+
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    n_features = X.shape[1]
+    cells, lo, hi = loops.fine_cells(X, side / fine, fine)
+    span = hi - lo + 1
+    if count_cells(span) * fine**n_features < 2.0**62:
+        strides = np.cumprod(np.r_[span[1:], 1][::-1])[::-1].astype(np.int64)
+        numbered = np.zeros(0, dtype=np.int64)
+    else:  # a huge, sparse grid: number its occupied coarse cells instead
+        strides = np.zeros(n_features, dtype=np.int64)
+        numbered = np.unique(cells // fine, axis=0, return_inverse=True)[1]
+        numbered = numbered.ravel().astype(np.int64)
+    keys = loops.cell_sort_keys(cells, fine, numbered, lo, strides)
+    order, starts = sorted_runs(keys)
+    weights = (
+        np.zeros(0)
+        if sample_weight is None
+        else np.ascontiguousarray(sample_weight, dtype=np.float64)
+    )
+    (
+        rows,
+        row_w,
+        fine_rows,
+        fine_coords,
+        fine_w,
+        fine_s,
+        coarse_fine,
+        coarse_coords,
+        coarse_w,
+        coarse_s,
+    ) = loops.gather_cells(
+        X, weights, cells, keys, order.astype(np.int64), starts.astype(np.int64), fine
+    )
+    scale = max(abs(float(X.min())), abs(float(X.max()))) + side
+    return CellIndex(
+        rows=rows,
+        row_w=row_w,
+        weighted=sample_weight is not None,
+        side=float(side),
+        coarse_coords=coarse_coords,
+        coarse_fine=coarse_fine,
+        coarse_w=coarse_w,
+        coarse_s=coarse_s,
+        fine_side=float(side / fine),
+        fine_coords=fine_coords,
+        fine_rows=fine_rows,
+        fine_w=fine_w,
+        fine_s=fine_s,
+        margin=1e-12 * scale,
+        scale=scale,
+        tree=cKDTree(coarse_coords),
     )
 
 
@@ -309,7 +378,10 @@ class Flat(Kernel):
         return radius
 
     def prepare(self, X, sample_weight, bandwidth, truncate=None):
-        if bandwidth == 0 or X.shape[1] > GRID_MAX_FEATURES:
+        # A few thousand rows are summed as they are: the compiled loop's
+        # first call in a process (0.5 s) would cost more than it saves.
+        few = X.shape[0] < _PREPARE_MIN_ROWS
+        if few or bandwidth == 0 or X.shape[1] > GRID_MAX_FEATURES:
             return None
         return flat_prepare(X, sample_weight, bandwidth)
 
