@@ -52,15 +52,8 @@ def grid_groups(centers, X, reach):
     margin = reach * (1 + 1e-9)
     lo = np.floor((c_lo - margin) / side)
     hi = np.floor((c_hi + margin) / side)
-    tree = cKDTree(x_coords)
-    candidates = tree.query_ball_point(
-        (lo + hi) / 2, r=(hi - lo).max(axis=1) / 2 + 0.5, p=np.inf
-    )
     groups = []
-    for g, cells in enumerate(candidates):
-        cells = np.sort(np.asarray(cells, dtype=np.intp))
-        coords = x_coords[cells]
-        cells = cells[((coords >= lo[g]) & (coords <= hi[g])).all(axis=1)]
+    for g, cells in enumerate(cells_in_boxes(cKDTree(x_coords), x_coords, lo, hi)):
         if not len(cells):
             continue
         run_starts, run_stops = bounds[cells], bounds[cells + 1]
@@ -179,7 +172,6 @@ class CellIndex:
 
     rows: np.ndarray
     row_w: np.ndarray
-    weighted: bool
     side: float
     coarse_coords: np.ndarray
     coarse_fine: np.ndarray
@@ -190,9 +182,19 @@ class CellIndex:
     fine_rows: np.ndarray
     fine_w: np.ndarray
     fine_s: np.ndarray
-    margin: float
     scale: float
     tree: cKDTree
+
+    @property
+    def weighted(self):
+        """Whether the rows carry weights (``row_w`` is empty otherwise)."""
+        return len(self.row_w) > 0
+
+    @property
+    def margin(self):
+        """How far a row may lie outside its cell's exact box: the rounding of
+        the divisions that snapped it there, with room to spare."""
+        return 1e-12 * self.scale
 
     @property
     def weights(self):
@@ -210,15 +212,7 @@ class CellIndex:
         """
         lo = np.floor((lo - self.margin) / self.side)
         hi = np.floor((hi + self.margin) / self.side)
-        found = self.tree.query_ball_point(
-            (lo + hi) / 2, r=(hi - lo).max(axis=1) / 2 + 0.5, p=np.inf
-        )
-        coords = self.coarse_coords
-        kept = []
-        for g, cells in enumerate(found):
-            cells = np.asarray(cells, dtype=np.int64)
-            inside = ((coords[cells] >= lo[g]) & (coords[cells] <= hi[g])).all(axis=1)
-            kept.append(np.sort(cells[inside]))
+        kept = cells_in_boxes(self.tree, self.coarse_coords, lo, hi)
         ptr = np.zeros(len(kept) + 1, dtype=np.int64)
         ptr[1:] = np.cumsum([len(k) for k in kept])
         cells = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
@@ -232,6 +226,23 @@ class PreparedRows:
 
     slabs: list
     shape: tuple
+
+
+def cells_in_boxes(tree, coords, lo, hi):
+    """For each box ``[lo[g], hi[g]]`` (in cell units), the cells within it, sorted.
+
+    ``tree`` is a ``cKDTree`` of the integer cell coordinates ``coords``.
+    """
+    found = tree.query_ball_point(
+        (lo + hi) / 2, r=(hi - lo).max(axis=1) / 2 + 0.5, p=np.inf
+    )
+    kept = []
+    for g, cells in enumerate(found):
+        cells = np.sort(np.asarray(cells, dtype=np.int64))
+        kept.append(
+            cells[((coords[cells] >= lo[g]) & (coords[cells] <= hi[g])).all(axis=1)]
+        )
+    return kept
 
 
 def center_groups(centers, reach):

@@ -38,6 +38,14 @@ def _box_distances(c, coords, k, side, margin):
 
 
 @numba.njit(cache=True, nogil=True)
+def _add_cell(acc, cell_w, cell_s, k):
+    """Add cell ``k``'s coordinate sums to ``acc``; its weight, to add to the total."""
+    for j in range(acc.shape[0]):
+        acc[j] += cell_s[k, j]
+    return cell_w[k]
+
+
+@numba.njit(cache=True, nogil=True)
 def flat_index_sums(
     centers,
     group_ptr,
@@ -92,18 +100,14 @@ def flat_index_sums(
                 if near > outer:
                     continue
                 if far <= inner:
-                    total += coarse_w[k]
-                    for j in range(n_features):
-                        acc[j] += coarse_s[k, j]
+                    total += _add_cell(acc, coarse_w, coarse_s, k)
                     continue
                 for f in range(coarse_fine[k], coarse_fine[k + 1]):
                     near, far = _box_distances(c, fine_coords, f, fine_side, margin)
                     if near > outer:
                         continue
                     if far <= inner:
-                        total += fine_w[f]
-                        for j in range(n_features):
-                            acc[j] += fine_s[f, j]
+                        total += _add_cell(acc, fine_w, fine_s, f)
                         continue
                     for r in range(fine_rows[f], fine_rows[f + 1]):
                         d = 0.0

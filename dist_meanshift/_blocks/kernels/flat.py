@@ -243,7 +243,6 @@ def _cell_index(X, sample_weight, side, fine):
     return CellIndex(
         rows=rows,
         row_w=row_w,
-        weighted=sample_weight is not None,
         side=float(side),
         coarse_coords=coarse_coords,
         coarse_fine=coarse_fine,
@@ -254,7 +253,6 @@ def _cell_index(X, sample_weight, side, fine):
         fine_rows=fine_rows,
         fine_w=fine_w,
         fine_s=fine_s,
-        margin=1e-12 * scale,
         scale=scale,
         tree=cKDTree(coarse_coords),
     )
@@ -322,12 +320,12 @@ def flat_indexed_sums(centers, prepared, bandwidth):
     weights = np.zeros(len(centers))
     order, bounds, lo, hi = center_groups(centers, h)
     order, bounds = order.astype(np.int64), bounds.astype(np.int64)
-    reach = float(np.abs(centers).max(initial=0.0)) + h
+    extent = float(np.abs(centers).max(initial=0.0)) + h
     for index in prepared.slabs:
         ptr, cells = index.near_cells(lo - h, hi + h)
         # Bounds within `band` of h^2 are decided row by row: wider than the
         # rounding of any distance between rows and centers this far out.
-        band = 1e-12 * h * (h + reach + index.scale)
+        band = 1e-12 * h * (h + extent + index.scale)
         flat_index_sums(
             centers,
             bounds,
