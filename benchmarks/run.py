@@ -118,25 +118,26 @@ print(time.perf_counter() - start)
 """
 
 
-def compile_cost():
-    """The flat kernel's compiled loop: compiled from scratch (an empty numba
-    cache), then loaded from the cache, each in a fresh process (import included)."""
+def _fresh_python(code, env=None):
+    """The numbers ``code`` prints, run in a fresh Python process."""
     import subprocess
     import sys
 
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    return [float(v) for v in done.stdout.split()]
+
+
+def compile_cost():
+    """The flat kernel's compiled loop: compiled from scratch (an empty numba
+    cache), then loaded from the cache, each in a fresh process (import included)."""
     env = {**os.environ, "NUMBA_CACHE_DIR": tempfile.mkdtemp(prefix="numba-cache-")}
-
-    def first_call():
-        done = subprocess.run(
-            [sys.executable, "-c", COMPILE],
-            check=True,
-            capture_output=True,
-            text=True,
-            env=env,
-        )
-        return float(done.stdout.split()[-1])
-
-    compiled, loaded = first_call(), first_call()
+    (compiled,), (loaded,) = _fresh_python(COMPILE, env), _fresh_python(COMPILE, env)
     line = (
         f"numba: first call {compiled:.2f} s compiling (empty cache), "
         f"{loaded:.2f} s loading the cache (fresh processes)"
@@ -311,13 +312,7 @@ def small_jobs(workdir, repeats=3):
         print(lines[-1], flush=True)
     firsts = []
     for _ in range(repeats):
-        done = subprocess.run(
-            [sys.executable, "-c", FIRST_FIT],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        firsts.append([float(v) for v in done.stdout.split()])
+        firsts.append(_fresh_python(FIRST_FIT))
     cold, warm = np.min(firsts, axis=0)
     sk = min(timed(SkMeanShift(bandwidth=0.8).fit, X)[1] for _ in range(repeats))
     lines.append(
