@@ -131,12 +131,10 @@ class Centers:
         moving = np.flatnonzero(self.active)
         if len(moving) < 2:
             return self
-        _, first, inverse = np.unique(
-            self.pos[moving], axis=0, return_index=True, return_inverse=True
-        )
-        if len(first) == len(moving):
+        found = _equal_rows(self.pos[moving])
+        if found is None:
             return self
-        inverse = inverse.ravel()
+        first, inverse = found
         kept = self.take(moving[first])
         kept.mult = np.bincount(inverse, weights=self.mult[moving])
         kept.intensity = np.zeros(len(first))
@@ -247,3 +245,30 @@ def sklearn_postprocess(pos, intensity, bandwidth):
     ordered, inten = unique[order], inten[order]
     keep = _blocks.suppress_near_duplicates(ordered, bandwidth)
     return ordered[keep], inten[keep]
+
+
+def _equal_rows(pos):
+    """Groups of equal rows, as ``np.unique(pos, axis=0)`` makes them, or None.
+
+    None when every row differs (a sort of one hash per row shows it, some
+    fifty times faster than ``np.unique`` of rows). Otherwise ``first``, the
+    first row of each group, in the rows' lexicographic order, and
+    ``inverse``, each row's group.
+    """
+    bits = (np.asarray(pos, dtype=np.float64) + 0.0).view(np.uint64)  # -0.0 as 0.0
+    mix = np.zeros(len(pos), dtype=np.uint64)
+    for j in range(pos.shape[1]):
+        mix *= np.uint64(0x9E3779B97F4A7C15)
+        mix ^= bits[:, j] + np.uint64(j)
+    mix.sort()
+    if not (mix[1:] == mix[:-1]).any():
+        return None
+    order = np.lexsort(pos.T[::-1])
+    ordered = pos[order]
+    new = np.r_[True, (ordered[1:] != ordered[:-1]).any(axis=1)]
+    if new.all():
+        return None
+    group = np.cumsum(new) - 1
+    inverse = np.empty(len(pos), dtype=np.int64)
+    inverse[order] = group
+    return order[new], inverse

@@ -220,6 +220,54 @@ class CellIndex:
 
 
 @dataclass
+class ColumnIndex:
+    """Rows of up to 3 features in columns, sorted within each along the last.
+
+    Built once for a block of rows (by the flat kernel's ``_column_index``),
+    rows padded in front with zero coordinates to 3. A column is a cell
+    ``col_side`` wide over the first two coordinates (the real ones among
+    them: the last ``n_axes``); within it rows are sorted by cells
+    ``z_side`` wide along the third, and every cell boundary holds the
+    column-local prefix sums of the weights and of the weighted coordinates
+    (relative to the column's ``origin``), so that any run of cells is
+    summed in one subtraction. ``table`` hashes a column's two cell
+    coordinates to its number.
+    """
+
+    n_features: int
+    coords: np.ndarray
+    row_w: np.ndarray
+    col_side: float
+    z_side: float
+    col_lo: np.ndarray
+    col_hi: np.ndarray
+    col_c: np.ndarray
+    z_lo: np.ndarray
+    z_hi: np.ndarray
+    z_base: np.ndarray
+    origin: np.ndarray
+    z_first: np.ndarray
+    pre_w: np.ndarray
+    pre_s: np.ndarray
+    table: np.ndarray
+    scale: float
+
+    @property
+    def n_axes(self):
+        """Real coordinates among the two that make columns."""
+        return self.n_features - 1
+
+    @property
+    def rows(self):
+        """The sorted rows, ``(n_rows, n_features)`` (a view)."""
+        return self.coords[3 - self.n_features :].T
+
+    weighted = CellIndex.weighted
+    margin = CellIndex.margin
+    weights = CellIndex.weights
+
+
+@dataclass
 class PreparedRows:
     """A block of rows as a kernel prepared them for its sums (see
     ``Kernel.prepare``): here, the cell index of each slab of rows."""

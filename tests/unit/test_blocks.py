@@ -438,3 +438,59 @@ def test_repeated_rows_merged_in_the_cell_index_give_the_same_sums(weighted):
     np.testing.assert_allclose(
         sums, (inside * (1.0 if w is None else w)) @ X, rtol=1e-12, atol=1e-9
     )
+
+
+@pytest.mark.parametrize(
+    "offset, bandwidth, kind",
+    [
+        (0.0, 1.0, "ColumnIndex"),  # columns, z cells merged by twos
+        (1e12, 1.0, "ColumnIndex"),  # a grid too large to number: sorted by lexsort
+        (1e15, 1.0, "CellIndex"),  # z cells cannot be numbered exactly
+    ],
+)
+@pytest.mark.parametrize("n_features", [1, 2, 3])
+def test_the_column_index_equals_pairwise_on_sparse_far_spread_rows(
+    offset, bandwidth, kind, n_features
+):
+    # Few rows spread far along the last feature (a column would span more
+    # z cells than there are rows), two clusters at +-offset, rows at exactly
+    # the bandwidth from the centers: the same rows are within the bandwidth.
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(9000, n_features))
+    X[::3, -1] *= 1e4
+    X[:30:3, -1] = np.linspace(-5e5, 5e5, 10)
+    X[: len(X) // 2] += offset
+    X[len(X) // 2 :] -= offset
+    centers = np.concatenate([X[:40:2], X[-40::3], X[:5] + bandwidth])
+    X = np.concatenate([X, centers[-5:] + bandwidth * np.eye(n_features)[-1]])
+    prepared = flat_prepare(X, None, bandwidth)
+    assert {type(s).__name__ for s in prepared.slabs} == {kind}
+    indexed = flat_indexed_sums(centers, prepared, bandwidth)
+    inside = _within(centers, X, bandwidth)
+    assert inside.sum(axis=1).max() > 100 and (inside.sum(axis=1) == 1).any()
+    np.testing.assert_array_equal(indexed[1], inside.sum(axis=1))
+    np.testing.assert_allclose(
+        indexed[0], inside @ X, rtol=1e-12, atol=1e-12 * (abs(offset) + 1)
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(2, 60),
+    n_features=st.integers(1, 4),
+    values=st.sampled_from([2, 3, 1000]),
+    seed=st.integers(0, 2**16),
+)
+def test_equal_rows_groups_as_numpy_unique(n, n_features, values, seed):
+    from dist_meanshift._centers import _equal_rows
+
+    rng = np.random.default_rng(seed)
+    pos = rng.integers(-1, values, size=(n, n_features)) * 0.5
+    pos[pos == 0] *= np.where(rng.random((pos == 0).sum()) < 0.5, -1.0, 1.0)  # -0.0
+    _, first, inverse = np.unique(pos, axis=0, return_index=True, return_inverse=True)
+    found = _equal_rows(pos)
+    if len(first) == n:
+        assert found is None
+    else:
+        np.testing.assert_array_equal(found[0], first)
+        np.testing.assert_array_equal(found[1], inverse.ravel())

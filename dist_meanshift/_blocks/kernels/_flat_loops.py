@@ -240,3 +240,346 @@ def gather_cells(X, weights, cells, keys, order, starts, fine):
         coarse_w,
         coarse_s,
     )
+
+
+# The column index (up to 3 features). Rows are padded in front to 3
+# coordinates with zeros (a zero adds nothing to a distance, bit for bit),
+# gathered into columns (cells over the first two coordinates) and sorted
+# within a column along the third, in cells of the third coordinate: a ball
+# meets a column in one run of rows, most of it summed from prefix sums.
+
+
+@numba.njit(cache=True, nogil=True)
+def column_cells(X, n_axes, col_side, z_side):
+    """Every row's column (two coordinates) and cell along the third.
+
+    ``X`` holds the rows padded to 3 coordinates; of the two column axes only
+    the last ``n_axes`` are real (the others stay 0). Returns the cells
+    and the lowest and highest cell per axis.
+    """
+    n = X.shape[0]
+    cells = np.zeros((n, 3), dtype=np.int64)
+    lo = np.zeros(3, dtype=np.int64)
+    hi = np.zeros(3, dtype=np.int64)
+    first = 2 - n_axes
+    for i in range(n):
+        for a in range(first, 3):
+            side = z_side if a == 2 else col_side
+            k = np.int64(np.floor(X[i, a] / side))
+            cells[i, a] = k
+            if i == 0 or k < lo[a]:
+                lo[a] = k
+            if i == 0 or k > hi[a]:
+                hi[a] = k
+    return cells, lo, hi
+
+
+@numba.njit(cache=True, nogil=True)
+def _hash(a, b, mask):
+    return (
+        (a * np.int64(0x9E3779B97F4A7C15)) ^ (b * np.int64(0x632BE59BD9B4E019))
+    ) & mask
+
+
+@numba.njit(cache=True, nogil=True)
+def gather_columns(X, weights, cells, order, z_limit, col_side, z_side):
+    """The column index of rows ``X`` (padded to 3) sorted by ``order``.
+
+    ``order`` sorts the rows by column, then by cell along the third axis.
+    Cells along it are merged by twos until each column's dense run of cells
+    (first row of every cell, from its lowest to its highest) fits
+    ``z_limit`` entries in all. Returns the sorted coordinates (3, n) and
+    weights, each column's cells and origin, the merge factor, the cells'
+    first rows and the column-local prefix sums of weights and of weighted
+    coordinates relative to the column's origin, at every cell boundary,
+    and the hash of the columns (two cell coordinates to column number).
+    """
+    n = X.shape[0]
+    weighted = weights.shape[0] > 0
+    coords = np.empty((3, n))
+    row_w = np.empty(n if weighted else 0)
+    # Columns: runs of equal (c0, c1) in sorted order.
+    col_first = np.empty(n + 1, dtype=np.int64)
+    n_cols = 0
+    for r in range(n):
+        i = order[r]
+        if weighted:
+            row_w[r] = weights[i]
+        for a in range(3):
+            coords[a, r] = X[i, a]
+        if (
+            r == 0
+            or cells[i, 0] != cells[order[r - 1], 0]
+            or (cells[i, 1] != cells[order[r - 1], 1])
+        ):
+            col_first[n_cols] = r
+            n_cols += 1
+    col_first[n_cols] = n
+    col_first = col_first[: n_cols + 1].copy()
+    col_c = np.empty((n_cols, 2), dtype=np.int64)
+    z_lo = np.empty(n_cols, dtype=np.int64)
+    z_hi = np.empty(n_cols, dtype=np.int64)
+    for c in range(n_cols):
+        i = order[col_first[c]]
+        col_c[c, 0] = cells[i, 0]
+        col_c[c, 1] = cells[i, 1]
+        z_lo[c] = cells[i, 2]
+        z_hi[c] = cells[order[col_first[c + 1] - 1], 2]
+    merge = np.int64(1)
+    while True:
+        total = 0
+        for c in range(n_cols):
+            total += z_hi[c] // merge - z_lo[c] // merge + 2
+        if total <= z_limit:
+            break
+        merge *= 2
+    z_base = np.empty(n_cols + 1, dtype=np.int64)
+    z_base[0] = 0
+    for c in range(n_cols):
+        z_lo[c] = z_lo[c] // merge
+        z_hi[c] = z_hi[c] // merge
+        z_base[c + 1] = z_base[c] + z_hi[c] - z_lo[c] + 2
+    total = z_base[n_cols]
+    z_first = np.empty(total, dtype=np.int64)
+    pre_w = np.empty(total)
+    pre_s = np.empty((3, total))
+    origin = np.empty((n_cols, 3))
+    side = z_side * merge
+    for c in range(n_cols):
+        origin[c, 0] = col_c[c, 0] * col_side
+        origin[c, 1] = col_c[c, 1] * col_side
+        origin[c, 2] = z_lo[c] * side
+        r = col_first[c]
+        stop = col_first[c + 1]
+        w_run = 0.0
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        for k in range(z_hi[c] - z_lo[c] + 2):
+            e = z_base[c] + k
+            cell = z_lo[c] + k
+            while r < stop and cells[order[r], 2] // merge < cell:
+                w = row_w[r] if weighted else 1.0
+                w_run += w
+                s0 += w * (coords[0, r] - origin[c, 0])
+                s1 += w * (coords[1, r] - origin[c, 1])
+                s2 += w * (coords[2, r] - origin[c, 2])
+                r += 1
+            z_first[e] = r
+            pre_w[e] = w_run
+            pre_s[0, e] = s0
+            pre_s[1, e] = s1
+            pre_s[2, e] = s2
+    size = 1
+    while size < 2 * n_cols:
+        size *= 2
+    table = np.full(size, -1, dtype=np.int64)
+    mask = np.int64(size - 1)
+    for c in range(n_cols):
+        slot = _hash(col_c[c, 0], col_c[c, 1], mask)
+        while table[slot] >= 0:
+            slot = (slot + 1) & mask
+        table[slot] = c
+    return (
+        coords,
+        row_w,
+        col_c,
+        z_lo,
+        z_hi,
+        z_base,
+        origin,
+        merge,
+        z_first,
+        pre_w,
+        pre_s,
+        table,
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_distance(x0, x1, x2, c0, c1, c2):
+    """``sum_j (x_j - c_j)^2`` feature after feature, as scikit-learn's trees.
+
+    Compiled without fast-math flags: inlined into the loop below, its
+    operations keep their strict IEEE order.
+    """
+    t0 = x0 - c0
+    t1 = x1 - c1
+    t2 = x2 - c2
+    return t0 * t0 + t1 * t1 + t2 * t2
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc"}, inline="always")
+def _add_run(coords, row_w, a, b, c, h2, acc):
+    """Add the rows ``a:b`` within ``h`` of ``c`` to ``acc`` (weight, then
+    coordinate sums). Their sums may be reordered (vectorised); each row's
+    distance is :func:`_row_distance`'s."""
+    x0 = coords[0]
+    x1 = coords[1]
+    x2 = coords[2]
+    c0 = c[0]
+    c1 = c[1]
+    c2 = c[2]
+    w_in = 0.0
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    if row_w.shape[0]:
+        for r in range(a, b):
+            d = _row_distance(x0[r], x1[r], x2[r], c0, c1, c2)
+            m = row_w[r] if d <= h2 else 0.0
+            w_in += m
+            s0 += x0[r] * m
+            s1 += x1[r] * m
+            s2 += x2[r] * m
+    else:
+        for r in range(a, b):
+            d = _row_distance(x0[r], x1[r], x2[r], c0, c1, c2)
+            m = 1.0 if d <= h2 else 0.0
+            w_in += m
+            s0 += x0[r] * m
+            s1 += x1[r] * m
+            s2 += x2[r] * m
+    acc[0] += w_in
+    acc[1] += s0
+    acc[2] += s1
+    acc[3] += s2
+
+
+@numba.njit(cache=True, nogil=True)
+def _axis_bounds(c, k, side, margin):
+    """Squared distances from ``c`` to the nearest and farthest points of
+    cell ``k`` (``[k * side, (k + 1) * side]`` widened by ``margin``)."""
+    lo = k * side - margin
+    hi = lo + side + 2.0 * margin
+    u = max(lo - c, c - hi, 0.0)
+    m = max(c - lo, hi - c)
+    return u * u, m * m
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
+def column_index_sums(
+    centers,
+    n_axes,
+    col_side,
+    z_side,
+    col_lo,
+    col_hi,
+    coords,
+    row_w,
+    col_c,
+    z_lo,
+    z_hi,
+    z_base,
+    origin,
+    z_first,
+    pre_w,
+    pre_s,
+    table,
+    h2,
+    band,
+    margin,
+    sums,
+    weights,
+):
+    """Add the flat-kernel sums of every center (padded to 3) over a column index.
+
+    For each column the ball of a center can reach, the column's box across
+    (its two cell coordinates) bounds every row's distance across; the rows
+    of cells along the third axis that lie surely within ``h`` for every
+    position across are summed from the prefix sums, those surely beyond are
+    skipped, and the rows of the cells between (two runs) are tested one by
+    one with ``sum_j (x_j - c_j)^2 <= h^2``. "Surely" keeps ``band`` between
+    a bound and ``h^2``, wider than the rounding of any row's distance.
+    """
+    inner = h2 - band
+    outer = h2 + band
+    reach = np.sqrt(outer)
+    mask = np.int64(table.shape[0] - 1)
+    first = 2 - n_axes
+    acc = np.zeros(4)
+    s = np.zeros(3)
+    span = np.int64(2.0 * (reach + margin) / col_side) + 3
+    near = np.zeros((2, span))
+    far = np.zeros((2, span))
+    k0 = np.zeros(2, dtype=np.int64)
+    k1 = np.zeros(2, dtype=np.int64)
+    for i in range(centers.shape[0]):
+        c = centers[i]
+        acc[:] = 0.0
+        total = 0.0
+        s[:] = 0.0
+        empty = False
+        for a in range(first, 2):
+            lo = max(np.int64(np.floor((c[a] - reach - margin) / col_side)), col_lo[a])
+            hi = min(np.int64(np.floor((c[a] + reach + margin) / col_side)), col_hi[a])
+            empty = empty or hi < lo
+            k0[a] = lo
+            k1[a] = hi
+            for k in range(lo, hi + 1):
+                near[a, k - lo], far[a, k - lo] = _axis_bounds(
+                    c[a], k, col_side, margin
+                )
+        if empty:
+            continue
+        cz = c[2]
+        for p in range(k0[0], k1[0] + 1):
+            n0 = near[0, p - k0[0]]
+            f0 = far[0, p - k0[0]]
+            if n0 > outer:
+                continue
+            for q in range(k0[1], k1[1] + 1):
+                n01 = n0 + near[1, q - k0[1]]
+                if n01 > outer:
+                    continue
+                f01 = f0 + far[1, q - k0[1]]
+                slot = _hash(p, q, mask)
+                col = -1
+                while table[slot] >= 0:
+                    t = table[slot]
+                    if col_c[t, 0] == p and col_c[t, 1] == q:
+                        col = t
+                        break
+                    slot = (slot + 1) & mask
+                if col < 0:
+                    continue
+                ro = np.sqrt(outer - n01)
+                zl = max(np.int64(np.floor((cz - ro - margin) / z_side)), z_lo[col])
+                zh = min(np.int64(np.floor((cz + ro + margin) / z_side)), z_hi[col])
+                if zl > zh:
+                    continue
+                base = z_base[col] - z_lo[col]
+                # Cells [sl, sh] lie surely within: their whole box is.
+                sl = zh + 1
+                sh = zh
+                if f01 < inner:
+                    ri = np.sqrt(inner - f01)
+                    a = max(np.int64(np.ceil((cz - ri + margin) / z_side)), zl)
+                    b = min(np.int64(np.floor((cz + ri - margin) / z_side)) - 1, zh)
+                    if a <= b:
+                        sl = a
+                        sh = b
+                if sl <= sh:
+                    e0 = base + sl
+                    e1 = base + sh + 1
+                    w = pre_w[e1] - pre_w[e0]
+                    total += w
+                    for j in range(3):
+                        s[j] += pre_s[j, e1] - pre_s[j, e0] + w * origin[col, j]
+                    _add_run(coords, row_w, z_first[base + zl], z_first[e0], c, h2, acc)
+                    _add_run(
+                        coords, row_w, z_first[e1], z_first[base + zh + 1], c, h2, acc
+                    )
+                else:
+                    _add_run(
+                        coords,
+                        row_w,
+                        z_first[base + zl],
+                        z_first[base + zh + 1],
+                        c,
+                        h2,
+                        acc,
+                    )
+        weights[i] += total + acc[0]
+        for j in range(3):
+            sums[i, j] += s[j] + acc[j + 1]
