@@ -232,9 +232,12 @@ def _iterate(rows, centers, kernel_args, tol, dtype, last):
     moving = np.flatnonzero(centers.active)
     sums, weights = rows.shift_sums(centers.pos[moving], **kernel_args)
     reached = weights > 0
-    centers = centers.take(np.setdiff1d(np.arange(len(centers)), moving[~reached]))
-    moving = np.flatnonzero(centers.active)
-    sums, weights = sums[reached], weights[reached]
+    if not reached.all():
+        keep = np.ones(len(centers), dtype=bool)
+        keep[moving[~reached]] = False
+        centers = centers.take(keep)
+        moving = np.flatnonzero(centers.active)
+        sums, weights = sums[reached], weights[reached]
     # Round to the data's precision so a float32 fit follows the same path
     # as a float32 computation would.
     new = (sums / weights[:, None]).astype(dtype).astype(np.float64)

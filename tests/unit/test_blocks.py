@@ -491,6 +491,71 @@ def test_equal_rows_groups_as_numpy_unique(n, n_features, values, seed):
     found = _equal_rows(pos)
     if len(first) == n:
         assert found is None
-    else:
-        np.testing.assert_array_equal(found[0], first)
-        np.testing.assert_array_equal(found[1], inverse.ravel())
+        return
+    # The same groups, numbered by their first rows in row order.
+    ours, groups = found
+    np.testing.assert_array_equal(ours, np.sort(first))
+    np.testing.assert_array_equal(ours[groups], first[inverse.ravel()])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n_features=st.sampled_from([1, 2, 3, 5]),
+    bandwidth=st.sampled_from([0.5, 1.0, 2.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_a_flat_shift_raises_the_epanechnikov_density_so_centers_never_cycle(
+    n_features, bandwidth, seed
+):
+    # f(y) = sum_i (h^2 - |x_i - y|^2)_+ and the flat shift y' = mean of the n
+    # rows within h of y give f(y') >= f(y) + n |y' - y|^2: a center moving by
+    # more than the stop threshold can never come back to a position it held
+    # (no cycle to detect). Both ways of summing keep it, up to rounding.
+    rng = np.random.default_rng(seed)
+    X = np.round(rng.normal(size=(3000, n_features)) * 2, 1)
+    h = bandwidth
+    noise = rng.normal(size=(40, n_features)) * 0.3 * h / np.sqrt(n_features)
+    centers = X[rng.choice(len(X), 40)] + noise
+
+    def density(y):
+        d2 = _within_d2(y, X)
+        return np.clip(h * h - d2, 0, None).sum(axis=1)
+
+    for sums, weights in (
+        flat_indexed_sums(centers, flat_prepare(X, None, h), h),
+        shift_partial_sums(centers, X, h, "flat", None),
+    ):
+        met = weights > 0
+        assert met.sum() > 30
+        new = sums[met] / weights[met, None]
+        gain = weights[met] * ((new - centers[met]) ** 2).sum(axis=1)
+        rounding = 1e-12 * weights[met] * (h * h + np.abs(X).max() ** 2)
+        assert (gain > 0).any()
+        assert (density(new) >= density(centers[met]) + gain - rounding).all()
+
+
+def _within_d2(centers, X):
+    d2 = np.zeros((len(centers), len(X)))
+    for j in range(X.shape[1]):
+        d2 += (X[None, :, j] - centers[:, None, j]) ** 2
+    return d2
+
+
+def test_equal_rows_are_grouped_right_when_distinct_rows_share_a_hash(monkeypatch):
+    import dist_meanshift._centers as centers
+
+    # Every row one hash: the rows are grouped by a lexicographic sort.
+    monkeypatch.setattr(centers, "_row_hash", lambda pos: np.zeros(len(pos), np.uint64))
+    pos = np.array([[1.5, 2.0], [3.0, 1.0], [1.5, 2.0], [7.0, 7.0], [3.0, 1.0]])
+    first, inverse = centers._equal_rows(pos)
+    np.testing.assert_array_equal(first, [0, 1, 3])
+    np.testing.assert_array_equal(inverse, [0, 1, 0, 2, 1])
+    assert centers._equal_rows(pos[:2]) is None
+
+
+def test_the_row_hash_spreads_integer_rows():
+    from dist_meanshift._centers import _row_hash
+
+    # Pixels: integer rows, whose low mantissa bits are all zero.
+    grid = np.stack(np.meshgrid(*[np.arange(64.0)] * 3), -1).reshape(-1, 3)
+    assert len(np.unique(_row_hash(grid))) == len(grid)
