@@ -220,6 +220,30 @@ class CellIndex:
 
 
 @dataclass
+class TreeOrder:
+    """Float32 rows in the order of scikit-learn's k-d tree over them, with
+    its nodes: what its flat-kernel means add, in the order it adds them.
+
+    Attributes
+    ----------
+    rows : ndarray of shape (n, n_features), float32
+        The rows in the tree's index order.
+    starts, ends : ndarray of shape (n_nodes,), int64
+        Each node's rows; node ``i``'s children are ``2i + 1`` and ``2i + 2``.
+    leaf : ndarray of shape (n_nodes,), bool
+    lower, upper : ndarray of shape (n_nodes, n_features), float64
+        Each node's bounding box.
+    """
+
+    rows: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    leaf: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+@dataclass
 class ColumnIndex:
     """Rows of up to 3 features in columns, sorted within each along the last.
 
@@ -270,10 +294,13 @@ class ColumnIndex:
 @dataclass
 class PreparedRows:
     """A block of rows as a kernel prepared them for its sums (see
-    ``Kernel.prepare``): here, the cell index of each slab of rows."""
+    ``Kernel.prepare``): here, the cell index of each slab of rows, or
+    (``ordered``) rows whose sums follow their order, which only the
+    kernel's prepared sums give."""
 
     slabs: list
     shape: tuple
+    ordered: bool = False
 
 
 def cells_in_boxes(tree, coords, lo, hi):

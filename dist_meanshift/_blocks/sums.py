@@ -77,7 +77,7 @@ def shift_partial_sums(
     few = n_centers <= kernel.grid_min_centers or few_pairs
     if isinstance(X, PreparedRows):
         # Indexed rows serve a few centers as well as many.
-        if not few_pairs:
+        if not few_pairs or X.ordered:
             return kernel.prepared_sums(centers, X, bandwidth)
         # The index's rows, in their cells' order: the sums are the same.
         return add_partials(

@@ -8,6 +8,7 @@ client. Small in-memory data is worked on in this process instead.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import uuid
@@ -87,7 +88,8 @@ class Rows:
                 # Every row in one index: a center then visits each cell once,
                 # and its partitions, not the chunks, make the tasks.
                 x, w = self.local
-                made = [kernel.prepare(x, w, bandwidth, truncate)]
+                tree = functools.partial(_sklearn_kd_tree, x)
+                made = [kernel.prepare(x, w, bandwidth, truncate, kd_tree=tree)]
             else:
                 fn = dask.delayed(kernel.prepare, pure=False)
                 blocks = (fn(x, w, bandwidth, truncate) for x, w in self.blocks)
@@ -136,12 +138,13 @@ class Rows:
         sums : ndarray of shape (n_centers, n_features)
         weights : ndarray of shape (n_centers,)
         """
-        if self.is_small(len(centers)):
-            return self.map_reduce(_blocks.shift_partial_sums, centers, **kernel_args)
         made, blocks = self.prepared(
             kernel_args["kernel"], kernel_args["bandwidth"], kernel_args.get("truncate")
         )
-        if made is not None and len(centers) <= _LOCAL_MAX_CENTERS:
+        small = self.is_small(len(centers))
+        if small and made is None:
+            return self.map_reduce(_blocks.shift_partial_sums, centers, **kernel_args)
+        if made is not None and (small or len(centers) <= _LOCAL_MAX_CENTERS):
             # A few centers over the rows' index in this process: milliseconds
             # of work, less than a task graph costs.
             return _blocks.add_partials(
@@ -162,6 +165,16 @@ class Rows:
             np.concatenate([r[0] for r in results]),
             np.concatenate([r[1] for r in results]),
         )
+
+
+def _sklearn_kd_tree(X):
+    """The arrays ``(index, nodes, bounds)`` of the k-d tree that scikit-learn's
+    ``MeanShift`` builds over ``X`` (``NearestNeighbors``' default
+    ``leaf_size=30``, the rows held in float64)."""
+    from sklearn.neighbors import KDTree
+
+    _, index, nodes, bounds = KDTree(X.astype(np.float64), leaf_size=30).get_arrays()
+    return np.asarray(index), np.asarray(nodes), np.asarray(bounds)
 
 
 def sample_rows(X, n_samples, random_state):

@@ -22,6 +22,7 @@ from dist_meanshift._blocks import (
     suppress_near_duplicates,
 )
 from dist_meanshift._blocks.dense import dense_sums
+from dist_meanshift._blocks.grid import PreparedRows
 from dist_meanshift._blocks.kernels import KERNELS
 from dist_meanshift._blocks.kernels.flat import (
     flat_indexed_sums,
@@ -559,3 +560,32 @@ def test_the_row_hash_spreads_integer_rows():
     # Pixels: integer rows, whose low mantissa bits are all zero.
     grid = np.stack(np.meshgrid(*[np.arange(64.0)] * 3), -1).reshape(-1, 3)
     assert len(np.unique(_row_hash(grid))) == len(grid)
+
+
+@pytest.mark.parametrize("n_features", [2, 3, 7, 15])
+def test_float32_tree_order_sums_are_sklearns_means(n_features):
+    # The rows within h of a center, as scikit-learn's NearestNeighbors
+    # returns them, np.mean-ed in float32: the same bits, the same counts
+    # (rows on a lattice lie at exactly h from some centers).
+    from sklearn.neighbors import KDTree, NearestNeighbors
+
+    from dist_meanshift._blocks.kernels.flat import tree_order
+
+    rng = np.random.default_rng(n_features)
+    X = np.concatenate(
+        [
+            rng.normal(size=(3000, n_features)),
+            np.round(rng.normal(size=(500, n_features))),
+        ]
+    ).astype(np.float32)
+    h = {2: 1.0, 3: 1.0, 7: 2.0, 15: 3.0}[n_features]
+    centers = np.concatenate([X[:40], np.round(X[40:80])]).astype(np.float64)
+    tree = KDTree(X.astype(np.float64), leaf_size=30).get_arrays()[1:]
+    prepared = PreparedRows([tree_order(X, *tree)], X.shape, ordered=True)
+    sums, weights = flat_indexed_sums(centers, prepared, h)
+    nn = NearestNeighbors(radius=h).fit(X)
+    found = nn.radius_neighbors(centers.astype(np.float32), h, return_distance=False)
+    np.testing.assert_array_equal(weights, [len(i) for i in found])
+    assert (_within_d2(centers, X.astype(np.float64)) == h * h).any()
+    means = np.array([np.mean(X[i], axis=0) for i in found])
+    np.testing.assert_array_equal((sums / weights[:, None]).astype(np.float32), means)

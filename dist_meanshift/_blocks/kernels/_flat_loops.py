@@ -583,3 +583,65 @@ def column_index_sums(
         weights[i] += total + acc[0]
         for j in range(3):
             sums[i, j] += s[j] + acc[j + 1]
+
+
+@numba.njit(cache=True, nogil=True)
+def tree_order_means(
+    centers, rows, starts, ends, leaf, lower, upper, h2, means, counts
+):
+    """Float32 means of the rows within ``h`` of each center, as scikit-learn's.
+
+    ``rows`` are float32, in the order of a k-d tree's index, and node
+    ``i`` (children ``2i + 1`` and ``2i + 2``) holds rows
+    ``starts[i]:ends[i]`` within the box ``[lower[i], upper[i]]``. A row is
+    within when ``sum_j (c_j - x_j)^2 <= h^2`` in float64; the rows within
+    are added in index order to a float32 sum, one after the other, and the
+    sum divided by their count in float32: ``np.mean`` of them in the order
+    scikit-learn's tree query returns them. Nodes are skipped when their box
+    is beyond ``h`` and taken whole when it is within: bounds that rounding
+    keeps on the same side of every row's own distance.
+    """
+    d = rows.shape[1]
+    stack = np.empty(256, dtype=np.int64)
+    acc = np.zeros(d, dtype=np.float32)
+    for i in range(centers.shape[0]):
+        c = centers[i]
+        acc[:] = 0
+        k = 0
+        stack[0] = 0
+        top = 1
+        while top > 0:
+            top -= 1
+            node = stack[top]
+            near = 0.0
+            far = 0.0
+            for j in range(d):
+                gap = max(lower[node, j] - c[j], c[j] - upper[node, j], 0.0)
+                near += gap * gap
+                span = max(abs(c[j] - lower[node, j]), abs(c[j] - upper[node, j]))
+                far += span * span
+            if near > h2:
+                continue
+            if far <= h2:
+                for r in range(starts[node], ends[node]):
+                    for j in range(d):
+                        acc[j] += rows[r, j]
+                k += ends[node] - starts[node]
+            elif leaf[node]:
+                for r in range(starts[node], ends[node]):
+                    dist = 0.0
+                    for j in range(d):
+                        t = c[j] - np.float64(rows[r, j])
+                        dist += t * t
+                    if dist <= h2:
+                        for j in range(d):
+                            acc[j] += rows[r, j]
+                        k += 1
+            else:
+                stack[top] = 2 * node + 2
+                stack[top + 1] = 2 * node + 1
+                top += 2
+        counts[i] = k
+        if k:
+            for j in range(d):
+                means[i, j] = acc[j] / np.float32(k)

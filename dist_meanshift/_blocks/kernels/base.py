@@ -110,7 +110,7 @@ class Kernel:
         """
         return self.all_pairs(centers, X, bandwidth, reach, sample_weight)
 
-    def prepare(self, X, sample_weight, bandwidth, truncate=None):
+    def prepare(self, X, sample_weight, bandwidth, truncate=None, kd_tree=None):
         """The rows of one block made ready for many passes of sums, or None.
 
         A kernel may sort a block's rows into an index once per fit; the fit
@@ -124,6 +124,10 @@ class Kernel:
         sample_weight : ndarray of shape (n_rows,) or None
         bandwidth : float
         truncate : float, default=None
+        kd_tree : callable, optional
+            Given when the block holds every row: returns the arrays
+            ``(index, nodes, bounds)`` of scikit-learn's k-d tree of them,
+            the order in which its ``MeanShift`` meets them.
 
         Returns
         -------

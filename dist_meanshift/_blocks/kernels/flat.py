@@ -22,6 +22,7 @@ from ..grid import (
     CellIndex,
     ColumnIndex,
     PreparedRows,
+    TreeOrder,
     cell_keys,
     center_groups,
     count_cells,
@@ -181,6 +182,10 @@ def _means_and_spread(centers, cell_of, sizes):
 
 #: Rows from which a block held in memory is indexed (see Flat.prepare).
 _PREPARE_MIN_ROWS = 1 << 13
+# scikit-learn's MeanShift: NearestNeighbors(radius=bandwidth) keeps its
+# default n_neighbors, and a k-d tree up to 15 features.
+_SKLEARN_N_NEIGHBORS = 5
+_SKLEARN_KD_TREE_FEATURES = 15
 #: Rows of one cell index at most (its int64 keys and sort orders are
 #: temporaries of a few hundred MB at most).
 _INDEX_ROWS = 1 << 22
@@ -205,6 +210,66 @@ def flat_prepare(X, sample_weight, bandwidth):
         ],
         shape,
     )
+
+
+def _sklearn_float32(X, sample_weight):
+    """Whether scikit-learn would fit these rows with a k-d tree and float32 means.
+
+    Unweighted float32 rows of 2 to 15 features, more than 11 of them
+    (fewer rows, or more features, and its neighbours search is brute force;
+    with one feature ``np.mean`` sums the rows pairwise, not in turn).
+    """
+    n, n_features = X.shape
+    return (
+        X.dtype == np.float32
+        and sample_weight is None
+        and n > 2 * _SKLEARN_N_NEIGHBORS + 1
+        and 2 <= n_features <= _SKLEARN_KD_TREE_FEATURES
+    )
+
+
+def tree_order(X, index, nodes, bounds):
+    """The :class:`~..grid.TreeOrder` of float32 rows in scikit-learn's k-d tree.
+
+    ``MeanShift`` finds the rows near a center with ``NearestNeighbors``,
+    a k-d tree of ``leaf_size=30`` over the rows (held in float64), whose
+    radius query returns them in the order of the tree's index; their
+    ``np.mean`` adds them in that order in float32. The same tree, built by
+    scikit-learn, gives the same order: ``index``, ``nodes`` and ``bounds``
+    are its arrays (``KDTree.get_arrays()``).
+    """
+    return TreeOrder(
+        rows=np.ascontiguousarray(X[np.asarray(index)]),
+        starts=np.asarray(nodes["idx_start"], dtype=np.int64),
+        ends=np.asarray(nodes["idx_end"], dtype=np.int64),
+        leaf=np.asarray(nodes["is_leaf"], dtype=bool),
+        lower=np.ascontiguousarray(bounds[0]),
+        upper=np.ascontiguousarray(bounds[1]),
+    )
+
+
+def _tree_order_sums(centers, order, h, sums, weights):
+    """Add the sums of ``centers`` over a :class:`~..grid.TreeOrder` (in place):
+    each center's float32 mean times its count, which divides back exactly."""
+    from ._flat_loops import tree_order_means
+
+    means = np.zeros((len(centers), order.rows.shape[1]), dtype=np.float32)
+    counts = np.zeros(len(centers), dtype=np.int64)
+    tree_order_means(
+        centers,
+        order.rows,
+        order.starts,
+        order.ends,
+        order.leaf,
+        order.lower,
+        order.upper,
+        h * h,
+        means,
+        counts,
+    )
+    # A float32 mean (24 bits) times a count below 2^29 is exact in float64.
+    sums += means.astype(np.float64) * counts[:, None]
+    weights += counts
 
 
 def _column_index(X, sample_weight, h):
@@ -401,6 +466,9 @@ def flat_indexed_sums(centers, prepared, bandwidth):
     extent = float(np.abs(centers).max(initial=0.0)) + h
     groups = None
     for index in prepared.slabs:
+        if isinstance(index, TreeOrder):
+            _tree_order_sums(centers, index, h, sums, weights)
+            continue
         # Bounds within `band` of h^2 are decided row by row: wider than the
         # rounding of any distance between rows and centers this far out.
         band = 1e-12 * h * (h + extent + index.scale)
@@ -507,7 +575,9 @@ class Flat(Kernel):
     def bandwidth(self, radius, n_neighbours):
         return radius
 
-    def prepare(self, X, sample_weight, bandwidth, truncate=None):
+    def prepare(self, X, sample_weight, bandwidth, truncate=None, kd_tree=None):
+        if kd_tree is not None and _sklearn_float32(X, sample_weight) and bandwidth:
+            return PreparedRows([tree_order(X, *kd_tree())], X.shape, ordered=True)
         # A few thousand rows are summed as they are: the compiled loop's
         # first call in a process (0.5 s) would cost more than it saves.
         few = X.shape[0] < _PREPARE_MIN_ROWS
