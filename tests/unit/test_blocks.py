@@ -589,3 +589,21 @@ def test_float32_tree_order_sums_are_sklearns_means(n_features):
     assert (_within_d2(centers, X.astype(np.float64)) == h * h).any()
     means = np.array([np.mean(X[i], axis=0) for i in found])
     np.testing.assert_array_equal((sums / weights[:, None]).astype(np.float32), means)
+
+
+def test_float32_sums_in_tree_order_agree_by_numpy_and_compiled(monkeypatch):
+    from sklearn.neighbors import KDTree
+
+    from dist_meanshift._blocks.kernels import flat
+
+    rng = np.random.default_rng(2)
+    X = np.round(rng.normal(size=(4000, 3)) * 8).astype(np.float32) / 8
+    tree = KDTree(X.astype(np.float64), leaf_size=30).get_arrays()[1:]
+    prepared = PreparedRows([flat.tree_order(X, *tree)], X.shape, ordered=True)
+    centers = X[:50].astype(np.float64)
+    monkeypatch.setattr(flat, "_TREE_NUMPY_PAIRS", 0)
+    compiled = flat_indexed_sums(centers, prepared, 0.75)
+    monkeypatch.setattr(flat, "_TREE_NUMPY_PAIRS", 1 << 30)
+    by_numpy = flat_indexed_sums(centers, prepared, 0.75)
+    np.testing.assert_array_equal(compiled[1], by_numpy[1])
+    np.testing.assert_array_equal(compiled[0], by_numpy[0])

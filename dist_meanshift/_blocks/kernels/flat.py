@@ -186,6 +186,9 @@ _PREPARE_MIN_ROWS = 1 << 13
 # default n_neighbors, and a k-d tree up to 15 features.
 _SKLEARN_N_NEIGHBORS = 5
 _SKLEARN_KD_TREE_FEATURES = 15
+# Float32 sums in scikit-learn's order of at most this many center-row pairs
+# are np.mean-ed by numpy (see _tree_order_sums).
+_TREE_NUMPY_PAIRS = 1 << 20
 #: Rows of one cell index at most (its int64 keys and sort orders are
 #: temporaries of a few hundred MB at most).
 _INDEX_ROWS = 1 << 22
@@ -250,23 +253,39 @@ def tree_order(X, index, nodes, bounds):
 
 def _tree_order_sums(centers, order, h, sums, weights):
     """Add the sums of ``centers`` over a :class:`~..grid.TreeOrder` (in place):
-    each center's float32 mean times its count, which divides back exactly."""
-    from ._flat_loops import tree_order_means
+    each center's float32 mean times its count, which divides back exactly.
 
+    Up to ``_TREE_NUMPY_PAIRS`` center-row pairs, ``np.mean`` itself of each
+    center's rows (a boolean mask keeps the tree's order): no compiled loop
+    to load for a small fit.
+    """
     means = np.zeros((len(centers), order.rows.shape[1]), dtype=np.float32)
     counts = np.zeros(len(centers), dtype=np.int64)
-    tree_order_means(
-        centers,
-        order.rows,
-        order.starts,
-        order.ends,
-        order.leaf,
-        order.lower,
-        order.upper,
-        h * h,
-        means,
-        counts,
-    )
+    if len(centers) * len(order.rows) <= _TREE_NUMPY_PAIRS:
+        rows = order.rows.astype(np.float64)
+        for i, c in enumerate(centers):
+            d2 = np.zeros(len(rows))
+            for j in range(rows.shape[1]):
+                d2 += (c[j] - rows[:, j]) ** 2
+            inside = d2 <= h * h
+            counts[i] = np.count_nonzero(inside)
+            if counts[i]:
+                means[i] = np.mean(order.rows[inside], axis=0)
+    else:
+        from ._flat_loops import tree_order_means
+
+        tree_order_means(
+            centers,
+            order.rows,
+            order.starts,
+            order.ends,
+            order.leaf,
+            order.lower,
+            order.upper,
+            h * h,
+            means,
+            counts,
+        )
     # A float32 mean (24 bits) times a count below 2^29 is exact in float64.
     sums += means.astype(np.float64) * counts[:, None]
     weights += counts
