@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import warnings
 
 import click
 
@@ -155,6 +156,14 @@ class Command(click.Group):
     """One line on stderr for every error: usage (2), input (2), failure (1)."""
 
     def main(self, *args, **kwargs):
+        # A zarr write that fails (a full disk) abandons the coroutines of its
+        # batch not yet started; Python warns of them as they are collected,
+        # at exit, after the command's one-line error: noise, not news.
+        warnings.filterwarnings(
+            "ignore",
+            message="coroutine '.*' was never awaited",
+            category=RuntimeWarning,
+        )
         try:
             rv = super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as exc:

@@ -56,8 +56,23 @@ def test_remote_job_runs_on_the_workers_and_equals_the_in_memory_fit(tmp_path):
     assert all(after[w] > before.get(w, 0) for w in after)
     result = zarr.open_group(str(tmp_path / "result.zarr"), mode="r")
     assert result.attrs["complete"] is True
-    model = MeanShift(result.attrs["bandwidth"], kernel="flat", bin_seeding=True).fit(X)
+    params = {"bandwidth": result.attrs["bandwidth"], "bin_seeding": True}
+    # The store fitted in this process: the same float64 sums, rounded to
+    # float32 alike.
+    stored = zarr.open_array(str(tmp_path / "blobs.zarr/X"), mode="r")
+    model = MeanShift(kernel="flat", **params).fit(stored)
     np.testing.assert_allclose(result["cluster_centers"][:], model.cluster_centers_)
+    np.testing.assert_array_equal(result["labels"][:], model.labels_)
+    # The rows in memory: float32 means in scikit-learn's order, rows added
+    # one by one in float32, within the bound of such a sum of n rows,
+    # n * 2^-24 * max |x| (Higham, recursive summation), of the exact mean.
+    model = MeanShift(kernel="flat", **params).fit(X)
+    np.testing.assert_allclose(
+        result["cluster_centers"][:],
+        model.cluster_centers_,
+        rtol=0,
+        atol=len(X) * 2**-24 * float(np.abs(X).max()),
+    )
     np.testing.assert_array_equal(result["labels"][:], model.labels_)
 
 
