@@ -169,11 +169,21 @@ class Rows:
 
 def _sklearn_kd_tree(X):
     """The arrays ``(index, nodes, bounds)`` of the k-d tree that scikit-learn's
-    ``MeanShift`` builds over ``X`` (``NearestNeighbors``' default
-    ``leaf_size=30``, the rows held in float64)."""
-    from sklearn.neighbors import KDTree
+    ``MeanShift`` builds over ``X``, or None where it searches by brute force.
 
-    _, index, nodes, bounds = KDTree(X.astype(np.float64), leaf_size=30).get_arrays()
+    ``MeanShift`` keeps ``NearestNeighbors``' defaults (``n_neighbors``,
+    ``leaf_size``, read from it here); with them its ``"auto"`` search is a
+    k-d tree over the rows held in float64, unless there are more than 15
+    features or ``n_neighbors`` reaches half the rows.
+    """
+    from sklearn.neighbors import KDTree, NearestNeighbors
+
+    defaults = NearestNeighbors().get_params()
+    n_rows, n_features = X.shape
+    if n_features > 15 or defaults["n_neighbors"] >= n_rows // 2:
+        return None
+    tree = KDTree(X.astype(np.float64), leaf_size=defaults["leaf_size"])
+    _, index, nodes, bounds = tree.get_arrays()
     return np.asarray(index), np.asarray(nodes), np.asarray(bounds)
 
 

@@ -127,7 +127,8 @@ class Kernel:
         kd_tree : callable, optional
             Given when the block holds every row: returns the arrays
             ``(index, nodes, bounds)`` of scikit-learn's k-d tree of them,
-            the order in which its ``MeanShift`` meets them.
+            the order in which its ``MeanShift`` meets them (None where it
+            searches by brute force).
 
         Returns
         -------

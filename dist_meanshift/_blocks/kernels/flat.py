@@ -182,10 +182,6 @@ def _means_and_spread(centers, cell_of, sizes):
 
 #: Rows from which a block held in memory is indexed (see Flat.prepare).
 _PREPARE_MIN_ROWS = 1 << 13
-# scikit-learn's MeanShift: NearestNeighbors(radius=bandwidth) keeps its
-# default n_neighbors, and a k-d tree up to 15 features.
-_SKLEARN_N_NEIGHBORS = 5
-_SKLEARN_KD_TREE_FEATURES = 15
 # Float32 sums in scikit-learn's order of at most this many center-row pairs
 # are np.mean-ed by numpy (see _tree_order_sums).
 _TREE_NUMPY_PAIRS = 1 << 20
@@ -216,19 +212,10 @@ def flat_prepare(X, sample_weight, bandwidth):
 
 
 def _sklearn_float32(X, sample_weight):
-    """Whether scikit-learn would fit these rows with a k-d tree and float32 means.
-
-    Unweighted float32 rows of 2 to 15 features, more than 11 of them
-    (fewer rows, or more features, and its neighbours search is brute force;
-    with one feature ``np.mean`` sums the rows pairwise, not in turn).
-    """
-    n, n_features = X.shape
-    return (
-        X.dtype == np.float32
-        and sample_weight is None
-        and n > 2 * _SKLEARN_N_NEIGHBORS + 1
-        and 2 <= n_features <= _SKLEARN_KD_TREE_FEATURES
-    )
+    """Whether scikit-learn's means of these rows add them one after another
+    in float32: unweighted float32 rows of 2 features or more (with one,
+    ``np.mean`` sums the rows pairwise, not in turn)."""
+    return X.dtype == np.float32 and sample_weight is None and X.shape[1] >= 2
 
 
 def tree_order(X, index, nodes, bounds):
@@ -596,7 +583,9 @@ class Flat(Kernel):
 
     def prepare(self, X, sample_weight, bandwidth, truncate=None, kd_tree=None):
         if kd_tree is not None and _sklearn_float32(X, sample_weight) and bandwidth:
-            return PreparedRows([tree_order(X, *kd_tree())], X.shape, ordered=True)
+            tree = kd_tree()
+            if tree is not None:
+                return PreparedRows([tree_order(X, *tree)], X.shape, ordered=True)
         # A few thousand rows are summed as they are: the compiled loop's
         # first call in a process (0.5 s) would cost more than it saves.
         few = X.shape[0] < _PREPARE_MIN_ROWS
