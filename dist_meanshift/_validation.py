@@ -13,8 +13,6 @@ import dask
 import dask.array as da
 import numpy as np
 import zarr
-from sklearn.utils import check_array
-from sklearn.utils.validation import validate_data
 
 from . import inputs
 from .errors import InputError
@@ -99,8 +97,12 @@ def check_input(X, *, name="X", estimator=None, reset=True):
     kwargs = {"dtype": [np.float64, np.float32], "ensure_all_finite": False}
     try:
         if estimator is not None:
+            from sklearn.utils.validation import validate_data
+
             Xn = validate_data(estimator, X, reset=reset, **kwargs)
         else:
+            from sklearn.utils import check_array
+
             Xn = check_array(X, input_name=name, **kwargs)
     except ValueError as exc:
         if "could not convert" in str(exc) or "dtype" in str(exc).lower():
@@ -251,6 +253,8 @@ def check_sample_weight(sample_weight, data):
 def check_seeds(seeds, n_features):
     """Validate user seeds: a finite 2-D array as wide as the data."""
     try:
+        from sklearn.utils import check_array
+
         seeds = check_array(seeds, dtype=[np.float64, np.float32], input_name="seeds")
     except ValueError as exc:
         raise InputError(str(exc)) from exc

@@ -217,10 +217,15 @@ _MARGIN = 32 * 2**20
 
 
 def _footprint():
-    """On a worker: its process and memory once it has what tasks import."""
+    """On a worker: its process and memory once it has what tasks import.
+
+    That includes numba, which tasks over chunks of many rows load for their
+    compiled loops (binning, labels, flat sums): some 110 MiB of a process.
+    """
     import psutil
 
     from . import _blocks, _dask  # noqa: F401 - what the tasks import
+    from ._blocks import _loops  # noqa: F401 - and numba, for large chunks
 
     return socket.gethostname(), os.getpid(), psutil.Process().memory_info().rss
 

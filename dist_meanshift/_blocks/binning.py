@@ -19,6 +19,10 @@ _TABLE_ROWS = 1 << 21
 # Cell tables over grids of at most this many cells (and not much more than
 # rows) count every cell in place instead of sorting: 32 MB per float64 count.
 _DENSE_CELLS = 1 << 22
+#: Blocks of at least this many rows are binned by a compiled loop (one pass,
+#: a hash table of the occupied cells: some 10 ns a row against numpy's 90,
+#: more than reading and decoding a row); smaller ones never load numba (see _loops).
+COMPILED_MIN_ROWS = 1 << 17
 
 
 def bin_counts(X, bin_size, sample_weight=None):
@@ -40,6 +44,9 @@ def bin_counts(X, bin_size, sample_weight=None):
     counts : ndarray of shape (n_cells,), float64
         Number (or total weight) of rows in each cell.
     """
+    compiled = _compiled_table(X, bin_size, True, sample_weight, False)
+    if compiled is not None:
+        return compiled
     parts = [
         _cell_table(x, bin_size, np.round, w)
         for x, w in slabs(X, sample_weight, _TABLE_ROWS)
@@ -61,6 +68,9 @@ def cell_sums(X, cell_size, sample_weight=None):
     sums : ndarray of shape (n_cells, n_features), float64
         Weighted coordinate sums of the rows in each cell.
     """
+    compiled = _compiled_table(X, cell_size, False, sample_weight, True)
+    if compiled is not None:
+        return compiled
     parts = [
         _cell_table(x, cell_size, np.floor, w, with_sums=True)
         for x, w in slabs(X, sample_weight, _TABLE_ROWS)
@@ -156,6 +166,44 @@ def _cell_table(X, size, snap, sample_weight=None, with_sums=False):
             values *= w
         sums[:, j] = np.bincount(cell_of, weights=values, minlength=n_slots)[occupied]
     return cells, counts, sums
+
+
+def _compiled_table(X, size, round_half_even, sample_weight, with_sums):
+    """:func:`_cell_table` of a whole block by the compiled loop, or None.
+
+    None for blocks under ``COMPILED_MIN_ROWS`` rows, and for grids whose
+    keys would not fit an int64. The cells are those of :func:`_snap`: the
+    range of cells per feature is that of the snapped column minimum and
+    maximum (snapping is monotonic), in float64 where float32 could not tell
+    such cells apart.
+    """
+    X = np.asarray(X)
+    if X.shape[0] < COMPILED_MIN_ROWS or X.dtype not in (np.float32, np.float64):
+        return None
+    from ._loops import cell_table, column_ranges
+
+    snap = np.round if round_half_even else np.floor
+    work = X.dtype.type
+    ends = np.stack(column_ranges(X))
+    cells = snap(ends.astype(work) / work(size))
+    if work is np.float32 and np.abs(cells).max() >= 2**22:
+        work = np.float64
+        cells = snap(ends.astype(work) / work(size))
+    lo = cells[0].astype(np.int64)
+    span = cells[1].astype(np.int64) - lo + 1
+    if count_cells(span) >= 2.0**62:
+        return None
+    strides = np.cumprod(np.r_[span[1:], 1][::-1])[::-1].astype(np.int64)
+    w = np.zeros(0) if sample_weight is None else np.asarray(sample_weight, float)
+    keys, counts, sums = cell_table(
+        X, work(size), lo, strides, round_half_even, w, with_sums
+    )
+    order = np.argsort(keys)
+    keys = keys[order]
+    cells = lo + (keys[:, None] // strides) % span
+    if with_sums:
+        return cells, counts[order], sums[order]
+    return cells, counts[order]
 
 
 def _snap(X, size, snap):

@@ -88,6 +88,9 @@ def shift_partial_sums(
         )
     if reach is None or reach == 0 or few:
         return kernel.all_pairs(centers, X, bandwidth, reach, sample_weight)
+    summed = kernel.row_sums(centers, X, bandwidth, reach, sample_weight)
+    if summed is not None:
+        return summed
     if n_features > GRID_MAX_FEATURES:
         # A grid of cells as wide as the reach holds about one row per cell in
         # many dimensions and its 3^d neighbourhoods cannot be visited: every

@@ -645,3 +645,277 @@ def tree_order_means(
         if k:
             for j in range(d):
                 means[i, j] = acc[j] / np.float32(k)
+
+
+@numba.njit(cache=True, nogil=True)
+def sort_rows_by_cell(X, row_w, origin, inv_side, shape):
+    """The rows of a block counted, sorted and summed by the cells of a grid.
+
+    The grid has ``shape`` cells of ``1 / inv_side`` from ``origin`` along
+    the first ``len(shape)`` features; rows outside it are left out (no
+    center is within reach of them).
+
+    Returns
+    -------
+    starts : ndarray of shape (n_cells + 1,), int64
+        The rows of cell ``q`` are ``rows[starts[q]:starts[q + 1]]``.
+    rows : ndarray of shape (n_kept, n_features), the rows' dtype
+    kept_w : ndarray of shape (n_kept,) or (0,)
+        Their weights, if weighted.
+    cell_w : ndarray of shape (n_cells,), float64
+        Each cell's weight (number of rows, or sum of their weights).
+    cell_s : ndarray of shape (n_cells, n_features), float64
+        Each cell's weighted coordinate sums.
+    """
+    n, f = X.shape
+    g = shape.shape[0]
+    n_cells = 1
+    for a in range(g):
+        n_cells *= shape[a]
+    cell_of = np.empty(n, np.int32)
+    starts = np.zeros(n_cells + 1, np.int64)
+    for i in range(n):
+        cell = np.int64(0)
+        for a in range(g):
+            v = (X[i, a] - origin[a]) * inv_side
+            if not (v >= 0.0 and v < shape[a]):
+                cell = -1
+                break
+            cell = cell * shape[a] + np.int64(v)
+        cell_of[i] = np.int32(cell)
+        if cell >= 0:
+            starts[cell + 1] += 1
+    for q in range(n_cells):
+        starts[q + 1] += starts[q]
+    weighted = row_w.shape[0] > 0
+    rows = np.empty((starts[n_cells], f), X.dtype)
+    kept_w = np.empty(starts[n_cells] if weighted else 0)
+    cell_w = np.zeros(n_cells)
+    cell_s = np.zeros((n_cells, f))
+    cursor = starts[:-1].copy()
+    for i in range(n):
+        q = cell_of[i]
+        if q < 0:
+            continue
+        r = cursor[q]
+        cursor[q] += 1
+        w = row_w[i] if weighted else 1.0
+        if weighted:
+            kept_w[r] = w
+        cell_w[q] += w
+        for j in range(f):
+            rows[r, j] = X[i, j]
+            cell_s[q, j] += np.float64(X[i, j]) * w
+    return starts, rows, kept_w, cell_w, cell_s
+
+
+@numba.njit(cache=True, nogil=True)
+def sorted_cell_sums(centers, h2, slack, origin, side, shape, margin, whole,
+                     starts, rows, kept_w, cell_w, cell_s, sums, weights):
+    """Add the flat-kernel sums of every center over rows sorted by cell.
+
+    For each center, every cell of :func:`sort_rows_by_cell`'s grid within
+    reach: a cell whose box (widened by ``margin``, beyond the rounding of a
+    row's cell) lies surely within the bandwidth adds its weight and sums
+    without visiting its rows (only with ``whole``: the grid spans every
+    feature); one surely beyond adds nothing; the rows of any other are
+    tested one by one with scikit-learn's ``sum_j (x_j - c_j)^2 <= h^2``
+    (:func:`_row_distance`'s order, in float64), added times 0 or 1 (or
+    their weight) without a branch. "Surely" keeps a relative ``slack`` on
+    ``h^2`` beyond the rounding of any row's distance.
+    """
+    k, f = centers.shape
+    g = shape.shape[0]
+    dims = np.ones(3, np.int64)
+    dims[3 - g :] = shape
+    first = np.zeros(3, np.int64)
+    last = np.zeros(3, np.int64)
+    c_pad = np.zeros(3)
+    o_pad = np.zeros(3)
+    weighted = kept_w.shape[0] > 0
+    inside2 = h2 * (1.0 - slack)
+    beyond2 = h2 * (1.0 + slack)
+    h = np.sqrt(h2)
+    for c in range(k):
+        for a in range(3):
+            first[a] = 0
+            last[a] = 0
+        for a in range(g):
+            b = 3 - g + a
+            c_pad[b] = centers[c, a]
+            o_pad[b] = origin[a]
+            lo = (centers[c, a] - h - margin - origin[a]) / side
+            hi = (centers[c, a] + h + margin - origin[a]) / side
+            first[b] = max(0, np.int64(np.floor(lo)))
+            last[b] = min(dims[b] - 1, np.int64(np.floor(hi)))
+        acc_w = 0.0
+        acc = np.zeros(f)
+        for q0 in range(first[0], last[0] + 1):
+            for q1 in range(first[1], last[1] + 1):
+                for q2 in range(first[2], last[2] + 1):
+                    cell = (q0 * dims[1] + q1) * dims[2] + q2
+                    a_row = starts[cell]
+                    b_row = starts[cell + 1]
+                    if a_row == b_row:
+                        continue
+                    near = 0.0
+                    far = 0.0
+                    for b in range(3 - g, 3):
+                        q = (q0, q1, q2)[b]
+                        lo = o_pad[b] + q * side - margin
+                        hi = lo + side + 2.0 * margin
+                        t = max(lo - c_pad[b], c_pad[b] - hi)
+                        if t > 0.0:
+                            near += t * t
+                        m = max(c_pad[b] - lo, hi - c_pad[b])
+                        far += m * m
+                    if near > beyond2:
+                        continue
+                    if whole and far <= inside2:
+                        acc_w += cell_w[cell]
+                        for j in range(f):
+                            acc[j] += cell_s[cell, j]
+                        continue
+                    for r in range(a_row, b_row):
+                        d = 0.0
+                        for j in range(f):
+                            t = rows[r, j] - centers[c, j]
+                            d += t * t
+                        w = kept_w[r] if weighted else 1.0
+                        m = w if d <= h2 else 0.0
+                        acc_w += m
+                        for j in range(f):
+                            acc[j] += rows[r, j] * m
+        weights[c] += acc_w
+        for j in range(f):
+            sums[c, j] += acc[j]
+
+
+@numba.njit(cache=True, nogil=True)
+def center_lists(centers, origin, side, shape, h, margin):
+    """The centers within reach of each cell of a grid over the first axes.
+
+    The grid has ``shape`` cells of ``side`` from ``origin`` along the first
+    ``len(shape)`` features (at most 3); a center is listed in every cell
+    whose box, widened by ``margin``, comes within ``h`` of it along those
+    features (a bound below its distance to any row of the cell).
+
+    Returns
+    -------
+    ptr : ndarray of shape (n_cells + 1,), int64
+    members : ndarray of shape (ptr[-1],), int64
+        The centers of cell ``q`` are ``members[ptr[q]:ptr[q + 1]]``.
+    """
+    k = centers.shape[0]
+    g = shape.shape[0]
+    dims = np.ones(3, np.int64)
+    dims[3 - g :] = shape
+    counts = np.zeros(dims[0] * dims[1] * dims[2] + 1, np.int64)
+    first = np.zeros(3, np.int64)
+    last = np.zeros(3, np.int64)
+    c_pad = np.zeros(3)
+    o_pad = np.zeros(3)
+    members = np.zeros(0, np.int64)
+    for fill in range(2):
+        if fill:
+            for q in range(1, counts.shape[0]):
+                counts[q] += counts[q - 1]
+            members = np.empty(counts[-1], np.int64)
+            cursor = counts[:-1].copy()
+        for c in range(k):
+            for a in range(3):
+                first[a] = 0
+                last[a] = 0
+            for a in range(g):
+                b = 3 - g + a
+                c_pad[b] = centers[c, a]
+                o_pad[b] = origin[a]
+                lo = (centers[c, a] - h - margin - origin[a]) / side
+                hi = (centers[c, a] + h + margin - origin[a]) / side
+                first[b] = max(0, np.int64(np.floor(lo)))
+                last[b] = min(dims[b] - 1, np.int64(np.floor(hi)))
+            for q0 in range(first[0], last[0] + 1):
+                for q1 in range(first[1], last[1] + 1):
+                    for q2 in range(first[2], last[2] + 1):
+                        near = 0.0
+                        for b in range(3 - g, 3):
+                            q = (q0, q1, q2)[b]
+                            lo = o_pad[b] + q * side - margin
+                            t = max(lo - c_pad[b], c_pad[b] - (lo + side + 2 * margin))
+                            if t > 0.0:
+                                near += t * t
+                        if near > h * h:
+                            continue
+                        cell = (q0 * dims[1] + q1) * dims[2] + q2
+                        if fill:
+                            members[cursor[cell]] = c
+                            cursor[cell] += 1
+                        else:
+                            counts[cell + 1] += 1
+    return counts, members
+
+
+@numba.njit(cache=True, nogil=True)
+def flat_row_sums(X, row_w, reps, inner2, outer2, group_ptr, group_members,
+                  listed, h2, origin, inv_side, shape, ptr, members,
+                  group_sums, group_weights, sums, weights):
+    """Add every row within the bandwidth of each center to its sums, row by row.
+
+    Centers come in groups around representatives ``reps`` (a center alone
+    is a group of one). Each row finds its cell of the grid of
+    :func:`center_lists` (``members`` are groups there) and, for each group
+    listed, its squared distance ``d`` to the representative: at most
+    ``inner2``, the row is within the bandwidth of every member (it is
+    added once, to the group's sums); beyond ``outer2``, of none; between,
+    each member ``m`` (coordinates ``listed[m]``, members of group ``q`` are
+    ``group_members[group_ptr[q]:group_ptr[q + 1]]``; a group of one is
+    tested directly) is tested exactly, with
+    scikit-learn's ``sum_j (x_j - c_j)^2 <= h^2`` (:func:`_row_distance`'s
+    order, in float64), and added the row times 0 or 1 (or its weight)
+    without a branch: a mispredicted branch costs more than the adds. Rows
+    outside the grid are beyond every center. Sums are in float64.
+    """
+    n, f = X.shape
+    g = shape.shape[0]
+    weighted = row_w.shape[0] > 0
+    x = np.empty(f)
+    for i in range(n):
+        cell = np.int64(0)
+        inside = True
+        for a in range(g):
+            v = (X[i, a] - origin[a]) * inv_side
+            if not (v >= 0.0 and v < shape[a]):
+                inside = False
+                break
+            cell = cell * shape[a] + np.int64(v)
+        if not inside:
+            continue
+        for j in range(f):
+            x[j] = X[i, j]
+        w = row_w[i] if weighted else 1.0
+        for p in range(ptr[cell], ptr[cell + 1]):
+            q = members[p]
+            first = group_ptr[q]
+            last = group_ptr[q + 1]
+            if last - first > 1:
+                d = 0.0
+                for j in range(f):
+                    t = x[j] - reps[q, j]
+                    d += t * t
+                if d > outer2[q]:
+                    continue
+                if d <= inner2[q]:
+                    group_weights[q] += w
+                    for j in range(f):
+                        group_sums[q, j] += x[j] * w
+                    continue
+            for e in range(first, last):
+                d = 0.0
+                for j in range(f):
+                    t = x[j] - listed[e, j]
+                    d += t * t
+                m = w if d <= h2 else 0.0
+                c = group_members[e]
+                weights[c] += m
+                for j in range(f):
+                    sums[c, j] += x[j] * m

@@ -110,6 +110,15 @@ class Kernel:
         """
         return self.all_pairs(centers, X, bandwidth, reach, sample_weight)
 
+    def row_sums(self, centers, X, bandwidth, reach, sample_weight):
+        """Sums of many centers over a block of rows met once, or None.
+
+        A kernel may sum a block that is read for one pass only (a task's
+        chunk, a streamed chunk) row by row in a compiled loop, where
+        sorting the rows into cells would cost more than it saves. None (the
+        default): the grid sums do it. Arguments as :meth:`group_sums`'.
+        """
+
     def prepare(self, X, sample_weight, bandwidth, truncate=None, kd_tree=None):
         """The rows of one block made ready for many passes of sums, or None.
 

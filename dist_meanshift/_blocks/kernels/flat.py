@@ -3,12 +3,15 @@
 Everything that is the flat kernel's own: its reach (the bandwidth), its
 bandwidth rule (the radius itself), scikit-learn's stopping rule and final
 post-processing, the number of centers from which the grid pays, and its
-two ways of summing: over a cell index of the rows (columns with prefix sums
-up to 3 features, two levels of cells beyond), sorted once per fit, with
+three ways of summing: over a cell index of the rows (columns with prefix
+sums up to 3 features, two levels of cells beyond), sorted once per fit, with
 a compiled inner loop (:mod:`._flat_loops`), where the rows stay in the
-fitting process's memory; and, in tasks on a cluster, the numpy grid sums
-with rows settled once for a cell of close centers (numba would hold some
-100 MiB of every worker: a fifth of a 512 MiB worker's memory).
+fitting process's memory; over a chunk read for one pass (a task on a
+cluster, a streamed chunk) of at least ``_ROW_SUMS_MIN_ROWS`` rows, sorted by
+cells within the task by compiled passes (:func:`flat_row_sums`); and, for
+smaller chunks, the numpy grid sums with rows settled once for a cell of
+close centers (they never load numba, which holds some 110 MiB of a
+process).
 """
 
 from __future__ import annotations
@@ -182,6 +185,18 @@ def _means_and_spread(centers, cell_of, sizes):
 
 #: Rows from which a block held in memory is indexed (see Flat.prepare).
 _PREPARE_MIN_ROWS = 1 << 13
+#: Rows from which a block read for one pass (a task on a cluster, a streamed
+#: chunk) is summed row by row by a compiled loop (see flat_row_sums): fewer
+#: never load numba.
+_ROW_SUMS_MIN_ROWS = 1 << 17
+#: Cells per bandwidth of the grid a block read once is sorted into (see
+#: flat_row_sums): finer cells leave fewer rows to test at a ball's edge, and
+#: cost more cell visits per center.
+_ROW_CELLS_PER_H = 4
+#: Cells of that grid are wider where there would be more than this many: a
+#: task holds 48 bytes a cell (its rows' start, weight and sums, 3 features),
+#: 12 MiB, beside its chunk, a sorted copy and 4 bytes a row.
+_ROW_GRID_MAX_CELLS = 1 << 18
 # Float32 sums in scikit-learn's order of at most this many center-row pairs
 # are np.mean-ed by numpy (see _tree_order_sums).
 _TREE_NUMPY_PAIRS = 1 << 20
@@ -487,6 +502,55 @@ def flat_indexed_sums(centers, prepared, bandwidth):
     return sums, weights
 
 
+def flat_row_sums(centers, X, bandwidth, sample_weight):
+    """Flat-kernel sums of a block of rows read once, through cells, or None.
+
+    For rows that are met once per pass (a task's chunk on a cluster, or a
+    chunk streamed from its store), the column index of rows held in memory
+    costs more to build than it saves. Instead two compiled passes
+    (:func:`._flat_loops.sort_rows_by_cell`) sort the rows by cells of a
+    grid ``h / _ROW_CELLS_PER_H`` wide over (up to) the first three features
+    and the centers' reach, with every cell's weight and coordinate sums;
+    then each center (:func:`._flat_loops.sorted_cell_sums`) adds the sums
+    of the cells surely within its ball without visiting their rows (up to
+    3 features), skips the cells surely beyond, and tests only the rows of
+    the cells its edge crosses, exactly (scikit-learn's
+    ``sum_j (x_j - c_j)^2 <= h^2``). Cells count as within or beyond only
+    with a margin wider than the rounding of a row's cell and distance, so
+    the rows within the bandwidth of each center are the pairwise ones.
+
+    Returns None for blocks of fewer than ``_ROW_SUMS_MIN_ROWS`` rows (they
+    never load numba).
+    """
+    X = np.asarray(X)
+    n, n_features = X.shape
+    if n < _ROW_SUMS_MIN_ROWS or X.dtype not in (np.float32, np.float64):
+        return None
+    from ._flat_loops import sort_rows_by_cell, sorted_cell_sums
+
+    h = float(bandwidth)
+    centers = np.ascontiguousarray(centers, dtype=np.float64)
+    g = min(n_features, 3)
+    low = centers[:, :g].min(axis=0)
+    extent = centers[:, :g].max(axis=0) - low
+    side = h / _ROW_CELLS_PER_H
+    while np.prod(np.ceil((extent + 2 * h) / side) + 3) > _ROW_GRID_MAX_CELLS:
+        side *= 1.25
+    origin = low - h - side
+    shape = (np.ceil((extent + 2 * h) / side) + 3).astype(np.int64)
+    # Far beyond the rounding of a row's cell, (x - origin) / side, in units.
+    margin = 1e-12 * (float(np.abs(centers).max()) + 2 * h + 4 * side)
+    w = np.zeros(0) if sample_weight is None else np.asarray(sample_weight, float)
+    cells = sort_rows_by_cell(X, w, origin, 1.0 / side, shape)
+    sums = np.zeros(centers.shape)
+    weights = np.zeros(len(centers))
+    sorted_cell_sums(
+        centers, h * h, 1e-9, origin, side, shape, margin, n_features <= 3,
+        *cells, sums, weights,
+    )
+    return sums, weights
+
+
 def _column_sums(centers, index, h, band, sums, weights):
     """Add the sums of ``centers`` over a column index (in place)."""
     from ._flat_loops import column_index_sums
@@ -598,6 +662,9 @@ class Flat(Kernel):
 
     def group_sums(self, centers, X, bandwidth, reach, sample_weight):
         return flat_shared_sums(centers, X, bandwidth, sample_weight)
+
+    def row_sums(self, centers, X, bandwidth, reach, sample_weight):
+        return flat_row_sums(centers, X, bandwidth, sample_weight)
 
 
 KERNEL = Flat()

@@ -1,0 +1,164 @@
+"""The compiled loops of the passes that stream every row: the same answers as numpy.
+
+Binning, bin seeds, labels and flat-kernel sums of blocks read once switch to
+compiled loops (numba) from a number of rows; here that threshold is lowered
+so that small fixed blocks take both ways, and the answers are compared:
+cells and counts equal, labels equal, rows within the bandwidth of each center
+equal (counts exactly; float64 sums in another order, within the
+recursive-summation bound).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dist_meanshift._blocks import (
+    assign_labels,
+    bin_counts,
+    binning,
+    cell_sums,
+    labels,
+    shift_partial_sums,
+)
+from dist_meanshift._blocks.kernels import flat
+
+RNG = np.random.default_rng(7)
+BLOBS = np.concatenate(
+    [RNG.normal(loc, 1.0, size=(3000, 3)) for loc in ([0, 0, 0], [6, 1, -4], [9, 9, 9])]
+)
+
+
+@pytest.fixture
+def compiled(monkeypatch):
+    """Every block large enough for the compiled loops."""
+    monkeypatch.setattr(binning, "COMPILED_MIN_ROWS", 1)
+    monkeypatch.setattr(labels, "COMPILED_MIN_ROWS", 1)
+    monkeypatch.setattr(flat, "_ROW_SUMS_MIN_ROWS", 1)
+
+
+def _numpy(fn, *args, **kwargs):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(binning, "COMPILED_MIN_ROWS", 1 << 60)
+        mp.setattr(labels, "COMPILED_MIN_ROWS", 1 << 60)
+        mp.setattr(flat, "_ROW_SUMS_MIN_ROWS", 1 << 60)
+        return fn(*args, **kwargs)
+
+
+def _blocks_of(dtype, weighted):
+    X = BLOBS.astype(dtype)
+    # Rows on cell edges and on halves of bins: rounding half to even.
+    X[:200] = (np.round(X[:200] * 2) / 2 * 0.75).astype(dtype)
+    w = RNG.random(len(X)) if weighted else None
+    return X, w
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize(("fn", "size"), [(bin_counts, 0.75), (cell_sums, 0.3)])
+def test_cell_tables_equal_numpys(compiled, dtype, weighted, fn, size):
+    X, w = _blocks_of(dtype, weighted)
+    got = fn(X, size, w)
+    want = _numpy(fn, X, size, w)
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cell_tables_of_far_float32_rows_divide_in_float64(compiled):
+    # float32 cannot tell cells of 1e-3 apart at 1e5: both ways divide in float64.
+    X = (1e5 + RNG.random((5000, 2))).astype(np.float32)
+    for a, b in zip(bin_counts(X, 1e-3), _numpy(bin_counts, X, 1e-3), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cell_tables_grow_past_their_first_slots(compiled):
+    # More occupied cells than the hash table's first slots: it doubles.
+    X = RNG.random((50_000, 2)) * 300
+    cells, counts = bin_counts(X, 1.0)
+    want_cells, want_counts = _numpy(bin_counts, X, 1.0)
+    assert len(cells) > 1 << 14
+    np.testing.assert_array_equal(cells, want_cells)
+    np.testing.assert_array_equal(counts, want_counts)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bandwidth", [None, 1.5])
+def test_labels_equal_numpys(compiled, dtype, bandwidth):
+    X = BLOBS.astype(dtype)
+    centers = np.array([[0, 0, 0], [6, 1, -4], [9, 9, 9], [3, 0.5, -2]], float)
+    np.testing.assert_array_equal(
+        assign_labels(X, centers, bandwidth),
+        _numpy(assign_labels, X, centers, bandwidth),
+    )
+
+
+def test_labels_break_ties_to_the_lowest_center_and_keep_rows_at_h(compiled):
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [5.0, 0.0]])
+    centers = np.array([[2.0, 0.0], [0.0, 0.0], [2.0, 0.0]])
+    # Row 1 is 1 from centers 0 and 1 (tie: 0); row 2 is exactly h = 1 away.
+    np.testing.assert_array_equal(assign_labels(X, centers, 1.0), [1, 0, 0, -1])
+    np.testing.assert_array_equal(assign_labels(X, centers), [1, 0, 0, 0])
+
+
+def _centers_like_an_iteration(n):
+    """Bin seeds, and seeds crowding onto the modes (as a few shifts later)."""
+    seeds = bin_counts(BLOBS, 2.0)[0] * 2.0
+    modes = np.array([[0, 0, 0], [6, 1, -4], [9, 9, 9]], float)
+    crowd = modes[RNG.integers(0, 3, n)] + RNG.normal(0, 0.3, (n, 3))
+    return np.concatenate([seeds, crowd])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n_features", [1, 2, 3, 5])
+def test_flat_row_sums_count_the_pairwise_rows(compiled, dtype, weighted, n_features):
+    """The compiled sums of a block read once against the numpy grid sums."""
+
+    def widened(a):
+        return np.ascontiguousarray(
+            np.concatenate([a, a[:, :2] * 0.5], axis=1)[:, :n_features]
+        )
+
+    X, w = _blocks_of(dtype, weighted)
+    X = widened(X)
+    centers = widened(_centers_like_an_iteration(200))
+    centers = np.concatenate([centers, centers + 0.01])
+    h = 1.5
+    sums, weights = flat.flat_row_sums(centers, X, h, w)
+    want_sums, want_weights = _numpy(
+        shift_partial_sums, centers, X, h, "flat", sample_weight=w
+    )
+    if weighted:
+        np.testing.assert_allclose(weights, want_weights, rtol=len(X) * 2**-52)
+    else:
+        np.testing.assert_array_equal(weights, want_weights)
+    # Two float64 sums of the same m terms in other orders: each within
+    # (m - 1) u sum|x_i| of the exact one (u = 2^-53), sum|x_i| <= weight * max|x|.
+    bound = 2 * len(X) * 2.0**-53 * want_weights[:, None] * np.abs(X).max()
+    assert np.all(np.abs(sums - want_sums) <= bound)
+
+
+def test_flat_row_sums_decide_rows_at_exactly_h(compiled):
+    # Integer lattice rows at exactly h = 2 of integer centers: within.
+    grid = np.stack(
+        np.meshgrid(*[np.arange(-4, 5.0)] * 3, indexing="ij"), axis=-1
+    ).reshape(-1, 3)
+    X = np.repeat(grid, 3, axis=0)
+    centers = grid[np.abs(grid).max(axis=1) <= 2][::3]
+    sums, weights = flat.flat_row_sums(centers, X, 2.0, None)
+    d2 = ((X[None] - centers[:, None]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(weights, (d2 <= 4.0).sum(axis=1))
+    np.testing.assert_array_equal(sums, np.einsum("ij,jk->ik", d2 <= 4.0, X))
+
+
+def test_flat_row_sums_of_far_offset_rows(compiled):
+    # Rows 1e6 from the origin: cells and margins scale with the coordinates.
+    X = BLOBS + 1e6
+    centers = _centers_like_an_iteration(50) + 1e6
+    sums, weights = flat.flat_row_sums(centers, X, 1.0, None)
+    want_sums, want_weights = _numpy(shift_partial_sums, centers, X, 1.0, "flat")
+    np.testing.assert_array_equal(weights, want_weights)
+    bound = 2 * len(X) * 2.0**-53 * want_weights[:, None] * np.abs(X).max()
+    assert np.all(np.abs(sums - want_sums) <= bound)
