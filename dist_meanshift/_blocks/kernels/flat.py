@@ -186,7 +186,7 @@ def _means_and_spread(centers, cell_of, sizes):
 #: Rows from which a block held in memory is indexed (see Flat.prepare).
 _PREPARE_MIN_ROWS = 1 << 13
 #: Rows from which a block read for one pass (a task on a cluster, a streamed
-#: chunk) is summed row by row by a compiled loop (see flat_row_sums): fewer
+#: chunk) is sorted by cells and summed by compiled loops (see flat_row_sums): fewer
 #: never load numba.
 _ROW_SUMS_MIN_ROWS = 1 << 17
 #: Cells per bandwidth of the grid a block read once is sorted into (see
