@@ -268,7 +268,9 @@ def test_large_job_runs_scaled_down_on_memory_limited_workers(tmp_path):
     assert "8 clusters" in done.stdout
     result = zarr.open_group(str(tmp_path / "results/large/result.zarr"), mode="r")
     assert result.attrs["complete"] is True
-    assert result["labels"].chunks == (250000,)
+    # The memory plan keeps the input's chunks or splits them to fit the
+    # workers (numba's compiled loops hold some 110 MiB of each).
+    assert result["labels"].chunks[0] <= 250000
     assert result["cluster_sizes"][:].sum() == 2_000_000
 
 
