@@ -136,7 +136,6 @@ def cell_table(X, size, lo, strides, round_half_even, weights, with_sums):
     shift = 64 - _FIRST_BITS
     keys = np.full(1 << _FIRST_BITS, -1, np.int64)
     values = np.zeros((1 << _FIRST_BITS, 1 + f if with_sums else 1))
-    weighted = weights.shape[0] > 0
     start = 0
     while start < n:
         # Rows until the table is half full, then it doubles.
@@ -148,7 +147,6 @@ def cell_table(X, size, lo, strides, round_half_even, weights, with_sums):
             strides,
             round_half_even,
             weights,
-            weighted,
             with_sums,
             keys,
             values,
@@ -170,7 +168,6 @@ def _add_rows(
     strides,
     round_half_even,
     weights,
-    weighted,
     with_sums,
     keys,
     values,
@@ -181,6 +178,7 @@ def _add_rows(
     Returns the next row and the slots in use.
     """
     n, f = X.shape
+    weighted = weights.shape[0] > 0
     n_slots = keys.shape[0]
     mask = n_slots - 1
     used = n_slots - np.count_nonzero(keys < 0)

@@ -8,6 +8,7 @@ from .grid import (
     cell_keys,
     cell_span,
     count_cells,
+    mixed_radix_strides,
     slabs,
     snapped_columns,
     sorted_runs,
@@ -20,8 +21,9 @@ _TABLE_ROWS = 1 << 21
 # rows) count every cell in place instead of sorting: 32 MB per float64 count.
 _DENSE_CELLS = 1 << 22
 #: Blocks of at least this many rows are binned by a compiled loop (one pass,
-#: a hash table of the occupied cells: some 10 ns a row against numpy's 90,
-#: more than reading and decoding a row); smaller ones never load numba (see _loops).
+#: a hash table of the occupied cells, no temporaries the size of the block:
+#: in workers, where every fresh temporary is faulted in anew, less than half
+#: numpy's time); smaller ones never load numba (see _loops).
 COMPILED_MIN_ROWS = 1 << 17
 
 
@@ -172,28 +174,21 @@ def _compiled_table(X, size, round_half_even, sample_weight, with_sums):
     """:func:`_cell_table` of a whole block by the compiled loop, or None.
 
     None for blocks under ``COMPILED_MIN_ROWS`` rows, and for grids whose
-    keys would not fit an int64. The cells are those of :func:`_snap`: the
-    range of cells per feature is that of the snapped column minimum and
-    maximum (snapping is monotonic), in float64 where float32 could not tell
-    such cells apart.
+    keys would not fit an int64. The cells are those of :func:`_snap`, which
+    snaps the two rows of column minima and maxima (snapping is monotonic):
+    their range of cells per feature, and the precision it divides in.
     """
     X = np.asarray(X)
     if X.shape[0] < COMPILED_MIN_ROWS or X.dtype not in (np.float32, np.float64):
         return None
     from ._loops import cell_table, column_ranges
 
-    snap = np.round if round_half_even else np.floor
-    work = X.dtype.type
     ends = np.stack(column_ranges(X))
-    cells = snap(ends.astype(work) / work(size))
-    if work is np.float32 and np.abs(cells).max() >= 2**22:
-        work = np.float64
-        cells = snap(ends.astype(work) / work(size))
-    lo = cells[0].astype(np.int64)
-    span = cells[1].astype(np.int64) - lo + 1
+    columns, lo, span = _snap(ends, size, np.round if round_half_even else np.floor)
     if count_cells(span) >= 2.0**62:
         return None
-    strides = np.cumprod(np.r_[span[1:], 1][::-1])[::-1].astype(np.int64)
+    work = columns[0].dtype.type
+    strides = mixed_radix_strides(span)
     w = np.zeros(0) if sample_weight is None else np.asarray(sample_weight, float)
     keys, counts, sums = cell_table(
         X, work(size), lo, strides, round_half_even, w, with_sums

@@ -101,6 +101,16 @@ def count_cells(span):
         return float(np.prod(span.astype(np.float64)))
 
 
+def mixed_radix_strides(span):
+    """Strides of a mixed-radix key over a grid of ``span`` cells per axis.
+
+    ``sum_j (c_j - lo_j) * strides_j`` numbers the cells in lexicographic
+    order (the last axis fastest), as int64.
+    """
+    span = np.asarray(span, dtype=np.int64)
+    return np.cumprod(np.r_[span[1:], 1][::-1])[::-1].astype(np.int64)
+
+
 def cell_keys(columns, cell_range=None):
     """One int64 key per row of integer cell coordinates, ordered like the rows.
 
@@ -113,7 +123,7 @@ def cell_keys(columns, cell_range=None):
     columns = list(columns)
     lo, span = cell_range or cell_span(columns)
     if count_cells(span) < 2.0**62:
-        strides = np.cumprod(np.concatenate([span[1:], [1]])[::-1])[::-1]
+        strides = mixed_radix_strides(span)
         # Column by column, through one reused buffer: numpy has no fast
         # integer matrix product, and fresh temporaries are costly in workers.
         keys = np.zeros(len(columns[0]), dtype=np.int64)

@@ -8,7 +8,7 @@ from .dense import BLOCK_ELEMENTS, products_by_block
 
 #: Blocks of at least this many rows are labelled by a compiled loop (one
 #: pass over the rows: some 11 ns a row for 8 centers in 3 features, against
-#: numpy's 70), when each row meets at most ``_COMPILED_MAX_TERMS`` center
+#: numpy's 38), when each row meets at most ``_COMPILED_MAX_TERMS`` center
 #: coordinates; smaller blocks never load numba (see ``_loops``).
 COMPILED_MIN_ROWS = 1 << 17
 #: Beyond this many center coordinates per row, numpy's matrix product

@@ -730,8 +730,7 @@ def sorted_cell_sums(centers, h2, slack, origin, side, shape, margin, whole,
     dims[3 - g :] = shape
     first = np.zeros(3, np.int64)
     last = np.zeros(3, np.int64)
-    c_pad = np.zeros(3)
-    o_pad = np.zeros(3)
+    c_pad = np.zeros(3)  # the center from the grid's origin, padded to 3 axes
     weighted = kept_w.shape[0] > 0
     inside2 = h2 * (1.0 - slack)
     beyond2 = h2 * (1.0 + slack)
@@ -742,10 +741,9 @@ def sorted_cell_sums(centers, h2, slack, origin, side, shape, margin, whole,
             last[a] = 0
         for a in range(g):
             b = 3 - g + a
-            c_pad[b] = centers[c, a]
-            o_pad[b] = origin[a]
-            lo = (centers[c, a] - h - margin - origin[a]) / side
-            hi = (centers[c, a] + h + margin - origin[a]) / side
+            c_pad[b] = centers[c, a] - origin[a]
+            lo = (c_pad[b] - h - margin) / side
+            hi = (c_pad[b] + h + margin) / side
             first[b] = max(0, np.int64(np.floor(lo)))
             last[b] = min(dims[b] - 1, np.int64(np.floor(hi)))
         acc_w = 0.0
@@ -761,14 +759,9 @@ def sorted_cell_sums(centers, h2, slack, origin, side, shape, margin, whole,
                     near = 0.0
                     far = 0.0
                     for b in range(3 - g, 3):
-                        q = (q0, q1, q2)[b]
-                        lo = o_pad[b] + q * side - margin
-                        hi = lo + side + 2.0 * margin
-                        t = max(lo - c_pad[b], c_pad[b] - hi)
-                        if t > 0.0:
-                            near += t * t
-                        m = max(c_pad[b] - lo, hi - c_pad[b])
-                        far += m * m
+                        u, m = _axis_bounds(c_pad[b], (q0, q1, q2)[b], side, margin)
+                        near += u
+                        far += m
                     if near > beyond2:
                         continue
                     if whole and far <= inside2:

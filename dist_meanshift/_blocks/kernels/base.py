@@ -114,9 +114,11 @@ class Kernel:
         """Sums of many centers over a block of rows met once, or None.
 
         A kernel may sum a block that is read for one pass only (a task's
-        chunk, a streamed chunk) row by row in a compiled loop, where
-        sorting the rows into cells would cost more than it saves. None (the
-        default): the grid sums do it. Arguments as :meth:`group_sums`'.
+        chunk, a streamed chunk) in compiled loops of its own (the flat
+        kernel sorts the block's rows by cells within the task), where
+        :meth:`prepare`'s index would cost more to build than it saves. None
+        (the default): :meth:`grid_sums` does it. Arguments as
+        :meth:`group_sums`'.
         """
 
     def prepare(self, X, sample_weight, bandwidth, truncate=None, kd_tree=None):

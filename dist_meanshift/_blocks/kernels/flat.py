@@ -29,6 +29,7 @@ from ..grid import (
     cell_keys,
     center_groups,
     count_cells,
+    mixed_radix_strides,
     slabs,
     sorted_runs,
 )
@@ -382,7 +383,7 @@ def _cell_index(X, sample_weight, side, fine):
     cells, lo, hi = loops.fine_cells(X, side / fine, fine)
     span = hi - lo + 1
     if count_cells(span) * fine**n_features < 2.0**62:
-        strides = np.cumprod(np.r_[span[1:], 1][::-1])[::-1].astype(np.int64)
+        strides = mixed_radix_strides(span)
         numbered = np.zeros(0, dtype=np.int64)
     else:  # a huge, sparse grid: number its occupied coarse cells instead
         strides = np.zeros(n_features, dtype=np.int64)
@@ -534,10 +535,10 @@ def flat_row_sums(centers, X, bandwidth, sample_weight):
     low = centers[:, :g].min(axis=0)
     extent = centers[:, :g].max(axis=0) - low
     side = h / _ROW_CELLS_PER_H
-    while np.prod(np.ceil((extent + 2 * h) / side) + 3) > _ROW_GRID_MAX_CELLS:
+    while np.prod(cells := np.ceil((extent + 2 * h) / side) + 3) > _ROW_GRID_MAX_CELLS:
         side *= 1.25
     origin = low - h - side
-    shape = (np.ceil((extent + 2 * h) / side) + 3).astype(np.int64)
+    shape = cells.astype(np.int64)
     # Far beyond the rounding of a row's cell, (x - origin) / side, in units.
     margin = 1e-12 * (float(np.abs(centers).max()) + 2 * h + 4 * side)
     w = np.zeros(0) if sample_weight is None else np.asarray(sample_weight, float)
