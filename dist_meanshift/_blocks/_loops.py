@@ -82,23 +82,24 @@ def _slot(key, shift):
 
 
 @numba.njit(cache=True, nogil=True)
-def _grow(keys, values, shift):
-    """The hash table rehashed into twice the slots."""
-    n_slots = 2 * keys.shape[0]
-    shift -= 1
-    new_keys = np.full(n_slots, -1, np.int64)
-    new_values = np.zeros((n_slots, values.shape[1]))
+def _rehash(keys, n_slots, shift):
+    """Slots (cell numbers, -1 when free) for the cells of ``keys``."""
+    slots = np.full(n_slots, -1, np.int32)
     mask = n_slots - 1
-    for s in range(keys.shape[0]):
-        key = keys[s]
-        if key < 0:
-            continue
-        t = _slot(key, shift)
-        while new_keys[t] >= 0:
+    for cell in range(keys.shape[0]):
+        t = _slot(keys[cell], shift)
+        while slots[t] >= 0:
             t = (t + 1) & mask
-        new_keys[t] = key
-        new_values[t] = values[s]
-    return new_keys, new_values, shift
+        slots[t] = cell
+    return slots
+
+
+@numba.njit(cache=True, nogil=True)
+def _enlarged(a, rows):
+    """``a`` with room for ``rows`` rows, its rows copied."""
+    out = np.zeros((rows, *a.shape[1:]), a.dtype)
+    out[: a.shape[0]] = a
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -112,6 +113,11 @@ def cell_table(X, size, lo, strides, round_half_even, weights, with_sums):
     ``sum_j (snap_j - lo_j) * strides_j``, mixed-radix over the block's range
     of cells: keys order like the cells. Weights and sums are added in row
     order, in float64 (``x * w``), as ``bincount`` adds them.
+
+    The cells are numbered as they are first met, their keys and values
+    kept in that order; a hash table of ``int32`` slots (at most half full)
+    finds a key's number. So a block whose rows all fall in cells of their
+    own holds 4 bytes a slot beside its cells, not a value row per slot.
 
     Parameters
     ----------
@@ -128,17 +134,20 @@ def cell_table(X, size, lo, strides, round_half_even, weights, with_sums):
     Returns
     -------
     keys : ndarray of shape (n_cells,), int64
-        In no particular order.
+        In the order the cells were met.
     counts : ndarray of shape (n_cells,), float64
     sums : ndarray of shape (n_cells, n_features) or (n_cells, 0), float64
     """
-    n, f = X.shape
-    shift = 64 - _FIRST_BITS
-    keys = np.full(1 << _FIRST_BITS, -1, np.int64)
-    values = np.zeros((1 << _FIRST_BITS, 1 + f if with_sums else 1))
+    f = X.shape[1]
+    bits = _FIRST_BITS
+    slots = np.full(1 << bits, -1, np.int32)
+    keys = np.empty(1 << (bits - 1), np.int64)
+    values = np.zeros((1 << (bits - 1), 1 + f if with_sums else 1))
     start = 0
-    while start < n:
-        # Rows until the table is half full, then it doubles.
+    used = 0
+    while True:
+        # Rows until the cells fill their arrays (half the slots), which
+        # then double.
         start, used = _add_rows(
             X,
             start,
@@ -148,15 +157,19 @@ def cell_table(X, size, lo, strides, round_half_even, weights, with_sums):
             round_half_even,
             weights,
             with_sums,
+            slots,
             keys,
             values,
-            shift,
+            used,
+            64 - bits,
         )
-        if 2 * used > keys.shape[0]:
-            keys, values, shift = _grow(keys, values, shift)
-    occupied = np.flatnonzero(keys >= 0)
-    table = values[occupied]
-    return keys[occupied], table[:, 0].copy(), table[:, 1:].copy()
+        if start == X.shape[0]:
+            break
+        bits += 1
+        keys = _enlarged(keys, 1 << (bits - 1))
+        values = _enlarged(values, 1 << (bits - 1))
+        slots = _rehash(keys[:used], 1 << bits, 64 - bits)
+    return keys[:used], values[:used, 0], values[:used, 1:]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -169,19 +182,20 @@ def _add_rows(
     round_half_even,
     weights,
     with_sums,
+    slots,
     keys,
     values,
+    used,
     shift,
 ):
-    """Add rows from ``start`` on to the table until it is half full.
+    """Add rows from ``start`` on until the cells fill ``keys``.
 
-    Returns the next row and the slots in use.
+    Returns the next row and the number of cells.
     """
     n, f = X.shape
     weighted = weights.shape[0] > 0
-    n_slots = keys.shape[0]
-    mask = n_slots - 1
-    used = n_slots - np.count_nonzero(keys < 0)
+    mask = slots.shape[0] - 1
+    room = keys.shape[0]
     for i in range(start, n):
         key = np.int64(0)
         for j in range(f):
@@ -190,19 +204,21 @@ def _add_rows(
             key += (np.int64(q) - lo[j]) * strides[j]
         s = _slot(key, shift)
         while True:
-            held = keys[s]
-            if held == key:
-                break
-            if held < 0:
-                keys[s] = key
+            cell = slots[s]
+            if cell < 0:
+                if used == room:
+                    return i, used
+                cell = used
+                slots[s] = cell
+                keys[cell] = key
                 used += 1
+                break
+            if keys[cell] == key:
                 break
             s = (s + 1) & mask
         w = weights[i] if weighted else 1.0
-        values[s, 0] += w
+        values[cell, 0] += w
         if with_sums:
             for j in range(f):
-                values[s, 1 + j] += np.float64(X[i, j]) * w
-        if 2 * used > n_slots:
-            return i + 1, used
+                values[cell, 1 + j] += np.float64(X[i, j]) * w
     return n, used
