@@ -164,6 +164,11 @@ class Command(click.Group):
             message="coroutine '.*' was never awaited",
             category=RuntimeWarning,
         )
+        # A dashboard whose port is taken moves to a free one; the command's
+        # dashboard line names the port it got.
+        warnings.filterwarnings(
+            "ignore", message="Port .* is already in use", category=UserWarning
+        )
         try:
             rv = super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as exc:

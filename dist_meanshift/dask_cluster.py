@@ -113,7 +113,11 @@ def connect(spec):
             yield client
         return
     if spec.get("manager"):
-        with scratch_space(), make_manager(spec) as cluster, Client(cluster) as client:
+        with (
+            scratch_space(),
+            _closed_after(make_manager(spec)) as cluster,
+            Client(cluster) as client,
+        ):
             _start_workers(cluster, client, spec)
             yield client
         return
@@ -332,6 +336,26 @@ def make_manager(spec):
             f"{name} could not start with these cluster.options ({detail}). Check "
             "[cluster.options] against its documentation."
         ) from exc
+
+
+@contextlib.contextmanager
+def _closed_after(cluster):
+    """A manager's cluster, closed on the way out.
+
+    When an error stops the run, a failure to close the cluster is logged and
+    the error goes on: dask_jobqueue's close asserts that every job it asked
+    for started ("AssertionError: Status.created"), which hid the line that
+    says why none did (an sbatch that failed), as a race decided.
+    """
+    try:
+        yield cluster
+    except BaseException:
+        try:
+            cluster.close()
+        except Exception:  # the error in flight says more
+            logger.debug("closing the cluster failed as well", exc_info=True)
+        raise
+    cluster.close()
 
 
 def _start_workers(cluster, client, spec):

@@ -222,3 +222,56 @@ def _add_rows(
             for j in range(f):
                 values[cell, 1 + j] += np.float64(X[i, j]) * w
     return n, used
+
+
+@numba.njit(cache=True, nogil=True)
+def merge_tables(keys_a, cells_a, counts_a, sums_a, keys_b, cells_b, counts_b, sums_b):
+    """Two cell tables sorted by key merged into one, in one pass over both.
+
+    A cell in both gets ``a + b`` of its counts and sums (two terms: the same
+    in any order); a cell in one keeps its own. ``sums`` may have no columns
+    (counts only).
+
+    Parameters
+    ----------
+    keys_a, keys_b : ndarray of shape (n_a,) and (n_b,), int64
+        Increasing (each cell once).
+    cells_a, cells_b : ndarray of shape (n_a, f) and (n_b, f), int64
+    counts_a, counts_b : ndarray, float64
+    sums_a, sums_b : ndarray of shape (n_a, k) and (n_b, k), float64
+
+    Returns
+    -------
+    keys, cells, counts, sums : ndarray
+        The union of the cells, by increasing key.
+    """
+    n_a, n_b = len(keys_a), len(keys_b)
+    f, k = cells_a.shape[1], sums_a.shape[1]
+    keys = np.empty(n_a + n_b, np.int64)
+    cells = np.empty((n_a + n_b, f), np.int64)
+    counts = np.empty(n_a + n_b)
+    sums = np.empty((n_a + n_b, k))
+    i = j = m = 0
+    while i < n_a or j < n_b:
+        if j == n_b or (i < n_a and keys_a[i] < keys_b[j]):
+            keys[m] = keys_a[i]
+            cells[m] = cells_a[i]
+            counts[m] = counts_a[i]
+            sums[m] = sums_a[i]
+            i += 1
+        elif i == n_a or keys_b[j] < keys_a[i]:
+            keys[m] = keys_b[j]
+            cells[m] = cells_b[j]
+            counts[m] = counts_b[j]
+            sums[m] = sums_b[j]
+            j += 1
+        else:
+            keys[m] = keys_a[i]
+            cells[m] = cells_a[i]
+            counts[m] = counts_a[i] + counts_b[j]
+            for c in range(k):
+                sums[m, c] = sums_a[i, c] + sums_b[j, c]
+            i += 1
+            j += 1
+        m += 1
+    return keys[:m], cells[:m], counts[:m], sums[:m]

@@ -92,12 +92,18 @@ def combine_cell_sums(*parts):
     -------
     cells, counts, sums : ndarray
     """
-    cells = np.concatenate([p[0] for p in parts])
-    counts = np.concatenate([p[1] for p in parts])
-    sums = np.concatenate([p[2] for p in parts])
-    if len(cells) == 0:
-        return cells, counts, sums
-    cells, total, summed = _sum_by_row(cells, counts, sums)
+    merged = _merged(parts)
+    if merged is not None:
+        cells, total, summed = merged
+    else:
+        cells = np.concatenate([p[0] for p in parts])
+        counts = np.concatenate([p[1] for p in parts])
+        sums = np.concatenate([p[2] for p in parts])
+        if len(cells) == 0:
+            return cells, counts, sums
+        cells, total, summed = _sum_by_row(cells, counts, sums)
+    if len(total) and total.min() > 0:
+        return cells, total, summed
     keep = total > 0
     return cells[keep], total[keep], summed[keep]
 
@@ -114,11 +120,49 @@ def combine_bin_counts(*parts):
     -------
     cells, counts : ndarray
     """
+    merged = _merged(parts)
+    if merged is not None:
+        return merged[:2]
     cells = np.concatenate([p[0] for p in parts])
     counts = np.concatenate([p[1] for p in parts])
     if cells.shape[0] == 0:
         return cells, counts
     return _sum_by_row(cells, counts)
+
+
+def _merged(parts):
+    """Sorted cell tables merged by the compiled loop, or None.
+
+    Tables of :func:`bin_counts` or :func:`cell_sums` are sorted
+    lexicographically, and so are their keys over any grid that holds them
+    all: one linear merge per table then replaces a sort of them all
+    together. A cell's counts and sums add up table after table, in the
+    tables' order, as the sort's sums over runs do, so the result is the same
+    to the bit. None under ``COMPILED_MIN_ROWS`` cells in all (numba is not
+    loaded for them) and for grids whose keys would not fit an int64.
+    """
+    parts = [p for p in parts if len(p[0])]
+    if len(parts) < 2 or sum(len(p[0]) for p in parts) < COMPILED_MIN_ROWS:
+        return None
+    from ._loops import column_ranges, merge_tables
+
+    cells = [np.ascontiguousarray(p[0], dtype=np.int64) for p in parts]
+    ends = np.array([column_ranges(c) for c in cells])
+    lo, hi = ends[:, 0].min(axis=0), ends[:, 1].max(axis=0)
+    if count_cells(hi.astype(np.float64) - lo + 1) >= 2.0**62:
+        return None  # (tested in floats: the int64 span itself may overflow)
+    span = hi - lo + 1
+
+    def table(part, cells):
+        sums = part[2] if len(part) > 2 else np.zeros((len(cells), 0))
+        keys = cell_keys(cells.T, (lo, span))
+        return keys, cells, np.asarray(part[1], np.float64), np.asarray(sums, float)
+
+    # Table after table, so that a cell's sums add up in the tables' order.
+    merged = table(parts[0], cells[0])
+    for part, its_cells in zip(parts[1:], cells[1:], strict=True):
+        merged = merge_tables(*merged, *table(part, its_cells))
+    return merged[1:]
 
 
 def _cell_table(X, size, snap, sample_weight=None, with_sums=False):

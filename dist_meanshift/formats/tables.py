@@ -2,7 +2,11 @@
 
 A table input is a Parquet file, a folder of Parquet files, a CSV file, or a
 glob of them, read with ``dask.dataframe`` partition by partition (never
-whole). Its feature columns are checked once, when opened (present, numeric),
+whole). A single CSV file of at most ``SMALL_CSV_BYTES`` is read whole with
+pandas instead, once, when opened: its types are inferred from every row
+(dask's reader infers them from the first block and fails later on a text
+cell below it), and the fit gets a numpy array with no dask dataframe made.
+Its feature columns are checked once, when opened (present, numeric),
 and once more in the first pass (missing values refused by name, or dropped
 and counted when the job says ``missing = "drop"``). The labels go back as a
 Parquet dataset partitioned like the input, with each row's number (and, on
@@ -35,6 +39,9 @@ SUFFIXES = (".parquet", ".pq", ".csv")
 #: The format of a labels table this package wrote (in its MARKER file).
 FORMAT = "dist-meanshift-table/1"
 MISSING = ("refuse", "drop")
+#: A single CSV file of at most this size is read whole into memory when opened
+#: (dask's reader makes one partition of it anyway: its default block is 64 MB).
+SMALL_CSV_BYTES = 32 * 2**20
 #: The columns a labels table adds beside the input's own.
 ADDED_COLUMNS = ("row", "label")
 
@@ -56,8 +63,9 @@ class TableInput:
     Attributes
     ----------
     path : str
-    frame : dask.dataframe.DataFrame
-        The feature columns (rows with missing values dropped, with ``drop``).
+    frame : dask.dataframe.DataFrame or pandas.DataFrame
+        The feature columns (rows with missing values dropped, with ``drop``);
+        a pandas frame for a small CSV file, read whole when opened.
     columns : list of str
     missing : {"refuse", "drop"}
     lengths : tuple of int or None
@@ -87,24 +95,34 @@ class TableInput:
 
     chunks = None
 
+    @property
+    def in_memory(self):
+        """Whether the table was read whole when opened (a small CSV file)."""
+        return not hasattr(self.frame, "to_dask_array")
+
     def to_dask(self):
         """The feature columns as a dask array, after one checking pass.
 
         The pass counts missing values per column (refused by name, unless
         ``drop``) and the rows of every partition, so that the array's chunks
         are known and the labels can be written back partition by partition.
+        A table read whole (:attr:`in_memory`) gives a numpy array instead.
         """
         if self._array is not None:
             return self._array
-        import dask
-
         frame = self.frame
-        bad = frame.isna()
-        counts, lengths, kept = dask.compute(
-            bad.sum(),
-            frame.map_partitions(len),
-            frame.dropna().map_partitions(len),
-        )
+        if self.in_memory:
+            counts = frame.isna().sum()
+            lengths = [len(frame)]
+            kept = [len(frame) - int(frame.isna().any(axis=1).sum())]
+        else:
+            import dask
+
+            counts, lengths, kept = dask.compute(
+                frame.isna().sum(),
+                frame.map_partitions(len),
+                frame.dropna().map_partitions(len),
+            )
         counts = {c: int(n) for c, n in counts.items() if n}
         if counts and self.missing != "drop":
             named = ", ".join(f"{c!r} ({n})" for c, n in counts.items())
@@ -117,7 +135,10 @@ class TableInput:
             self.n_dropped = int(sum(lengths) - sum(kept))
         self.source_lengths = tuple(int(n) for n in lengths)
         self.lengths = tuple(int(n) for n in (kept if counts else lengths))
-        self._array = self.frame.to_dask_array(lengths=list(self.lengths))
+        if self.in_memory:
+            self._array = np.ascontiguousarray(self.frame.to_numpy())
+        else:
+            self._array = self.frame.to_dask_array(lengths=list(self.lengths))
         return self._array
 
 
@@ -135,8 +156,6 @@ def open_table(path, columns=None, missing="refuse"):
     -------
     TableInput
     """
-    import dask.dataframe as dd
-
     name = os.fspath(path)
     if missing not in MISSING:
         raise InputError(
@@ -146,12 +165,69 @@ def open_table(path, columns=None, missing="refuse"):
     csv = name.lower().rstrip("/").endswith(".csv")
     if csv and not any(ch in name for ch in "*?["):
         require_file(name)
+        if os.path.getsize(name) <= SMALL_CSV_BYTES:
+            with reading(name, "a CSV table", "Fix or re-export the file."):
+                return _small_csv(name, columns, missing)
     with reading(
         name, f"a {'CSV' if csv else 'Parquet'} table", "Give a readable table."
     ):
-        source = dd.read_csv(name) if csv else _read_parquet(name)
+        if csv:
+            import dask.dataframe as dd
+
+            source = dd.read_csv(name)
+        else:
+            source = _read_parquet(name)
     columns = feature_columns(source, columns, name)
     return TableInput(name, features(source, columns), columns, missing, source)
+
+
+def _small_csv(name, columns, missing):
+    """A small CSV file read whole, once: the table and its numeric columns.
+
+    A column that is numeric in the file's first rows and holds text further
+    down is refused by name and row (a damaged file: dask's reader, which
+    infers types from the first block, would fail on it later), never taken
+    for a text column and left out of the features.
+    """
+    import pandas as pd
+
+    source = pd.read_csv(name)
+    if not len(source):
+        raise InputError(
+            f"Input {name!r} has a header and no rows. Give a table with rows."
+        )
+    numeric = set(_numeric(source))
+    for column in _numeric(pd.read_csv(name, nrows=_HEAD_ROWS)):
+        if column in numeric:
+            continue
+        values = source[column]
+        text = values.notna() & pd.to_numeric(values, errors="coerce").isna()
+        rows = np.flatnonzero(text.to_numpy())
+        if not len(rows):
+            continue
+        row = int(rows[0])
+        raise InputError(
+            f"Input {name!r}: column {column!r} holds numbers, then text at data "
+            f"row {row + 1} ({str(values.iloc[row])[:40]!r}). Fix or re-export "
+            "the file."
+        )
+    columns = feature_columns(source, columns, name)
+    return TableInput(name, features(source, columns), columns, missing, source)
+
+
+#: The rows whose types say what a small CSV file's columns are (see _small_csv).
+_HEAD_ROWS = 1000
+
+
+def _numeric(frame):
+    """The numeric (not boolean) columns of a frame, in order."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    return [
+        c
+        for c, t in frame.dtypes.items()
+        if is_numeric_dtype(t) and not is_bool_dtype(t)
+    ]
 
 
 def features(frame, columns):
@@ -210,19 +286,13 @@ def _read_row_group(piece):
 
 
 def feature_columns(frame, columns, name):
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype
-
     twice = _repeated(frame.columns)
     if twice:
         raise InputError(
             f"Input {name!r} has duplicate column name(s) {listed(twice)}: a "
             "feature must be one column. Rename them in the file."
         )
-    numeric = [
-        c
-        for c, t in frame.dtypes.items()
-        if is_numeric_dtype(t) and not is_bool_dtype(t)
-    ]
+    numeric = _numeric(frame)
     if columns is None:
         if not numeric:
             raise InputError(
@@ -277,43 +347,52 @@ def write_label_table(path, table, labels, centers, sizes, *, with_columns=False
     sizes : ndarray of shape (n_clusters,)
     with_columns : bool, default=False
     """
-    import dask
-    import dask.array as da
     import pandas as pd
 
     with written(path) as tmp:
         os.makedirs(tmp)
-        labels = da.asarray(labels).rechunk((table.lengths,))
-        starts = np.concatenate([[0], np.cumsum(table.source_lengths)[:-1]]).tolist()
         keep = list(table.source.columns) if with_columns else []
         folder = os.path.join(tmp, "labels")
         os.makedirs(folder)
-        # One file per input partition, written by the task that labels it (pandas
-        # and pyarrow write it: dask's own to_parquet warns under pandas 3).
-        writes = [
-            dask.delayed(_write_part)(
-                part,
-                lab,
-                start,
-                table.columns,
-                keep,
-                os.path.join(folder, f"part.{i:05d}.parquet"),
-            )
-            for i, (part, lab, start) in enumerate(
-                zip(
-                    table.source.to_delayed(),
-                    labels.to_delayed().ravel(),
-                    starts,
-                    strict=True,
-                )
-            )
-        ]
-        dask.compute(*writes)
+        if table.in_memory:
+            first = os.path.join(folder, "part.00000.parquet")
+            _write_part(table.source, np.asarray(labels), 0, table.columns, keep, first)
+        else:
+            _write_parts(table, labels, keep, folder)
         summary = pd.DataFrame(centers, columns=[str(c) for c in table.columns])
         summary["size"] = np.asarray(sizes, dtype=np.int64)
         summary.to_parquet(os.path.join(tmp, "centers.parquet"))
         with open(os.path.join(tmp, MARKER), "w") as f:
             json.dump({"format": FORMAT, "complete": True, "input": table.path}, f)
+
+
+def _write_parts(table, labels, keep, folder):
+    """One file per input partition, written by the task that labels it (pandas
+    and pyarrow write it: dask's own to_parquet warns under pandas 3)."""
+    import dask
+    import dask.array as da
+
+    labels = da.asarray(labels).rechunk((table.lengths,))
+    starts = np.concatenate([[0], np.cumsum(table.source_lengths)[:-1]]).tolist()
+    writes = [
+        dask.delayed(_write_part)(
+            part,
+            lab,
+            start,
+            table.columns,
+            keep,
+            os.path.join(folder, f"part.{i:05d}.parquet"),
+        )
+        for i, (part, lab, start) in enumerate(
+            zip(
+                table.source.to_delayed(),
+                labels.to_delayed().ravel(),
+                starts,
+                strict=True,
+            )
+        )
+    ]
+    dask.compute(*writes)
 
 
 def _write_part(part, labels, start, features, keep, path):

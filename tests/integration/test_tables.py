@@ -62,9 +62,14 @@ def test_parquet_folder_in_labels_table_out_partitioned_like_the_input(
     assert again.sizes == result.sizes
 
 
+@pytest.mark.parametrize("read", ["whole", "by partition"])
 def test_csv_with_missing_values_is_refused_by_name_or_dropped_and_counted(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, read
 ):
+    from dist_meanshift.formats import tables
+
+    if read == "by partition":  # as a CSV file above SMALL_CSV_BYTES is read
+        monkeypatch.setattr(tables, "SMALL_CSV_BYTES", 0)
     monkeypatch.chdir(tmp_path)
     frame = _frame()
     frame.loc[frame.index[[5, 17]], "y"] = np.nan
@@ -81,6 +86,35 @@ def test_csv_with_missing_values_is_refused_by_name_or_dropped_and_counted(
     table = pd.read_parquet(tmp_path / "o.labels.parquet" / "labels")
     np.testing.assert_array_equal(table["label"].to_numpy(), expected)
     assert 5 not in table["row"].tolist() and len(table) == len(kept)
+
+
+def test_a_small_csv_is_read_once_whole_and_damage_below_its_head_is_refused(
+    tmp_path,
+):
+    from dist_meanshift.formats.tables import open_table
+
+    frame = _frame()
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    table = open_table(tmp_path / "p.csv")
+    assert table.in_memory and table.columns == ["x", "y"]
+    np.testing.assert_array_equal(table.to_dask(), frame[["x", "y"]])
+    # Numbers for 1,000 rows, then text: a damaged file, not a text column.
+    text = pd.concat([frame] * 6)
+    text["y"] = text["y"].astype(object)
+    text.iloc[1500, text.columns.get_loc("y")] = "n/a?"
+    text.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(
+        InputError,
+        match=r"column 'y' holds numbers, then text at "
+        r"data row 1501 \('n/a\?'\)\. Fix or re-export",
+    ):
+        open_table(tmp_path / "t.csv")
+    (tmp_path / "h.csv").write_text("x,y\n")
+    with pytest.raises(InputError, match="has a header and no rows"):
+        open_table(tmp_path / "h.csv")
+    (tmp_path / "e.csv").write_text("")
+    with pytest.raises(InputError, match=r"e\.csv' cannot be read as a CSV table"):
+        open_table(tmp_path / "e.csv")
 
 
 def test_bad_columns_are_refused_by_name(tmp_path):

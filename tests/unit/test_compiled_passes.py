@@ -83,6 +83,46 @@ def test_cell_tables_grow_past_their_first_slots(compiled):
     np.testing.assert_array_equal(counts, want_counts)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize(
+    ("fn", "combine", "size"),
+    [
+        (bin_counts, binning.combine_bin_counts, 0.75),
+        (cell_sums, binning.combine_cell_sums, 0.3),
+    ],
+)
+def test_cell_tables_merge_as_numpys_sort_adds_them(
+    compiled, weighted, fn, combine, size
+):
+    X, w = _blocks_of(np.float64, weighted)
+    if weighted:
+        w[X[:, 0] > 8] = 0.0  # cells of weightless rows only: dropped both ways
+    # Three blocks, each over a grid of its own (shifted ranges, an empty one).
+    blocks = [slice(0, 4000), slice(4000, 4000), slice(4000, 9000)]
+    parts = [fn(X[b], size, None if w is None else w[b]) for b in blocks]
+    parts.append(fn(X[::7] + 50, size, None if w is None else w[::7]))
+    got = combine(*parts)
+    want = _numpy(combine, *parts)
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)  # the same sums, to the bit
+    if fn is cell_sums:
+        # In two steps, as the tree of pairs on a cluster merges them.
+        steps = combine(combine(parts[0], parts[2]), parts[3])
+        want = _numpy(combine, parts[0], parts[2], parts[3])
+        for a, b in zip(steps, want, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_cell_tables_of_far_cells_merge_by_sorting(compiled):
+    # A grid whose keys would not fit an int64 (or whose span overflows it).
+    far = (np.array([[0, 0], [2**62, -(2**62)]]), np.array([1.0, 2.0]))
+    near = (np.array([[0, 0], [1, 1]]), np.array([3.0, 4.0]))
+    cells, counts = binning.combine_bin_counts(far, near)
+    np.testing.assert_array_equal(cells, [[0, 0], [1, 1], [2**62, -(2**62)]])
+    np.testing.assert_array_equal(counts, [4.0, 4.0, 2.0])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bandwidth", [None, 1.5])
 def test_labels_equal_numpys(compiled, dtype, bandwidth):
