@@ -105,6 +105,9 @@ def plan_memory(client, data, spec, model=None):
     shape = data.shape
     if len(shape) != 2 or shape[0] is None or not shape[0]:
         return MemoryPlan()  # refused by the input checks, or rows not counted yet
+    if spec.get("processes") and not (spec.get("scheduler") or spec.get("manager")):
+        # Worker processes of a local cluster (threads are this process).
+        compile_loops_here(getattr(data, "dtype", None), shape[0])
     workers = _some_workers(client)
     if workers:
         if not _memory_limit(workers.values()):
@@ -214,6 +217,44 @@ class _Process:
 _PAUSE = 0.8
 #: Memory a plan leaves free beyond its count: what Python and malloc keep.
 _MARGIN = 32 * 2**20
+
+
+def compile_loops_here(dtype, n_rows):
+    """Compile the streamed passes' loops in this process, into numba's cache.
+
+    A local cluster's worker processes then load them from the cache on disk
+    (this machine's) instead of compiling them: on a fresh install, compiling in a
+    worker of 512 MiB took it over its memory (LLVM's work), and the workers
+    paused for good. Done only for data of at least ``COMPILED_MIN_ROWS``
+    rows, the chunks that load numba; the first run pays the compile here,
+    once (see the benchmarks), later ones a load from the cache.
+    """
+    import numpy as np
+
+    from ._blocks import binning, cell_sums, combine_cell_sums, labels
+    from ._blocks.kernels import flat
+
+    if n_rows < binning.COMPILED_MIN_ROWS:
+        return
+    dtype = np.dtype(dtype) if dtype is not None else np.dtype(np.float64)
+    if dtype not in (np.float32, np.float64):
+        dtype = np.dtype(np.float64)
+    start = time.perf_counter()
+    n = max(
+        binning.COMPILED_MIN_ROWS, labels.COMPILED_MIN_ROWS, flat._ROW_SUMS_MIN_ROWS
+    )
+    X = np.random.default_rng(0).random((n, 3)).astype(dtype)
+    centers = np.asarray(X[:4], dtype=np.float64)
+    # Cells small enough that the two tables hold enough cells to merge.
+    tables = cell_sums(X, 1e-4), cell_sums(X[::-1].copy(), 1e-4)
+    combine_cell_sums(*tables)
+    binning.combine_bin_counts(*(t[:2] for t in tables))
+    binning.bin_counts(X, 0.5)
+    labels.assign_labels(X, centers, None)
+    flat.flat_row_sums(centers, X, 0.2, None)
+    logger.info(
+        "compiled loops ready for %s in %.1f s", dtype, time.perf_counter() - start
+    )
 
 
 def _footprint():
