@@ -236,9 +236,9 @@ def compile_loops_here(dtype, n_rows):
 
     if n_rows < binning.COMPILED_MIN_ROWS:
         return
-    dtype = np.dtype(dtype) if dtype is not None else np.dtype(np.float64)
+    dtype = np.dtype(dtype)  # None: float64
     if dtype not in (np.float32, np.float64):
-        dtype = np.dtype(np.float64)
+        dtype = np.dtype(np.float64)  # what other data is fitted as
     start = time.perf_counter()
     n = max(
         binning.COMPILED_MIN_ROWS, labels.COMPILED_MIN_ROWS, flat._ROW_SUMS_MIN_ROWS

@@ -112,9 +112,10 @@ class TableInput:
             return self._array
         frame = self.frame
         if self.in_memory:
-            counts = frame.isna().sum()
+            bad = frame.isna()
+            counts = bad.sum()
             lengths = [len(frame)]
-            kept = [len(frame) - int(frame.isna().any(axis=1).sum())]
+            kept = [len(frame) - int(bad.any(axis=1).sum())]
         else:
             import dask
 
@@ -197,14 +198,14 @@ def _small_csv(name, columns, missing):
             f"Input {name!r} has a header and no rows. Give a table with rows."
         )
     numeric = set(_numeric(source))
-    for column in _numeric(pd.read_csv(name, nrows=_HEAD_ROWS)):
+    for column in source.columns:
         if column in numeric:
             continue
         values = source[column]
         text = values.notna() & pd.to_numeric(values, errors="coerce").isna()
         rows = np.flatnonzero(text.to_numpy())
-        if not len(rows):
-            continue
+        if not len(rows) or rows[0] < _HEAD_ROWS:
+            continue  # a text column (or text in its first rows: not damage)
         row = int(rows[0])
         raise InputError(
             f"Input {name!r}: column {column!r} holds numbers, then text at data "
@@ -215,7 +216,8 @@ def _small_csv(name, columns, missing):
     return TableInput(name, features(source, columns), columns, missing, source)
 
 
-#: The rows whose types say what a small CSV file's columns are (see _small_csv).
+#: A small CSV column with no text in this many first rows and text below them
+#: is damaged, not a text column (see _small_csv).
 _HEAD_ROWS = 1000
 
 
@@ -355,7 +357,7 @@ def write_label_table(path, table, labels, centers, sizes, *, with_columns=False
         folder = os.path.join(tmp, "labels")
         os.makedirs(folder)
         if table.in_memory:
-            first = os.path.join(folder, "part.00000.parquet")
+            first = _part_path(folder, 0)
             _write_part(table.source, np.asarray(labels), 0, table.columns, keep, first)
         else:
             _write_parts(table, labels, keep, folder)
@@ -381,7 +383,7 @@ def _write_parts(table, labels, keep, folder):
             start,
             table.columns,
             keep,
-            os.path.join(folder, f"part.{i:05d}.parquet"),
+            _part_path(folder, i),
         )
         for i, (part, lab, start) in enumerate(
             zip(
@@ -393,6 +395,10 @@ def _write_parts(table, labels, keep, folder):
         )
     ]
     dask.compute(*writes)
+
+
+def _part_path(folder, i):
+    return os.path.join(folder, f"part.{i:05d}.parquet")
 
 
 def _write_part(part, labels, start, features, keep, path):
