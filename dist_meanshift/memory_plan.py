@@ -250,7 +250,9 @@ def compile_loops_here(dtype, n_rows):
     combine_cell_sums(*tables)
     binning.combine_bin_counts(*(t[:2] for t in tables))
     binning.bin_counts(X, 0.5)
-    labels.assign_labels(X, centers, None)
+    labels.assign_labels(X, centers, None)  # through a grid of cells
+    wide = np.random.default_rng(0).random((n, 4)).astype(dtype)
+    labels.assign_labels(wide, np.asarray(wide[:4], np.float64), None)  # beyond it
     flat.flat_row_sums(centers, X, 0.2, None)
     logger.info(
         "compiled loops ready for %s in %.1f s", dtype, time.perf_counter() - start

@@ -39,22 +39,80 @@ def nearest_labels(X, centers_t, h2, labels):
     labels : ndarray of shape (n_rows,), int64
         Filled in place.
     """
+    d = np.empty(centers_t.shape[1])
+    for i in range(X.shape[0]):
+        best, arg = _nearest(X, i, centers_t, d)
+        labels[i] = arg if (h2 < 0.0 or best <= h2) else -1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _nearest(X, i, centers_t, d):
+    """Row ``i``'s least squared distance to a center and that center's index,
+    as :func:`nearest_labels` finds them (``d`` is room for the distances)."""
+    d[:] = 0.0
+    for j in range(X.shape[1]):
+        x = np.float64(X[i, j])
+        for c in range(centers_t.shape[1]):
+            t = x - centers_t[j, c]
+            d[c] += t * t
+    best = d[0]
+    arg = 0
+    for c in range(1, centers_t.shape[1]):
+        if d[c] < best:
+            best = d[c]
+            arg = c
+    return best, arg
+
+
+@numba.njit(cache=True, nogil=True)
+def nearest_labels_by_cell(X, centers_t, h2, lo, inv, dims, sole, state, labels):
+    """:func:`nearest_labels` with most rows settled by their grid cell.
+
+    Every row falls in a cell ``int((x_j - lo_j) * inv_j)`` (clipped to the
+    grid) of a grid over all its features. A cell with one candidate center
+    (``sole >= 0``: surely nearer than any other to every point of the cell,
+    widened beyond rounding) gives its rows that label with no distance
+    (``state`` 1), -1 (``state`` 2: surely beyond ``sqrt(h2)``), or the label
+    after the row's distance to that one center, computed as
+    :func:`nearest_labels` computes it (``state`` 0). Rows of the other
+    cells meet every center, as in :func:`nearest_labels`.
+
+    Parameters
+    ----------
+    X, centers_t, h2, labels
+        As :func:`nearest_labels`.
+    lo, inv : ndarray of shape (n_features,), float64
+        The grid's origin and cells per unit, per feature.
+    dims : ndarray of shape (n_features,), int64
+        Cells per feature.
+    sole : ndarray of shape (n_cells,), int64
+        The sole candidate of each cell (row-major over ``dims``), or -1.
+    state : ndarray of shape (n_cells,), int8
+    """
     n, f = X.shape
-    k = centers_t.shape[1]
-    d = np.empty(k)
+    d = np.empty(centers_t.shape[1])
     for i in range(n):
-        d[:] = 0.0
+        cell = np.int64(0)
         for j in range(f):
-            x = np.float64(X[i, j])
-            for c in range(k):
-                t = x - centers_t[j, c]
-                d[c] += t * t
-        best = d[0]
-        arg = 0
-        for c in range(1, k):
-            if d[c] < best:
-                best = d[c]
-                arg = c
+            q = np.int64((np.float64(X[i, j]) - lo[j]) * inv[j])
+            q = min(max(q, 0), dims[j] - 1)
+            cell = cell * dims[j] + q
+        c = sole[cell]
+        if c >= 0:
+            st = state[cell]
+            if st == 1:
+                labels[i] = c
+                continue
+            if st == 2:
+                labels[i] = -1
+                continue
+            best = 0.0
+            for j in range(f):
+                t = np.float64(X[i, j]) - centers_t[j, c]
+                best += t * t
+            labels[i] = c if best <= h2 else -1
+            continue
+        best, arg = _nearest(X, i, centers_t, d)
         labels[i] = arg if (h2 < 0.0 or best <= h2) else -1
 
 
@@ -66,13 +124,16 @@ def column_ranges(X):
     lo = np.empty(f, X.dtype)
     hi = np.empty(f, X.dtype)
     for j in range(f):
-        lo[j] = X[0, j]
-        hi[j] = X[0, j]
-    for i in range(1, n):
-        for j in range(f):
+        # A column at a time, its ends in registers: 2.7 ns a row for 3
+        # float32 columns against 3.9 for every row's columns at once.
+        a = X[0, j]
+        b = a
+        for i in range(1, n):
             v = X[i, j]
-            lo[j] = min(lo[j], v)
-            hi[j] = max(hi[j], v)
+            a = min(a, v)
+            b = max(b, v)
+        lo[j] = a
+        hi[j] = b
     return lo, hi
 
 

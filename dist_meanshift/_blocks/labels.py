@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dense import BLOCK_ELEMENTS, products_by_block
+from .dense import BLOCK_ELEMENTS, products_by_block, squares_in_order
 
 #: Blocks of at least this many rows are labelled by a compiled loop (one
 #: pass over the rows: some 11 ns a row for 8 centers in 3 features, against
@@ -14,6 +14,16 @@ COMPILED_MIN_ROWS = 1 << 17
 #: Beyond this many center coordinates per row, numpy's matrix product
 #: (BLAS) costs less per pair than a loop over the differences.
 _COMPILED_MAX_TERMS = 1024
+#: Blocks of at most this many features are labelled through a grid over
+#: their range (:func:`_label_grid`): most rows take their cell's label.
+_GRID_MAX_FEATURES = 3
+_GRID_CELLS = 1 << 12
+#: Every this many rows are sampled to see whether the grid pays: where
+#: fewer than 3 in 4 rows take their cell's label, it does not.
+_SAMPLE_STEP = 256
+#: Relative rounding allowed for squared distances, far beyond a float64
+#: sum of a few squared differences (some 1e-15 of it).
+_MARGIN = 1e-9
 
 
 def assign_labels(X, centers, bandwidth=None):
@@ -40,12 +50,24 @@ def assign_labels(X, centers, bandwidth=None):
         and n_centers * n_features <= _COMPILED_MAX_TERMS
         and X.dtype in (np.float32, np.float64)
     ):
-        from ._loops import nearest_labels
+        from ._loops import column_ranges, nearest_labels, nearest_labels_by_cell
 
         labels = np.empty(X.shape[0], dtype=np.int64)
         h2 = -1.0 if bandwidth is None else float(bandwidth) ** 2
-        centers_t = np.ascontiguousarray(np.asarray(centers, dtype=np.float64).T)
-        nearest_labels(X, centers_t, h2, labels)
+        centers = np.asarray(centers, dtype=np.float64)
+        centers_t = np.ascontiguousarray(centers.T)
+        grid = None
+        if n_features <= _GRID_MAX_FEATURES:
+            lo, hi = column_ranges(X)
+            grid = _label_grid(lo, hi, centers, h2, X.shape[0])
+        if grid is not None and _settled_share(X[::_SAMPLE_STEP], *grid) < 0.75:
+            # Rows the grid leaves to every center cost more than the plain
+            # loop's (the cell, then a branch gone the other way).
+            grid = None
+        if grid is None:
+            nearest_labels(X, centers_t, h2, labels)
+        else:
+            nearest_labels_by_cell(X, centers_t, h2, *grid, labels)
         return labels
     labels, d2, err = nearest_center(X, centers)
     if bandwidth is not None:
@@ -54,9 +76,92 @@ def assign_labels(X, centers, bandwidth=None):
         unsure = np.flatnonzero(np.abs(d2 - h2) <= 2 * err)
         if len(unsure):
             diff = centers[labels[unsure]] - np.asarray(X[unsure], dtype=np.float64)
-            d2[unsure] = np.einsum("ij,ij->i", diff, diff)
+            d2[unsure] = squares_in_order(diff)
         labels[d2 > h2] = -1
     return labels
+
+
+def _label_grid(lo, hi, centers, h2, n_rows):
+    """A grid over a block's range whose cells settle most rows' labels.
+
+    Up to ``_GRID_CELLS`` cells (fewer for many centers or few rows), about
+    as wide in every feature. For each cell and center, the least and most
+    squared distance from the center to the cell's box, the box widened
+    beyond the rounding of a row's cell index. A cell's sole candidate is the
+    center of least most-distance when every other center's least distance
+    exceeds it beyond the rounding of the rows' distances (a relative
+    ``_MARGIN``): every row of the cell is then nearer to it than to any
+    other, with no tie. Such a cell's rows are surely within ``sqrt(h2)`` of
+    it (``state`` 1; every row when ``h2 < 0``), surely beyond (2), or
+    decided by the row's own distance to it (0).
+
+    Returns
+    -------
+    (lo, inv, dims, sole, state) or None
+        The arguments of :func:`~._loops.nearest_labels_by_cell`; None where
+        a grid would not pay (too few cells).
+    """
+    k, f = centers.shape
+    n_cells = min(_GRID_CELLS, (1 << 20) // k, n_rows // 16)
+    lo = lo.astype(np.float64)
+    span = hi.astype(np.float64) - lo
+    if n_cells < 64 or not np.all(np.isfinite(span)):
+        return None
+    wide = span > 0
+    side = (np.prod(span[wide]) / n_cells) ** (1 / max(1, wide.sum()))
+    dims = np.where(wide, np.ceil(span / max(side, np.finfo(float).tiny)), 1)
+    dims = np.clip(dims, 1, n_cells).astype(np.int64)
+    if np.prod(dims.astype(np.float64)) > 2 * n_cells:
+        return None
+    inv = np.where(wide, dims / np.where(wide, span, 1), 0.0)
+    # A row's cell index (x - lo) * inv, and the edges lo + q * width, round
+    # by a few ulps of |lo| + span: widen every box by 64 of them.
+    pad = 64 * np.finfo(np.float64).eps * (np.abs(lo) + np.abs(hi) + span)
+    least = most = 0.0
+    for j in range(f):
+        q = np.arange(dims[j], dtype=np.float64)
+        width = span[j] / dims[j]
+        edge_lo = lo[j] + q * width - pad[j]
+        edge_hi = lo[j] + (q + 1) * width + pad[j]
+        c = centers[:, j]
+        below = edge_lo[:, None] - c
+        above = c - edge_hi[:, None]
+        a = np.maximum(np.maximum(below, above), 0.0) ** 2
+        b = np.maximum(np.abs(below), np.abs(above)) ** 2
+        shape = [1] * (f + 1)
+        shape[j] = dims[j]
+        shape[f] = k
+        least = least + a.reshape(shape)
+        most = most + b.reshape(shape)
+    least = least.reshape(-1, k)
+    most = most.reshape(-1, k)
+    best = np.argmin(most, axis=1)
+    cells = np.arange(len(best))
+    bound = most[cells, best] * (1 + _MARGIN)
+    if k > 1:
+        least_other = least.copy()
+        least_other[cells, best] = np.inf
+        clear = least_other.min(axis=1) > bound
+    else:
+        clear = np.ones(len(best), bool)
+    sole = np.where(clear, best, -1).astype(np.int64)
+    if h2 < 0:
+        state = np.ones(len(best), np.int8)
+    else:
+        state = np.zeros(len(best), np.int8)
+        state[bound <= h2 * (1 - _MARGIN)] = 1
+        state[least[cells, best] > h2 * (1 + _MARGIN)] = 2
+    return lo, inv, dims, sole, state
+
+
+def _settled_share(X, lo, inv, dims, sole, state):
+    """The share of rows of ``X`` whose cell of the grid settles their label."""
+    q = ((np.asarray(X, np.float64) - lo) * inv).astype(np.int64)
+    np.clip(q, 0, dims - 1, out=q)
+    cell = np.zeros(len(q), np.int64)
+    for j in range(q.shape[1]):
+        cell = cell * dims[j] + q[:, j]
+    return np.count_nonzero(sole[cell] >= 0) / max(1, len(cell))
 
 
 def nearest_center(X, centers):
@@ -141,7 +246,7 @@ def _exact_nearest(X, centers):
     step = max(1, BLOCK_ELEMENTS // max(1, len(centers) * centers.shape[1]))
     for start in range(0, len(X), step):
         diff = X[start : start + step, None, :] - centers[None]
-        dist = np.einsum("ijk,ijk->ij", diff, diff)
+        dist = squares_in_order(diff)
         labels[start : start + step] = np.argmin(dist, axis=1)
         d2[start : start + step] = dist.min(axis=1)
     return labels, d2

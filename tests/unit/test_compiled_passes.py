@@ -142,6 +142,41 @@ def test_labels_break_ties_to_the_lowest_center_and_keep_rows_at_h(compiled):
     np.testing.assert_array_equal(assign_labels(X, centers), [1, 0, 0, 0])
 
 
+@pytest.mark.parametrize("offset", [0.0, 1e6])
+@pytest.mark.parametrize("scale", [1.0, 1e-6])
+@pytest.mark.parametrize("bandwidth", [None, 2.0])
+def test_labels_by_grid_cell_keep_ties_and_rows_at_h(
+    compiled, monkeypatch, offset, scale, bandwidth
+):
+    # A lattice of rows with centers on it: many rows tie between centers,
+    # or lie exactly at the bandwidth, in cells the grid settles and not.
+    # Centers 1 and 4 coincide: no cell may be settled for either.
+    g = np.arange(-6.0, 7.0, 0.5)
+    X = np.stack(np.meshgrid(g, g, g[:9], indexing="ij"), axis=-1).reshape(-1, 3)
+    X = np.concatenate([X, BLOBS[:3000]])
+    centers = np.array([[0, 0, 0], [2, 0, 0], [0, 4, 2], [-4, -4, 0], [2, 0, 0.0]])
+    X, centers = X * scale + offset, centers * scale + offset
+    h = None if bandwidth is None else bandwidth * scale
+    grid = labels._label_grid(*_ends(X), centers, -1.0 if h is None else h * h, len(X))
+    share = labels._settled_share(X, *grid)
+    assert 0.1 < share < 1  # cells of both kinds
+    assert not np.isin(grid[3], [1, 4]).any()
+    # The grid is used whatever share of rows it settles.
+    monkeypatch.setattr(labels, "_settled_share", lambda *args: 1.0)
+    got = assign_labels(X, centers, h)
+    d2 = ((X[:, None, :] - centers[None]) ** 2).sum(axis=2)
+    want = np.argmin(d2, axis=1)
+    if h is not None:
+        want[d2.min(axis=1) > h * h] = -1
+    np.testing.assert_array_equal(got, want)
+    # numpy's path (smaller blocks) too: ties at 1e-6 split by einsum's order.
+    np.testing.assert_array_equal(_numpy(assign_labels, X, centers, h), want)
+
+
+def _ends(X):
+    return X.min(axis=0), X.max(axis=0)
+
+
 def _centers_like_an_iteration(n):
     """Bin seeds, and seeds crowding onto the modes (as a few shifts later)."""
     seeds = bin_counts(BLOBS, 2.0)[0] * 2.0
@@ -202,3 +237,31 @@ def test_flat_row_sums_of_far_offset_rows(compiled):
     np.testing.assert_array_equal(weights, want_weights)
     bound = 2 * len(X) * 2.0**-53 * want_weights[:, None] * np.abs(X).max()
     assert np.all(np.abs(sums - want_sums) <= bound)
+
+
+def _rows_at_the_edge(n=200):
+    """Unit rows whose squared norm, summed feature after feature (as
+    scikit-learn's trees sum it), is exactly 1, and by ``einsum`` is not."""
+    v = np.random.default_rng(1).normal(size=(20_000, 3))
+    v /= np.sqrt((v * v).sum(axis=1))[:, None]
+    s = v[:, 0] * v[:, 0] + v[:, 1] * v[:, 1] + v[:, 2] * v[:, 2]
+    hit = (s == 1.0) & (np.einsum("ij,ij->i", v, v) > 1.0)
+    return v[hit][:n]
+
+
+@pytest.mark.parametrize("way", ["compiled", "numpy"])
+def test_flat_sums_count_rows_exactly_at_h_as_scikit_learn(compiled, way):
+    from sklearn.neighbors import NearestNeighbors
+
+    edge = _rows_at_the_edge()
+    assert len(edge) > 100
+    X = np.concatenate([edge, RNG.normal(0, 0.5, size=(3000, 3))])
+    centers = np.zeros((1, 3))
+    fn = shift_partial_sums
+    if way == "numpy":
+        _, weights = _numpy(fn, centers, X, 1.0, "flat")
+    else:
+        _, weights = fn(centers, X, 1.0, "flat")
+    within = NearestNeighbors(radius=1.0).fit(X).radius_neighbors(centers)[1][0]
+    assert weights[0] == len(within)
+    assert set(range(len(edge))) <= set(within.tolist())
