@@ -82,7 +82,10 @@ def main():
         rows.append(("cell_sums, float32, cells of h/10", t / len(X) * 1e9, "ns/row"))
         t = best_of(lambda: _blocks.bin_counts(X32, h))
         rows.append(("bin_counts, float32, bins of h", t / len(X) * 1e9, "ns/row"))
-        modes = converge(seeds, X, 8)[:8]
+        # The 8 modes most seeds reach (as a fit's cluster centers: distinct;
+        # the first 8 seeds all reach one mode, whose ties no cell can settle).
+        reached, count = np.unique(converge(seeds, X, 8), axis=0, return_counts=True)
+        modes = reached[np.argsort(-count, kind="stable")[:8]]
         t = best_of(lambda: _blocks.assign_labels(X32, modes))
         rows.append(("assign_labels, 8 centers, float32", t / len(X) * 1e9, "ns/row"))
     for name, value, unit in rows:
