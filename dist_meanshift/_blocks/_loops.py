@@ -92,11 +92,7 @@ def nearest_labels_by_cell(X, centers_t, h2, lo, inv, dims, sole, state, labels)
     n, f = X.shape
     d = np.empty(centers_t.shape[1])
     for i in range(n):
-        cell = np.int64(0)
-        for j in range(f):
-            q = np.int64((np.float64(X[i, j]) - lo[j]) * inv[j])
-            q = min(max(q, 0), dims[j] - 1)
-            cell = cell * dims[j] + q
+        cell = _grid_cell(X, i, lo, inv, dims)
         c = sole[cell]
         if c >= 0:
             st = state[cell]
@@ -114,6 +110,28 @@ def nearest_labels_by_cell(X, centers_t, h2, lo, inv, dims, sole, state, labels)
             continue
         best, arg = _nearest(X, i, centers_t, d)
         labels[i] = arg if (h2 < 0.0 or best <= h2) else -1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _grid_cell(X, i, lo, inv, dims):
+    """Row ``i``'s cell of the grid of :func:`nearest_labels_by_cell`."""
+    cell = np.int64(0)
+    for j in range(X.shape[1]):
+        q = np.int64((np.float64(X[i, j]) - lo[j]) * inv[j])
+        q = min(max(q, 0), dims[j] - 1)
+        cell = cell * dims[j] + q
+    return cell
+
+
+@numba.njit(cache=True, nogil=True)
+def settled_share(X, lo, inv, dims, sole):
+    """The share of rows of ``X`` whose cell of the grid settles their label
+    (``sole >= 0``; see :func:`nearest_labels_by_cell`)."""
+    settled = 0
+    for i in range(X.shape[0]):
+        if sole[_grid_cell(X, i, lo, inv, dims)] >= 0:
+            settled += 1
+    return settled / max(1, X.shape[0])
 
 
 @numba.njit(cache=True, nogil=True)

@@ -155,13 +155,11 @@ def _label_grid(lo, hi, centers, h2, n_rows):
 
 
 def _settled_share(X, lo, inv, dims, sole, state):
-    """The share of rows of ``X`` whose cell of the grid settles their label."""
-    q = ((np.asarray(X, np.float64) - lo) * inv).astype(np.int64)
-    np.clip(q, 0, dims - 1, out=q)
-    cell = np.zeros(len(q), np.int64)
-    for j in range(q.shape[1]):
-        cell = cell * dims[j] + q[:, j]
-    return np.count_nonzero(sole[cell] >= 0) / max(1, len(cell))
+    """The share of rows of ``X`` whose cell of the grid settles their label,
+    each row's cell found as the labelling loop finds it."""
+    from ._loops import settled_share
+
+    return settled_share(X, lo, inv, dims, sole)
 
 
 def nearest_center(X, centers):
