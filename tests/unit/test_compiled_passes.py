@@ -265,3 +265,39 @@ def test_flat_sums_count_rows_exactly_at_h_as_scikit_learn(compiled, way):
     within = NearestNeighbors(radius=1.0).fit(X).radius_neighbors(centers)[1][0]
     assert weights[0] == len(within)
     assert set(range(len(edge))) <= set(within.tolist())
+
+
+_COMPILED_HERE = """
+import numba, numpy as np
+from dist_meanshift import memory_plan
+from dist_meanshift._blocks import _loops, labels
+dtype = np.dtype({dtype!r})
+memory_plan.compile_loops_here(dtype, labels.COMPILED_MIN_ROWS)
+X = np.zeros((4, 3), dtype)
+for fn, sample in [
+    (_loops.nearest_labels, X),
+    (_loops.nearest_labels_by_cell, X),
+    (_loops.settled_share, X[::2]),  # a strided sample of the chunk
+    (_loops.column_ranges, X),
+]:
+    if numba.typeof(sample) not in {{sig[0] for sig in fn.signatures}}:
+        print("not compiled:", fn.__name__)
+"""
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_command_compiles_every_labelling_loop_before_workers_run(dtype):
+    # Workers of 512 MiB that compile a loop themselves go over their memory
+    # (see memory_plan.compile_loops_here): every loop a labels task of a
+    # streamed chunk may take is compiled for its argument types beforehand,
+    # in a fresh process (where no other test compiled it).
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _COMPILED_HERE.format(dtype=dtype)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == ""
