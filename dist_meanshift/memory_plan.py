@@ -262,22 +262,19 @@ def compile_loops_here(dtype, n_rows):
     )
 
 
-def _footprint(client_pid=None):
+def _footprint():
     """On a worker: its process and memory once it has what tasks import.
 
     That includes numba, which tasks over chunks of many rows load for their
     compiled loops (binning, labels, flat sums): some 110 MiB of a process.
-    A worker in the client's own process (``client_pid``, a local cluster of
-    threads) is measured with what the client's fit imports as well: the
-    estimator and scikit-learn with it, some 45 MiB loaded after the plan.
+    A worker in the client's own process (a local cluster of threads) holds
+    what the client's fit imports too: the caller loads it first (the
+    estimator, and scikit-learn with it: 38 MiB, beyond ``_MARGIN``).
     """
     import psutil
 
     from . import _blocks, _dask  # noqa: F401 - what the tasks import
     from ._blocks import _loops  # noqa: F401 - and numba, for large chunks
-
-    if os.getpid() == client_pid:
-        from . import _loop, estimator  # noqa: F401 - the client's fit
 
     return socket.gethostname(), os.getpid(), psutil.Process().memory_info().rss
 
@@ -315,7 +312,7 @@ def _worker_processes(client, workers):
     """The workers grouped by the process they run in, with what each holds."""
     import psutil
 
-    seen = client.run(_footprint, os.getpid(), on_error="return")
+    seen = client.run(_footprint, on_error="return")
     total = len(workers)
     groups = {}
     for address, w in workers.items():

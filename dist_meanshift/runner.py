@@ -216,6 +216,10 @@ class _Run:
             ) as watch,
         ):
             try:
+                # The fit's own imports first (scikit-learn's 38 MiB): a local
+                # cluster of threads is this process, measured by the plan.
+                from . import estimator  # noqa: F401
+
                 self.plan = plan_memory(client, data, spec, self.job.model)
                 if dask_cluster.has_dashboard(
                     client, remote=bool(spec.get("scheduler") or spec.get("manager"))
