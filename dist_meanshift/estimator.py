@@ -386,18 +386,18 @@ class MeanShift(ClusterMixin, BaseEstimator):
                 # The exact stage runs at least once, even after max_iter on cells.
                 loop["max_iter"] = max(self.max_iter, resume.next_iteration)
         w = None if fit_weights is None else fit_weights.array
-        result = yield from iter_mean_shift(
-            _dask.Rows.of(
-                fit_data.array,
-                w,
-                _in_memory(fit_data, fit_weights),
-                resident=fit_data.resident,
-            ),
-            seeds,
-            dtype=fit_data.array.dtype,
-            resume=resume,
-            **loop,
+        rows = _dask.Rows.of(
+            fit_data.array,
+            w,
+            _in_memory(fit_data, fit_weights),
+            resident=fit_data.resident,
         )
+        try:
+            result = yield from iter_mean_shift(
+                rows, seeds, dtype=fit_data.array.dtype, resume=resume, **loop
+            )
+        finally:
+            rows.close()  # its chunks' indexes on disk, if any
         self.cluster_centers_ = result.cluster_centers
         self.intensity_ = result.intensity
         self.n_iter_ = result.n_iter

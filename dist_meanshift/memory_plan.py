@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import socket
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -233,6 +234,7 @@ def compile_loops_here(dtype, n_rows):
 
     from ._blocks import binning, cell_sums, combine_cell_sums, labels
     from ._blocks.kernels import flat
+    from ._dask import scratch
 
     if n_rows < binning.COMPILED_MIN_ROWS:
         return
@@ -257,6 +259,13 @@ def compile_loops_here(dtype, n_rows):
     wide = np.random.default_rng(0).random((n, 4)).astype(dtype)
     labels.assign_labels(wide, np.asarray(wide[:4], np.float64), None)  # beyond it
     flat.flat_row_sums(centers, X, 0.2, None)
+    # The column index a streamed chunk is kept as on disk, and read back
+    # (centers enough for their pairs to go through the index).
+    many = np.asarray(X[:16], dtype=np.float64)
+    with tempfile.TemporaryDirectory() as directory:
+        kept = os.path.join(directory, "0")
+        scratch.sums_writing_index(many, X, kept, 0.2, "flat")
+        scratch.indexed_sums(many, kept, 0.2, "flat")
     logger.info(
         "compiled loops ready for %s in %.1f s", dtype, time.perf_counter() - start
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import uuid
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ import dask
 import numpy as np
 
 from .. import _blocks
+from . import scratch
 from .data import compute, current_client, n_threads, upload
 
 logger = logging.getLogger(__name__)
@@ -49,18 +51,27 @@ class Rows:
         center-row pairs is computed here, with no task graph.
     resident : bool
         Whether the chunks are in memory rather than read at every pass.
+    n_features : int
     """
 
     blocks: list
     n_rows: int
     local: tuple | None = None
     resident: bool = False
+    n_features: int = 0
     _prepared: dict = field(default_factory=dict)
+    _scratch: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, X, sample_weight=None, local=None, resident=False):
         """The rows of dask array ``X`` (and its weights)."""
-        return cls(_row_blocks(X, sample_weight), X.shape[0], local, resident)
+        blocks = _row_blocks(X, sample_weight)
+        return cls(blocks, X.shape[0], local, resident, X.shape[1])
+
+    def close(self):
+        """Remove what the fit kept on disk (the chunks' stored cell indexes)."""
+        scratch.close_directory(self._scratch.pop("directory", None))
+        self._scratch.clear()
 
     def prepared(self, kernel, bandwidth, truncate=None):
         """The blocks as the kernel prepares them for its sums, made once per fit.
@@ -155,16 +166,82 @@ class Rows:
         n_parts = _n_partitions(len(centers), self.n_rows, len(blocks), threads)
         parts = upload(np.array_split(centers, n_parts), "centers")
         fn = dask.delayed(_blocks.shift_partial_sums, pure=False)
-        leaves = [
-            [fn(part, x, sample_weight=w, **kernel_args) for x, w in blocks]
-            for part in parts
-        ]
+        stored = self._stored_indexes(kernel_args) if made is None else None
+        if stored is None:
+            leaves = [
+                [fn(part, x, sample_weight=w, **kernel_args) for x, w in blocks]
+                for part in parts
+            ]
+        else:
+            leaves = [
+                [
+                    _stored_sums(fn, stored, p, i, part, x, w, kernel_args)
+                    for i, (x, w) in enumerate(blocks)
+                ]
+                for p, part in enumerate(parts)
+            ]
         reduced = [_tree(tasks, _blocks.add_partials) for tasks in leaves]
         results = compute(*reduced, watch=[t.key for tasks in leaves for t in tasks])
+        if stored is not None:
+            stored.update_written()
         return (
             np.concatenate([r[0] for r in results]),
             np.concatenate([r[1] for r in results]),
         )
+
+    def _stored_indexes(self, kernel_args):
+        """The chunks' cell indexes on disk (:mod:`.scratch`), for data read
+        from its store at every pass by workers on this machine, or None."""
+        client = current_client()
+        if self.resident or client is None or self.local is not None:
+            return None
+        key = tuple(kernel_args.get(k) for k in ("kernel", "bandwidth", "truncate"))
+        if "directory" not in self._scratch:
+            self._scratch["directory"] = scratch.open_directory(
+                client, scratch.index_bytes(self.n_rows, self.n_features)
+            )
+        directory = self._scratch["directory"]
+        if directory is None:
+            return None
+        if key not in self._scratch:
+            name = f"{len(self._scratch) - 1}"
+            self._scratch[key] = _StoredIndexes(
+                [
+                    os.path.join(directory, f"{name}-{i}")
+                    for i in range(len(self.blocks))
+                ]
+            )
+        return self._scratch[key]
+
+
+@dataclass
+class _StoredIndexes:
+    """The file of each chunk's cell index, and which chunks are indexed."""
+
+    paths: list
+    written: set = field(default_factory=set)
+    tried: set = field(default_factory=set)
+
+    def update_written(self):
+        # This machine's directory: the workers' writes are seen here.
+        for i in self.tried - self.written:
+            if os.path.exists(self.paths[i]):
+                self.written.add(i)
+
+
+def _stored_sums(fn, stored, p, i, part, x, w, kernel_args):
+    """The task of center partition ``p`` over chunk ``i``: over its stored
+    index, or writing it (the first partition, once), or over its rows."""
+    if i in stored.written:
+        return dask.delayed(scratch.indexed_sums, pure=False)(
+            part, stored.paths[i], **kernel_args
+        )
+    if p == 0 and i not in stored.tried:
+        stored.tried.add(i)
+        return dask.delayed(scratch.sums_writing_index, pure=False)(
+            part, x, stored.paths[i], sample_weight=w, **kernel_args
+        )
+    return fn(part, x, sample_weight=w, **kernel_args)
 
 
 def _sklearn_kd_tree(X):

@@ -282,14 +282,24 @@ for fn, sample in [
 ]:
     if numba.typeof(sample) not in {{sig[0] for sig in fn.signatures}}:
         print("not compiled:", fn.__name__)
+# The column index of a chunk kept on disk: built from float64 rows, read
+# back with the rows in their own type.
+from dist_meanshift._blocks.kernels import _flat_loops
+for fn in (_flat_loops.column_cells, _flat_loops.gather_columns):
+    if not fn.signatures:
+        print("not compiled:", fn.__name__)
+coords = {{str(sig[6].dtype) for sig in _flat_loops.column_index_sums.signatures}}
+if str(dtype) not in coords:
+    print("not compiled: column_index_sums")
 """
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_the_command_compiles_every_labelling_loop_before_workers_run(dtype):
+def test_the_command_compiles_every_streamed_loop_before_workers_run(dtype):
     # Workers of 512 MiB that compile a loop themselves go over their memory
     # (see memory_plan.compile_loops_here): every loop a labels task of a
-    # streamed chunk may take is compiled for its argument types beforehand,
+    # streamed chunk may take, and its kept column index's, is compiled for
+    # its argument types beforehand,
     # in a fresh process (where no other test compiled it).
     import subprocess
     import sys

@@ -282,7 +282,7 @@ def _hash(a, b, mask):
 
 
 @numba.njit(cache=True, nogil=True)
-def gather_columns(X, weights, cells, order, z_limit, col_side, z_side):
+def gather_columns(X, weights, order, z_limit, col_side, z_side):
     """The column index of rows ``X`` (padded to 3) sorted by ``order``.
 
     ``order`` sorts the rows by column, then by cell along the third axis.
@@ -298,19 +298,27 @@ def gather_columns(X, weights, cells, order, z_limit, col_side, z_side):
     weighted = weights.shape[0] > 0
     coords = np.empty((3, n))
     row_w = np.empty(n if weighted else 0)
-    # Columns: runs of equal (c0, c1) in sorted order.
-    col_first = np.empty(n + 1, dtype=np.int64)
-    n_cols = 0
+    # One gather of each row (random reads, once); its cells are found again
+    # from it as column_cells found them (padded coordinates: cell 0), and
+    # every loop after reads the sorted copies in order.
+    sorted_cells = np.empty((n, 3), dtype=np.int64)
     for r in range(n):
         i = order[r]
         if weighted:
             row_w[r] = weights[i]
         for a in range(3):
-            coords[a, r] = X[i, a]
+            x = X[i, a]
+            coords[a, r] = x
+            side = z_side if a == 2 else col_side
+            sorted_cells[r, a] = np.int64(np.floor(x / side))
+    # Columns: runs of equal (c0, c1) in sorted order.
+    col_first = np.empty(n + 1, dtype=np.int64)
+    n_cols = 0
+    for r in range(n):
         if (
             r == 0
-            or cells[i, 0] != cells[order[r - 1], 0]
-            or (cells[i, 1] != cells[order[r - 1], 1])
+            or sorted_cells[r, 0] != sorted_cells[r - 1, 0]
+            or (sorted_cells[r, 1] != sorted_cells[r - 1, 1])
         ):
             col_first[n_cols] = r
             n_cols += 1
@@ -320,11 +328,11 @@ def gather_columns(X, weights, cells, order, z_limit, col_side, z_side):
     z_lo = np.empty(n_cols, dtype=np.int64)
     z_hi = np.empty(n_cols, dtype=np.int64)
     for c in range(n_cols):
-        i = order[col_first[c]]
-        col_c[c, 0] = cells[i, 0]
-        col_c[c, 1] = cells[i, 1]
-        z_lo[c] = cells[i, 2]
-        z_hi[c] = cells[order[col_first[c + 1] - 1], 2]
+        r = col_first[c]
+        col_c[c, 0] = sorted_cells[r, 0]
+        col_c[c, 1] = sorted_cells[r, 1]
+        z_lo[c] = sorted_cells[r, 2]
+        z_hi[c] = sorted_cells[col_first[c + 1] - 1, 2]
     merge = np.int64(1)
     while True:
         total = 0
@@ -358,7 +366,7 @@ def gather_columns(X, weights, cells, order, z_limit, col_side, z_side):
         for k in range(z_hi[c] - z_lo[c] + 2):
             e = z_base[c] + k
             cell = z_lo[c] + k
-            while r < stop and cells[order[r], 2] // merge < cell:
+            while r < stop and sorted_cells[r, 2] // merge < cell:
                 w = row_w[r] if weighted else 1.0
                 w_run += w
                 s0 += w * (coords[0, r] - origin[c, 0])

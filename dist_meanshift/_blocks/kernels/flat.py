@@ -321,13 +321,15 @@ def _column_index(X, sample_weight, h):
     span = hi - lo + 1
     if count_cells(span) < 2.0**62:
         strides = np.array([span[1] * span[2], span[2], 1], dtype=np.int64)
-        order, _ = sorted_runs((cells - lo) @ strides)
+        keys = cells[:, 2] - lo[2]  # (cells - lo) @ strides, a column at a time
+        for a in (0, 1):
+            keys += (cells[:, a] - lo[a]) * strides[a]
+        order, _ = sorted_runs(keys)
     else:  # a huge, sparse grid
         order = np.lexsort((cells[:, 2], cells[:, 1], cells[:, 0]))
     gathered = loops.gather_columns(
         padded,
         _row_weights(sample_weight),
-        cells,
         order.astype(np.int64),
         4 * n + (1 << 16),
         col_side,

@@ -1,0 +1,174 @@
+"""Streamed chunks sorted into their cell index once per fit, kept on disk.
+
+A chunk read from its store at every pass must be sorted into cells at every
+pass before its sums (the flat kernel's ``flat_row_sums``): half of a pass's
+work. Where the workers share this machine, the first pass instead writes
+each chunk's cell index (:meth:`~.._blocks.kernels.base.Kernel.prepare`:
+the rows in cell order, with their cells' prefix sums) into a scratch
+directory, and every pass after reads it back and sums over it
+(``flat_indexed_sums``) without sorting anything.
+
+Each chunk's index is a directory of ``.npy`` files (uncompressed: read
+back at the page cache's pace), written under a temporary name and renamed
+when complete; a file that is missing or cut short fails to load (zarr
+would read a missing chunk as fill values). The
+directory is made with :func:`tempfile.mkdtemp` (new, private to this user)
+under Dask's ``temporary-directory`` and removed when the fit ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+
+import numpy as np
+
+from .. import _blocks
+from .._blocks.grid import ColumnIndex, PreparedRows, slabs
+
+logger = logging.getLogger(__name__)
+
+#: Rows of one slab of a stored index: a chunk is indexed slab by slab, so
+#: that its task holds some 80 MiB of temporaries at most (a 2M x 3 chunk in
+#: one slab: 183 MiB, too much beside a 512 MiB worker's 250 MiB footprint).
+SLAB_ROWS = 1 << 19
+#: Free space a scratch directory must keep beyond what it is to hold.
+_FREE_MARGIN = 1 << 30
+_PREFIX = "dist-meanshift-scratch-"
+#: ColumnIndex fields held as attributes rather than arrays.
+_SCALARS = ("n_features", "col_side", "z_side", "scale")
+
+
+def open_directory(client, nbytes):
+    """A new scratch directory for ``nbytes`` of indexes, or None.
+
+    None where a worker runs on another host (no directory is known to be
+    shared with it) or where the disk lacks room for them with a margin.
+    """
+    here = socket.gethostname()
+    hosts = set(client.run(socket.gethostname).values())
+    if hosts != {here}:
+        logger.info("workers on other hosts (%s): chunks sorted at every pass", hosts)
+        return None
+    import dask
+
+    base = dask.config.get("temporary-directory", None) or tempfile.gettempdir()
+    free = shutil.disk_usage(base).free
+    if free < nbytes + _FREE_MARGIN:
+        logger.info(
+            "%.1f GB free in %s, %.1f GB needed: chunks sorted at every pass",
+            free / 1e9,
+            base,
+            (nbytes + _FREE_MARGIN) / 1e9,
+        )
+        return None
+    path = tempfile.mkdtemp(prefix=_PREFIX, dir=base)
+    logger.info("chunks' cell indexes kept in %s (%.1f GB)", path, nbytes / 1e9)
+    return path
+
+
+def close_directory(path):
+    """Remove a scratch directory :func:`open_directory` made."""
+    if path and os.path.basename(path).startswith(_PREFIX):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def index_bytes(n_rows, n_features):
+    """Bytes the stored indexes of ``n_rows`` rows take at most: the rows (as
+    float64; float32 ones as they are), their weights where duplicates
+    merge, and the cells' prefix sums (measured: 0.7 bytes a row)."""
+    return n_rows * (8 * n_features + 9)
+
+
+def sums_writing_index(
+    centers, X, path, bandwidth, kernel, sample_weight=None, truncate=None
+):
+    """:func:`~.._blocks.shift_partial_sums` of one chunk, its cell index
+    written into file ``path`` on the way where the kernel makes one to keep.
+
+    The kernel prepares the rows slab by slab (:meth:`~.._blocks.kernels.base.
+    Kernel.prepare`); where it keeps them as they are, or indexes them in a
+    way not stored here (beyond 3 features), nothing is written and the sums
+    are the plain ones.
+    """
+    kernel = _blocks.kernels.get(kernel)
+    X = np.asarray(X)
+    made = []
+    for x, w in slabs(X, sample_weight, SLAB_ROWS):
+        prepared = kernel.prepare(x, w, bandwidth, truncate)
+        if prepared is None or prepared.ordered:
+            made = None
+            break
+        made.extend(prepared.slabs)
+    if not made or not all(isinstance(s, ColumnIndex) for s in made):
+        return _blocks.shift_partial_sums(
+            centers, X, bandwidth, kernel, sample_weight, truncate
+        )
+    _save(made, X, path)
+    prepared = PreparedRows(made, X.shape)
+    return _blocks.shift_partial_sums(
+        centers, prepared, bandwidth, kernel, truncate=truncate
+    )
+
+
+def _save(made, X, path):
+    arrays = {"shape": np.array(X.shape, dtype=np.int64)}
+    for i, index in enumerate(made):
+        for name, value in vars(index).items():
+            if name in _SCALARS:
+                value = np.array(value)
+            elif name == "coords" and X.dtype == np.float32:
+                value = value.astype(np.float32)  # float32 rows: exact
+            arrays[f"{i}.{name}"] = value
+    temporary = f"{path}.{uuid.uuid4().hex}.part"
+    os.mkdir(temporary)
+    for name, value in arrays.items():
+        np.save(os.path.join(temporary, f"{name}.npy"), value)
+    try:
+        os.rename(temporary, path)  # complete, or absent
+    except OSError:
+        if not os.path.isdir(path):
+            raise
+        # Written by an earlier try of this task (its worker lost after it).
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def read_index(path):
+    """The :class:`~.._blocks.grid.PreparedRows` that :func:`sums_writing_index`
+    wrote into ``path``."""
+    if not os.path.isdir(path):
+        raise FileNotFoundError(
+            f"a chunk's cell index {path} was removed while the fit ran: "
+            "keep the scratch directory until the fit ends"
+        )
+    fields = {}
+    for file in os.listdir(path):
+        key = file.removesuffix(".npy")
+        value = np.load(os.path.join(path, file))
+        if key == "shape":
+            shape = tuple(int(n) for n in value)
+            continue
+        i, name = key.split(".", 1)
+        fields.setdefault(int(i), {})[name] = value
+    made = []
+    for i in range(len(fields)):
+        f = fields[i]
+        for name in _SCALARS:
+            f[name] = f[name].item()
+        # float32 rows stay float32: the sums' loops take each coordinate to
+        # float64 (exact) as they read it, and half the bytes are read.
+        f["coords"] = np.ascontiguousarray(f["coords"])
+        made.append(ColumnIndex(**f))
+    return PreparedRows(made, shape)
+
+
+def indexed_sums(centers, path, bandwidth, kernel, sample_weight=None, truncate=None):
+    """:func:`~.._blocks.shift_partial_sums` over the chunk indexed in ``path``
+    (its weights are in the index: ``sample_weight`` is unused)."""
+    return _blocks.shift_partial_sums(
+        centers, read_index(path), bandwidth, kernel, truncate=truncate
+    )
