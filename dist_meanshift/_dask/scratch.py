@@ -103,7 +103,11 @@ def sums_writing_index(
         if prepared is None or prepared.ordered:
             made = None
             break
-        made.extend(prepared.slabs)
+        for index in prepared.slabs:
+            if X.dtype == np.float32 and isinstance(index, ColumnIndex):
+                # float32 rows: exact in float32, half the bytes held and kept.
+                index.coords = index.coords.astype(np.float32)
+            made.append(index)
     if not made or not all(isinstance(s, ColumnIndex) for s in made):
         return _blocks.shift_partial_sums(
             centers, X, bandwidth, kernel, sample_weight, truncate
@@ -121,8 +125,6 @@ def _save(made, X, path):
         for name, value in vars(index).items():
             if name in _SCALARS:
                 value = np.array(value)
-            elif name == "coords" and X.dtype == np.float32:
-                value = value.astype(np.float32)  # float32 rows: exact
             arrays[f"{i}.{name}"] = value
     temporary = f"{path}.{uuid.uuid4().hex}.part"
     os.mkdir(temporary)
