@@ -112,7 +112,12 @@ def sums_writing_index(
         return _blocks.shift_partial_sums(
             centers, X, bandwidth, kernel, sample_weight, truncate
         )
-    _save(made, X, path)
+    try:
+        _save(made, X, path)
+    except OSError as error:
+        # A full disk, or a directory this worker may not write (another
+        # user's worker on this host): the chunk is sorted at every pass.
+        logger.info("chunk index not kept (%s): its rows are read each pass", error)
     prepared = PreparedRows(made, X.shape)
     return _blocks.shift_partial_sums(
         centers, prepared, bandwidth, kernel, truncate=truncate
@@ -128,8 +133,12 @@ def _save(made, X, path):
             arrays[f"{i}.{name}"] = value
     temporary = f"{path}.{uuid.uuid4().hex}.part"
     os.mkdir(temporary)
-    for name, value in arrays.items():
-        np.save(os.path.join(temporary, f"{name}.npy"), value)
+    try:
+        for name, value in arrays.items():
+            np.save(os.path.join(temporary, f"{name}.npy"), value)
+    except OSError:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
     try:
         os.rename(temporary, path)  # complete, or absent
     except OSError:
