@@ -9,10 +9,10 @@ directory, and every pass after reads it back and sums over it
 (``flat_indexed_sums``) without sorting anything.
 
 Each chunk's index is a directory of ``.npy`` files (uncompressed: read
-back at the page cache's pace), written under a temporary name and renamed
-when complete; a file that is missing or cut short fails to load (zarr
-would read a missing chunk as fill values). The
-directory is made with :func:`tempfile.mkdtemp` (new, private to this user)
+back at the page cache's pace), written under a temporary name and put in
+place when complete (as outputs are: ``_outputs.written``); a file that is
+missing or cut short fails to load (zarr would read a missing chunk as fill
+values). The directory is made with :func:`tempfile.mkdtemp` (new, private to this user)
 under Dask's ``temporary-directory`` and removed when the fit ends.
 """
 
@@ -23,12 +23,12 @@ import os
 import shutil
 import socket
 import tempfile
-import uuid
 
 import numpy as np
 
 from .. import _blocks
 from .._blocks.grid import ColumnIndex, PreparedRows, slabs
+from .._outputs import written
 
 logger = logging.getLogger(__name__)
 
@@ -103,12 +103,16 @@ def sums_writing_index(
         if prepared is None or prepared.ordered:
             made = None
             break
+        if not all(isinstance(index, ColumnIndex) for index in prepared.slabs):
+            made = None
+            break
         for index in prepared.slabs:
-            if X.dtype == np.float32 and isinstance(index, ColumnIndex):
-                # float32 rows: exact in float32, half the bytes held and kept.
+            if X.dtype == np.float32:
+                # float32 rows: exact in float32, half the bytes held and kept
+                # (the sums' loops take each coordinate to float64 as read).
                 index.coords = index.coords.astype(np.float32)
-            made.append(index)
-    if not made or not all(isinstance(s, ColumnIndex) for s in made):
+        made.extend(prepared.slabs)
+    if not made:
         return _blocks.shift_partial_sums(
             centers, X, bandwidth, kernel, sample_weight, truncate
         )
@@ -125,27 +129,18 @@ def sums_writing_index(
 
 
 def _save(made, X, path):
+    """Write the index, complete or not at all (a retried task's replaces
+    the earlier try's, the same)."""
     arrays = {"shape": np.array(X.shape, dtype=np.int64)}
     for i, index in enumerate(made):
         for name, value in vars(index).items():
             if name in _SCALARS:
                 value = np.array(value)
             arrays[f"{i}.{name}"] = value
-    temporary = f"{path}.{uuid.uuid4().hex}.part"
-    os.mkdir(temporary)
-    try:
+    with written(path) as temporary:
+        os.mkdir(temporary)
         for name, value in arrays.items():
             np.save(os.path.join(temporary, f"{name}.npy"), value)
-    except OSError:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-    try:
-        os.rename(temporary, path)  # complete, or absent
-    except OSError:
-        if not os.path.isdir(path):
-            raise
-        # Written by an earlier try of this task (its worker lost after it).
-        shutil.rmtree(temporary, ignore_errors=True)
 
 
 def read_index(path):
@@ -170,16 +165,13 @@ def read_index(path):
         f = fields[i]
         for name in _SCALARS:
             f[name] = f[name].item()
-        # float32 rows stay float32: the sums' loops take each coordinate to
-        # float64 (exact) as they read it, and half the bytes are read.
-        f["coords"] = np.ascontiguousarray(f["coords"])
         made.append(ColumnIndex(**f))
     return PreparedRows(made, shape)
 
 
-def indexed_sums(centers, path, bandwidth, kernel, sample_weight=None, truncate=None):
+def indexed_sums(centers, path, bandwidth, kernel, truncate=None):
     """:func:`~.._blocks.shift_partial_sums` over the chunk indexed in ``path``
-    (its weights are in the index: ``sample_weight`` is unused)."""
+    (with its weights)."""
     return _blocks.shift_partial_sums(
         centers, read_index(path), bandwidth, kernel, truncate=truncate
     )

@@ -60,7 +60,9 @@ class Rows:
     resident: bool = False
     n_features: int = 0
     _prepared: dict = field(default_factory=dict)
-    _scratch: dict = field(default_factory=dict)
+    # The scratch directory: None until a pass asks, "" when none is to be had.
+    _directory: str | None = None
+    _stored: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, X, sample_weight=None, local=None, resident=False):
@@ -70,8 +72,9 @@ class Rows:
 
     def close(self):
         """Remove what the fit kept on disk (the chunks' stored cell indexes)."""
-        scratch.close_directory(self._scratch.pop("directory", None))
-        self._scratch.clear()
+        scratch.close_directory(self._directory)
+        self._directory = None
+        self._stored.clear()
 
     def prepared(self, kernel, bandwidth, truncate=None):
         """The blocks as the kernel prepares them for its sums, made once per fit.
@@ -196,22 +199,24 @@ class Rows:
         if self.resident or client is None or self.local is not None:
             return None
         key = tuple(kernel_args.get(k) for k in ("kernel", "bandwidth", "truncate"))
-        if "directory" not in self._scratch:
-            self._scratch["directory"] = scratch.open_directory(
-                client, scratch.index_bytes(self.n_rows, self.n_features)
+        if self._directory is None:
+            self._directory = (
+                scratch.open_directory(
+                    client, scratch.index_bytes(self.n_rows, self.n_features)
+                )
+                or ""
             )
-        directory = self._scratch["directory"]
-        if directory is None:
+        if not self._directory:
             return None
-        if key not in self._scratch:
-            name = f"{len(self._scratch) - 1}"
-            self._scratch[key] = _StoredIndexes(
+        if key not in self._stored:
+            name = len(self._stored)
+            self._stored[key] = _StoredIndexes(
                 [
-                    os.path.join(directory, f"{name}-{i}")
+                    os.path.join(self._directory, f"{name}-{i}")
                     for i in range(len(self.blocks))
                 ]
             )
-        return self._scratch[key]
+        return self._stored[key]
 
 
 @dataclass

@@ -159,13 +159,16 @@ def test_a_stored_index_gives_the_rows_sums(tmp_path, blobs, dtype):
 
 
 def test_an_index_that_cannot_be_written_leaves_the_rows_sums(tmp_path, blobs):
-    # Its directory gone (or a full disk, or one the worker may not write):
-    # the sums are the rows', and no index is taken as written.
+    # A directory that cannot be made (here: a file in its place; or a full
+    # disk, or one the worker may not write): the sums are the rows', and
+    # nothing is left that could pass for an index.
     X = blobs[:CHUNK]
     centers = X[:200].astype(np.float64)
-    path = str(tmp_path / "gone" / "0")
+    (tmp_path / "taken").write_text("")
+    path = str(tmp_path / "taken" / "0")
     got = scratch.sums_writing_index(centers, X, path, H, "flat")
     rows = shift_partial_sums(centers, X, H, "flat")
     np.testing.assert_array_equal(got[1], rows[1])
     np.testing.assert_allclose(got[0], rows[0], rtol=1e-12)
-    assert not os.path.exists(tmp_path / "gone")
+    assert os.listdir(tmp_path) == ["taken"]
+    assert (tmp_path / "taken").read_text() == ""
