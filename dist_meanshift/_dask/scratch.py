@@ -8,17 +8,20 @@ the rows in cell order, with their cells' prefix sums) into a scratch
 directory, and every pass after reads it back and sums over it
 (``flat_indexed_sums``) without sorting anything.
 
-Each chunk's index is a directory of ``.npy`` files (uncompressed: read
-back at the page cache's pace), written under a temporary name and put in
-place when complete (as outputs are: ``_outputs.written``); a file that is
-missing or cut short fails to load (zarr would read a missing chunk as fill
-values). The directory is made with :func:`tempfile.mkdtemp` (new, private to this user)
+Each chunk's index is one file (a JSON header, then the arrays' bytes,
+uncompressed), written under a temporary name and put in place when
+complete (as outputs are: ``_outputs.written``), and read back by mapping
+it: a pass reads only the pages its sums touch. A file that is missing or
+cut short fails to load (zarr would read a missing chunk as fill values). The directory is made with :func:`tempfile.mkdtemp` (new, private to this user)
 under Dask's ``temporary-directory`` and removed when the fit ends.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import mmap
 import os
 import shutil
 import socket
@@ -128,45 +131,88 @@ def sums_writing_index(
     )
 
 
+#: The first bytes of a stored index (then the header's length, 8 bytes).
+_MAGIC = b"dist-meanshift index 1\n"
+#: Every array starts at a multiple of this many bytes in the file.
+_ALIGN = 64
+
+
 def _save(made, X, path):
-    """Write the index, complete or not at all (a retried task's replaces
-    the earlier try's, the same)."""
-    arrays = {"shape": np.array(X.shape, dtype=np.int64)}
-    for i, index in enumerate(made):
-        for name, value in vars(index).items():
-            if name in _SCALARS:
-                value = np.array(value)
-            arrays[f"{i}.{name}"] = value
-    with written(path) as temporary:
-        os.mkdir(temporary)
-        for name, value in arrays.items():
-            np.save(os.path.join(temporary, f"{name}.npy"), value)
+    """Write the index into one file, complete or not at all (a retried
+    task's replaces the earlier try's, the same).
+
+    The file holds a JSON header (each slab's scalars, and each array's
+    name, dtype, shape and offset), then every array's bytes, aligned: read
+    back by mapping the file, one open and no copy (:func:`read_index`).
+    """
+    arrays, slab_scalars = [], []
+    for index in made:
+        fields = vars(index)
+        slab_scalars.append({name: _scalar(fields[name]) for name in _SCALARS})
+        arrays.append(
+            {
+                name: np.ascontiguousarray(value)
+                for name, value in fields.items()
+                if name not in _SCALARS
+            }
+        )
+    entries, values, end = [], [], 0
+    for i, slab in enumerate(arrays):
+        for name, value in slab.items():
+            offset = -(-end // _ALIGN) * _ALIGN
+            entries.append([i, name, value.dtype.str, list(value.shape), offset])
+            values.append(value)
+            end = offset + value.nbytes
+    header = json.dumps(
+        {"shape": list(X.shape), "scalars": slab_scalars, "arrays": entries}
+    ).encode()
+    start = -(-(len(_MAGIC) + 8 + len(header)) // _ALIGN) * _ALIGN
+    with written(path) as temporary, open(temporary, "wb") as file:
+        file.write(_MAGIC + len(header).to_bytes(8, "little") + header)
+        for entry, value in zip(entries, values, strict=True):
+            file.seek(start + entry[4])
+            file.write(memoryview(value).cast("B"))
+        file.truncate(start + end)
+
+
+def _scalar(value):
+    """A numpy scalar as the Python one JSON writes (floats exactly)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def read_index(path):
     """The :class:`~.._blocks.grid.PreparedRows` that :func:`sums_writing_index`
-    wrote into ``path``."""
-    if not os.path.isdir(path):
+    wrote into ``path``: read-only arrays over the mapped file, whose pages
+    are read only where the sums touch them (a ball's edge cells, the
+    prefix sums at its runs' ends)."""
+    if not os.path.isfile(path):
         raise FileNotFoundError(
             f"a chunk's cell index {path} was removed while the fit ran: "
             "keep the scratch directory until the fit ends"
         )
-    fields = {}
-    for file in os.listdir(path):
-        key = file.removesuffix(".npy")
-        value = np.load(os.path.join(path, file))
-        if key == "shape":
-            shape = tuple(int(n) for n in value)
-            continue
-        i, name = key.split(".", 1)
-        fields.setdefault(int(i), {})[name] = value
-    made = []
-    for i in range(len(fields)):
-        f = fields[i]
-        for name in _SCALARS:
-            f[name] = f[name].item()
-        made.append(ColumnIndex(**f))
-    return PreparedRows(made, shape)
+    with open(path, "rb") as file:
+        head = file.read(len(_MAGIC) + 8)
+        if not head.startswith(_MAGIC):
+            raise ValueError(f"{path} is not a chunk's cell index: remove it")
+        header = json.loads(file.read(int.from_bytes(head[len(_MAGIC) :], "little")))
+        start = -(-file.tell() // _ALIGN) * _ALIGN
+        size = os.fstat(file.fileno()).st_size
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+    fields = [dict(scalars) for scalars in header["scalars"]]
+    for i, name, dtype, shape, offset in header["arrays"]:
+        dtype = np.dtype(dtype)
+        count = math.prod(shape)
+        if start + offset + count * dtype.itemsize > size:
+            raise ValueError(
+                f"the chunk's cell index {path} is cut short: "
+                "keep the scratch directory until the fit ends"
+            )
+        fields[i][name] = (
+            np.frombuffer(mapped, dtype=dtype, count=count, offset=start + offset)
+            if count
+            else np.empty(0, dtype)
+        ).reshape(shape)
+    return PreparedRows([ColumnIndex(**f) for f in fields], tuple(header["shape"]))
 
 
 def indexed_sums(centers, path, bandwidth, kernel, truncate=None):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import dask
 import numpy as np
@@ -108,7 +107,7 @@ def test_a_removed_index_stops_the_fit_naming_it(tmp_path, cluster, blobs):
     states = MeanShift(H, kernel="flat", bin_seeding=True, persist=False).fit_iter(z)
     next(states)
     names, directory = _indexes(cluster)
-    shutil.rmtree(directory / names[0])
+    os.remove(directory / names[0])
     with pytest.raises(FileNotFoundError, match="removed while the fit ran"):
         next(states)
     assert _ours(cluster) == []
@@ -124,7 +123,7 @@ def test_weighted_repeated_float64_rows_and_wide_rows(tmp_path, cluster):
     states = model.fit_iter(z, sample_weight=w)
     next(states)
     names, directory = _indexes(cluster)
-    merged = np.load(directory / names[0] / "0.row_w.npy")
+    merged = scratch.read_index(directory / names[0]).slabs[0].row_w
     assert 0 < len(merged) < CHUNK  # fewer rows than the chunk, with weights
     for _ in states:
         pass
@@ -172,3 +171,24 @@ def test_an_index_that_cannot_be_written_leaves_the_rows_sums(tmp_path, blobs):
     np.testing.assert_allclose(got[0], rows[0], rtol=1e-12)
     assert os.listdir(tmp_path) == ["taken"]
     assert (tmp_path / "taken").read_text() == ""
+
+
+def test_an_index_cut_short_or_not_an_index_fails_naming_it(tmp_path, blobs):
+    # zarr reads a missing chunk as fill values; a stored index is read
+    # whole or not at all.
+    X = blobs[:CHUNK]
+    centers = X[:50].astype(np.float64)
+    path = tmp_path / "0"
+    scratch.sums_writing_index(centers, X, str(path), H, "flat")
+    data = path.read_bytes()
+    short = tmp_path / "short"
+    short.write_bytes(data[: len(data) - 1])
+    with pytest.raises(ValueError, match="cut short"):
+        scratch.indexed_sums(centers, str(short), H, "flat")
+    other = tmp_path / "other"
+    other.write_bytes(b"\x93NUMPY" + data[8:])
+    with pytest.raises(ValueError, match="not a chunk's cell index"):
+        scratch.indexed_sums(centers, str(other), H, "flat")
+    # Read back, the index's arrays are the file's pages, read-only.
+    (index,) = scratch.read_index(str(path)).slabs
+    assert not index.coords.flags.writeable

@@ -282,11 +282,13 @@ for fn, sample in [
 ]:
     if numba.typeof(sample) not in {{sig[0] for sig in fn.signatures}}:
         print("not compiled:", fn.__name__)
-# The column index of a chunk kept on disk: built from float64 rows, read
-# back with the rows in their own type.
+# The column index of a chunk kept on disk: built from the rows in their
+# own type, read back with them in it.
 from dist_meanshift._blocks.kernels import _flat_loops
-for fn in (_flat_loops.column_cells, _flat_loops.gather_columns):
-    if not fn.signatures:
+for fn in (
+    _flat_loops.column_bounds, _flat_loops.column_order, _flat_loops.gather_columns
+):
+    if numba.typeof(X) not in {{sig[0] for sig in fn.signatures}}:
         print("not compiled:", fn.__name__)
 coords = {{str(sig[6].dtype) for sig in _flat_loops.column_index_sums.signatures}}
 if str(dtype) not in coords:
@@ -311,3 +313,22 @@ def test_the_command_compiles_every_streamed_loop_before_workers_run(dtype):
         check=True,
     )
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_features", [1, 2, 3])
+def test_column_index_by_counting_sort_is_the_sorted_keys_one(
+    monkeypatch, dtype, n_features
+):
+    # The counting sort is stable, as the sort of packed keys and row numbers:
+    # the same order, so the same index, field for field.
+    X = RNG.normal(0, 3, size=(20_000, n_features)).astype(dtype)
+    X[10_000:] = X[:10_000]  # rows in the same cells, to keep in row order
+    w = RNG.uniform(0.5, 2, size=len(X))
+    for weights in (None, w):
+        counted = flat._column_index(X, weights, 1.0)
+        monkeypatch.setattr(flat, "_COUNTING_BINS_PER_ROW", -(1 << 40))
+        sorted_ = flat._column_index(X, weights, 1.0)
+        monkeypatch.undo()
+        for name, value in vars(counted).items():
+            np.testing.assert_array_equal(value, vars(sorted_)[name], err_msg=name)

@@ -275,6 +275,66 @@ def column_cells(X, n_axes, col_side, z_side):
 
 
 @numba.njit(cache=True, nogil=True)
+def column_bounds(X, col_side, z_side):
+    """The lowest and highest cell per padded axis of rows ``X`` of up to 3
+    features (the padded axes: cell 0), as :func:`column_cells` finds them:
+    ``floor`` of a rounded division is monotone, so the cells of the least
+    and greatest coordinates are the least and greatest cells."""
+    n, n_features = X.shape
+    pad = 3 - n_features
+    lo = np.zeros(3, dtype=np.int64)
+    hi = np.zeros(3, dtype=np.int64)
+    if n == 0:
+        return lo, hi
+    low = np.empty(n_features)
+    high = np.empty(n_features)
+    for j in range(n_features):
+        low[j] = X[0, j]
+        high[j] = X[0, j]
+    for i in range(n):
+        for j in range(n_features):
+            x = np.float64(X[i, j])
+            low[j] = min(low[j], x)
+            high[j] = max(high[j], x)
+    for j in range(n_features):
+        side = z_side if j + pad == 2 else col_side
+        lo[j + pad] = np.int64(np.floor(low[j] / side))
+        hi[j + pad] = np.int64(np.floor(high[j] / side))
+    return lo, hi
+
+
+@numba.njit(cache=True, nogil=True)
+def column_order(X, lo, span, col_side, z_side):
+    """The stable order sorting rows ``X`` (up to 3 features) by column,
+    then by cell along the last axis: a counting sort over the ``span``
+    cells from ``lo`` (:func:`column_bounds`), the order
+    :func:`~..grid.sorted_runs` gives the same keys (ties in row order)."""
+    n, n_features = X.shape
+    pad = 3 - n_features
+    keys = np.empty(n, dtype=np.int64)
+    starts = np.zeros(span[0] * span[1] * span[2] + 1, dtype=np.int64)
+    for i in range(n):
+        key = np.int64(0)
+        for a in range(3):
+            j = a - pad
+            k = np.int64(0)
+            if j >= 0:
+                side = z_side if a == 2 else col_side
+                k = np.int64(np.floor(np.float64(X[i, j]) / side)) - lo[a]
+            key = key * span[a] + k
+        keys[i] = key
+        starts[key + 1] += 1
+    for q in range(starts.shape[0] - 1):
+        starts[q + 1] += starts[q]
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        q = keys[i]
+        order[starts[q]] = i
+        starts[q] += 1
+    return order
+
+
+@numba.njit(cache=True, nogil=True)
 def _hash(a, b, mask):
     return (
         (a * np.int64(0x9E3779B97F4A7C15)) ^ (b * np.int64(0x632BE59BD9B4E019))
@@ -283,7 +343,8 @@ def _hash(a, b, mask):
 
 @numba.njit(cache=True, nogil=True)
 def gather_columns(X, weights, order, z_limit, col_side, z_side):
-    """The column index of rows ``X`` (padded to 3) sorted by ``order``.
+    """The column index of rows ``X`` (up to 3 features, padded to 3 in
+    front with zeros as they are read) sorted by ``order``.
 
     ``order`` sorts the rows by column, then by cell along the third axis.
     Cells along it are merged by twos until each column's dense run of cells
@@ -294,7 +355,8 @@ def gather_columns(X, weights, order, z_limit, col_side, z_side):
     coordinates relative to the column's origin, at every cell boundary,
     and the hash of the columns (two cell coordinates to column number).
     """
-    n = X.shape[0]
+    n, n_features = X.shape
+    pad = 3 - n_features
     weighted = weights.shape[0] > 0
     coords = np.empty((3, n))
     row_w = np.empty(n if weighted else 0)
@@ -307,7 +369,7 @@ def gather_columns(X, weights, order, z_limit, col_side, z_side):
         if weighted:
             row_w[r] = weights[i]
         for a in range(3):
-            x = X[i, a]
+            x = np.float64(X[i, a - pad]) if a >= pad else 0.0
             coords[a, r] = x
             side = z_side if a == 2 else col_side
             sorted_cells[r, a] = np.int64(np.floor(x / side))

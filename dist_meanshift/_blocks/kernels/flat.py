@@ -315,22 +315,26 @@ def _column_index(X, sample_weight, h):
     scale = float(np.abs(X).max(initial=0.0)) + col_side
     if n_features > _COLUMN_FEATURES or scale / z_side >= 2.0**52:
         return None
-    padded = np.zeros((n, 3))
-    padded[:, 3 - n_features :] = X
-    cells, lo, hi = loops.column_cells(padded, n_features - 1, col_side, z_side)
+    lo, hi = loops.column_bounds(X, col_side, z_side)
     span = hi - lo + 1
-    if count_cells(span) < 2.0**62:
-        strides = np.array([span[1] * span[2], span[2], 1], dtype=np.int64)
-        keys = cells[:, 2] - lo[2]  # (cells - lo) @ strides, a column at a time
-        for a in (0, 1):
-            keys += (cells[:, a] - lo[a]) * strides[a]
-        order, _ = sorted_runs(keys)
-    else:  # a huge, sparse grid
-        order = np.lexsort((cells[:, 2], cells[:, 1], cells[:, 0]))
+    if count_cells(span) <= _COUNTING_BINS_PER_ROW * n + (1 << 16):
+        order = loops.column_order(X, lo, span, col_side, z_side)
+    else:  # a grid of many more cells than rows: sorted by key
+        padded = np.zeros((n, 3))
+        padded[:, 3 - n_features :] = X
+        cells, lo, hi = loops.column_cells(padded, n_features - 1, col_side, z_side)
+        if count_cells(span) < 2.0**62:
+            strides = np.array([span[1] * span[2], span[2], 1], dtype=np.int64)
+            keys = cells[:, 2] - lo[2]  # (cells - lo) @ strides, a column at a time
+            for a in (0, 1):
+                keys += (cells[:, a] - lo[a]) * strides[a]
+            order, _ = sorted_runs(keys)
+        else:  # a huge, sparse grid
+            order = np.lexsort((cells[:, 2], cells[:, 1], cells[:, 0]))
     gathered = loops.gather_columns(
-        padded,
+        X,
         _row_weights(sample_weight),
-        order.astype(np.int64),
+        np.asarray(order, dtype=np.int64),
         4 * n + (1 << 16),
         col_side,
         z_side,
@@ -346,6 +350,11 @@ def _column_index(X, sample_weight, h):
         **fields,
     )
 
+
+#: Grids of at most this many cells a row (and 65,536 more) order their rows
+#: by a counting sort (:func:`._flat_loops.column_order`: a count per cell);
+#: sparser ones by sorting the rows' keys.
+_COUNTING_BINS_PER_ROW = 4
 
 #: What :func:`._flat_loops.gather_columns` returns, in order.
 _GATHERED = (
