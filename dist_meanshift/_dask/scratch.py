@@ -12,8 +12,9 @@ Each chunk's index is one file (a JSON header, then the arrays' bytes,
 uncompressed), written under a temporary name and put in place when
 complete (as outputs are: ``_outputs.written``), and read back by mapping
 it: a pass reads only the pages its sums touch. A file that is missing or
-cut short fails to load (zarr would read a missing chunk as fill values). The directory is made with :func:`tempfile.mkdtemp` (new, private to this user)
-under Dask's ``temporary-directory`` and removed when the fit ends.
+cut short fails to load (zarr would read a missing chunk as fill values).
+The directory is made with :func:`tempfile.mkdtemp` (new, private to this
+user) under Dask's ``temporary-directory`` and removed when the fit ends.
 """
 
 from __future__ import annotations
@@ -145,34 +146,34 @@ def _save(made, X, path):
     name, dtype, shape and offset), then every array's bytes, aligned: read
     back by mapping the file, one open and no copy (:func:`read_index`).
     """
-    arrays, slab_scalars = [], []
-    for index in made:
+    slab_scalars, entries, values, end = [], [], [], 0
+    for i, index in enumerate(made):
         fields = vars(index)
         slab_scalars.append({name: _scalar(fields[name]) for name in _SCALARS})
-        arrays.append(
-            {
-                name: np.ascontiguousarray(value)
-                for name, value in fields.items()
-                if name not in _SCALARS
-            }
-        )
-    entries, values, end = [], [], 0
-    for i, slab in enumerate(arrays):
-        for name, value in slab.items():
-            offset = -(-end // _ALIGN) * _ALIGN
+        for name, value in fields.items():
+            if name in _SCALARS:
+                continue
+            value = np.ascontiguousarray(value)
+            offset = _aligned(end)
             entries.append([i, name, value.dtype.str, list(value.shape), offset])
             values.append(value)
             end = offset + value.nbytes
     header = json.dumps(
         {"shape": list(X.shape), "scalars": slab_scalars, "arrays": entries}
     ).encode()
-    start = -(-(len(_MAGIC) + 8 + len(header)) // _ALIGN) * _ALIGN
+    start = _aligned(len(_MAGIC) + 8 + len(header))
     with written(path) as temporary, open(temporary, "wb") as file:
         file.write(_MAGIC + len(header).to_bytes(8, "little") + header)
         for entry, value in zip(entries, values, strict=True):
             file.seek(start + entry[4])
             file.write(memoryview(value).cast("B"))
         file.truncate(start + end)
+
+
+def _aligned(n):
+    """``n`` bytes rounded up to a multiple of ``_ALIGN``: where the arrays
+    start after the header, and each after the one before."""
+    return -(-n // _ALIGN) * _ALIGN
 
 
 def _scalar(value):
@@ -195,22 +196,23 @@ def read_index(path):
         if not head.startswith(_MAGIC):
             raise ValueError(f"{path} is not a chunk's cell index: remove it")
         header = json.loads(file.read(int.from_bytes(head[len(_MAGIC) :], "little")))
-        start = -(-file.tell() // _ALIGN) * _ALIGN
+        start = _aligned(file.tell())
         size = os.fstat(file.fileno()).st_size
-        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
     fields = [dict(scalars) for scalars in header["scalars"]]
     for i, name, dtype, shape, offset in header["arrays"]:
         dtype = np.dtype(dtype)
         count = math.prod(shape)
+        if not count:  # no bytes (unweighted rows' weights), wherever it is
+            fields[i][name] = np.empty(shape, dtype)
+            continue
         if start + offset + count * dtype.itemsize > size:
             raise ValueError(
                 f"the chunk's cell index {path} is cut short: "
                 "keep the scratch directory until the fit ends"
             )
-        fields[i][name] = (
-            np.frombuffer(mapped, dtype=dtype, count=count, offset=start + offset)
-            if count
-            else np.empty(0, dtype)
+        fields[i][name] = np.frombuffer(
+            mapped, dtype=dtype, count=count, offset=start + offset
         ).reshape(shape)
     return PreparedRows([ColumnIndex(**f) for f in fields], tuple(header["shape"]))
 

@@ -322,7 +322,7 @@ def _column_index(X, sample_weight, h):
     else:  # a grid of many more cells than rows: sorted by key
         padded = np.zeros((n, 3))
         padded[:, 3 - n_features :] = X
-        cells, lo, hi = loops.column_cells(padded, n_features - 1, col_side, z_side)
+        cells, _, _ = loops.column_cells(padded, n_features - 1, col_side, z_side)
         if count_cells(span) < 2.0**62:
             strides = np.array([span[1] * span[2], span[2], 1], dtype=np.int64)
             keys = cells[:, 2] - lo[2]  # (cells - lo) @ strides, a column at a time
