@@ -56,7 +56,7 @@ def _same(result, reference):
 @pytest.mark.parametrize("cluster", list(CLUSTERS), ids=list(CLUSTERS))
 def test_worker_counts_threads_and_processes_agree(reference, store, cluster):
     with (
-        LocalCluster(**CLUSTERS[cluster], dashboard_address=None) as lc,
+        LocalCluster(**CLUSTERS[cluster], dashboard_address=":0") as lc,
         Client(lc),
     ):
         _same(_fit(X), reference)

@@ -32,7 +32,7 @@ def cluster(tmp_path):
     with (
         dask.config.set({"temporary-directory": str(base)}),
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
         ) as lc,
         Client(lc),
     ):
