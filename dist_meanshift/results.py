@@ -29,6 +29,11 @@ from ._outputs import (
 )
 from .errors import InputError, one_line, shown
 
+# Labels are small integers: Blosc's lz4 over bit planes writes a 2M-row int8
+# chunk in 3.0 ms and 759 kB, against 20.8 ms and 890 kB for zarr's default
+# zstd (measured here; at 200M rows the default was some 0.4 of a data read).
+LABEL_CODEC = zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
+
 
 def create_output(path, attrs, *, overwrite=False, inputs=()):
     """Create a result group marked incomplete, replacing an older output.
@@ -133,6 +138,7 @@ def finish_result(group, *, labels, centers, attrs, before_complete=None):
         shape=labels.shape,
         dtype=label_dtype,
         chunks=(rows,),
+        compressors=LABEL_CODEC,
         overwrite=True,
         config=EVERY_CHUNK,
     )

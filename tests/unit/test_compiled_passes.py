@@ -42,6 +42,7 @@ def _numpy(fn, *args, **kwargs):
         mp.setattr(binning, "COMPILED_MIN_ROWS", 1 << 60)
         mp.setattr(labels, "COMPILED_MIN_ROWS", 1 << 60)
         mp.setattr(flat, "_ROW_SUMS_MIN_ROWS", 1 << 60)
+        mp.setattr(binning, "_loops_loaded", lambda: False)
         return fn(*args, **kwargs)
 
 
@@ -332,3 +333,22 @@ def test_column_index_by_counting_sort_is_the_sorted_keys_one(
         monkeypatch.undo()
         for name, value in vars(counted).items():
             np.testing.assert_array_equal(value, vars(sorted_)[name], err_msg=name)
+
+
+def test_small_tables_merge_compiled_once_the_loops_are_loaded(monkeypatch):
+    # Two chunks' tables under COMPILED_MIN_ROWS cells in all, in a process
+    # whose binning loaded the compiled loops: merged by them, to the bit as
+    # the sort merges them.
+    from dist_meanshift._blocks import _loops
+
+    X, w = _blocks_of(np.float64, True)
+    parts = [cell_sums(X[:4000], 0.3, w[:4000]), cell_sums(X[4000:], 0.3, w[4000:])]
+    merged, merge = [], _loops.merge_tables
+    monkeypatch.setattr(
+        _loops, "merge_tables", lambda *a: merged.append(1) or merge(*a)
+    )
+    got = binning.combine_cell_sums(*parts)
+    assert merged and sum(len(p[0]) for p in parts) < binning.COMPILED_MIN_ROWS
+    want = _numpy(binning.combine_cell_sums, *parts)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
